@@ -1,0 +1,82 @@
+"""``python -m devkafka``: run a single-node Kafka broker in the foreground until Ctrl-C/SIGTERM.
+
+``python -m devkafka --fetch-only`` only makes sure the broker jars are in the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from devkafka.broker import EmbeddedKafka
+from devkafka.errors import BrokerError
+from devkafka.jars import ensure_kafka_jars
+from devkafka.version import selected_kafka_version
+
+logger = logging.getLogger("devkafka")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devkafka", description=__doc__)
+    parser.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
+    parser.add_argument(
+        "--controller-port", type=int, default=None, help="KRaft controller port (default: free)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep logs and data here across runs (default: a temporary folder, removed at exit)",
+    )
+    parser.add_argument("--heap", default="512m", help="JVM maximum heap (default 512m)")
+    parser.add_argument(
+        "--fetch-only", action="store_true", help="fetch the broker jars into the cache and exit"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = parse_args(argv)
+    version = selected_kafka_version()
+    try:
+        if args.fetch_only:
+            logger.info("Apache Kafka %s jars: %s", version, ensure_kafka_jars(version))
+            return 0
+        broker = EmbeddedKafka(
+            port=args.port,
+            controller_port=args.controller_port,
+            workdir=args.data_dir,
+            kafka_version=version,
+            heap=args.heap,
+        )
+        # A plain flag: an Event set from a signal handler can deadlock on its own lock.
+        stop_requested: list[int] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda received, _frame: stop_requested.append(received))
+        with broker:
+            logger.info(
+                "Apache Kafka %s serving at %s (started in %.1f s); log: %s",
+                version,
+                broker.bootstrap_servers,
+                broker.last_start_seconds or 0.0,
+                broker.log_path,
+            )
+            while not stop_requested:
+                time.sleep(0.5)  # supervision tick; signals interrupt it
+                if not broker.is_running():
+                    logger.error("the broker exited; last log lines:\n%s", broker.log_tail())
+                    return 1
+            logger.info("stopping the broker")
+        return 0
+    except BrokerError as exc:
+        logger.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

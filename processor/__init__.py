@@ -1,0 +1,1 @@
+"""The meetings pipeline processor service."""

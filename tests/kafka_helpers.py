@@ -1,0 +1,97 @@
+"""Helpers for tests that talk to a real broker: unique names, topics, bounded waits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+ConsumerRecord = Any  # aiokafka.structs.ConsumerRecord; aiokafka ships no type information
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def unique_name(prefix: str) -> str:
+    """A topic or group name no other test (or earlier run on the same cluster) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def create_topic(
+    bootstrap_servers: str,
+    name: str,
+    *,
+    partitions: int = 1,
+    config: Mapping[str, str] | None = None,
+) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    num_partitions=partitions,
+                    replication_factor=1,
+                    topic_configs=dict(config or {}),
+                )
+            ]
+        )
+    finally:
+        await admin.close()
+    return name
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]],
+    *,
+    what: str,
+    within: float = DEFAULT_TIMEOUT,
+    interval: float = 0.05,
+) -> None:
+    """Poll ``condition`` until it holds; fail with ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        outcome = condition()
+        if not isinstance(outcome, bool):
+            outcome = await outcome
+        if outcome:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)  # polling interval of a condition wait
+
+
+async def consume_until(
+    consumer: AIOKafkaConsumer,
+    done: Callable[[list[ConsumerRecord]], bool],
+    *,
+    what: str,
+    within: float = DEFAULT_TIMEOUT,
+) -> list[ConsumerRecord]:
+    """Collect records until ``done(records)`` holds; fail after ``within`` seconds."""
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + within
+    while not done(records):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(
+                f"timed out after {within:.0f} s waiting for {what}; got {len(records)} records: "
+                f"{[record.value for record in records][:20]}"
+            )
+        batches = await consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
+        for partition_records in batches.values():
+            records.extend(partition_records)
+    return records
+
+
+async def consume_count(
+    consumer: AIOKafkaConsumer, count: int, *, within: float = DEFAULT_TIMEOUT
+) -> list[ConsumerRecord]:
+    return await consume_until(
+        consumer, lambda records: len(records) >= count, what=f"{count} records", within=within
+    )
