@@ -41,8 +41,9 @@ run: kafka-jars
 	@echo "for now it starts the broker alone on 127.0.0.1:9092 (Ctrl-C stops it)."
 	$(BIN)/python -m devkafka --port 9092
 
+# Throughput figures, each against a baseline measured in the same run (see README).
 bench: $(INSTALLED)
-	@echo "make bench: no benchmarks yet"
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

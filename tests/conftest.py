@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
 
 from devkafka import BrokerError, EmbeddedKafka
 from tests.kafka_helpers import create_topic, unique_name
@@ -122,3 +123,9 @@ def new_topic(kafka_bootstrap: str) -> TopicFactory:
         )
 
     return create
+
+
+# Shared 2-core machines stall now and then: no per-example deadline, and always print the
+# blob that reproduces a failure.
+settings.register_profile("default", deadline=None, print_blob=True)
+settings.load_profile("default")

@@ -1,0 +1,17 @@
+"""``python -m bench`` (``make bench``): every benchmark, each against its same-run baseline."""
+
+import sys
+
+from bench import decode
+from bench.report import emit
+
+
+def main() -> int:
+    emit("meetings-pipeline benchmarks (ratios are the figures to compare across machines)")
+    emit()
+    decode.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Timestamps as published: ISO-8601 UTC with millisecond precision and ``Z`` (SPEC §4).
+
+msgspec writes datetimes with microseconds, so published structs carry timestamps as strings
+in exactly this form; these helpers convert at the edges.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+
+Timestamp = Annotated[
+    str,
+    Meta(
+        description="ISO-8601 UTC timestamp with milliseconds, e.g. 2021-11-02T15:53:28.753Z",
+        extra_json_schema={"format": "date-time", "pattern": _PATTERN},
+    ),
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DATETIME_DECODER = msgspec.json.Decoder(Annotated[datetime, Meta(tz=True)])
+
+
+def to_epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the Unix epoch (sub-millisecond digits are dropped)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_epoch_ms(epoch_ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=epoch_ms)
+
+
+def format_epoch_ms(epoch_ms: int) -> Timestamp:
+    moment = from_epoch_ms(epoch_ms)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{epoch_ms % 1000:03d}Z"
+
+
+def format_timestamp(moment: datetime) -> Timestamp:
+    return format_epoch_ms(to_epoch_ms(moment))
+
+
+def parse_timestamp(text: str) -> datetime:
+    """The inverse of ``format_timestamp`` (accepts any RFC 3339 timestamp with a zone)."""
+    parsed: datetime = _DATETIME_DECODER.decode(msgspec.json.encode(text))
+    return parsed.astimezone(UTC)
