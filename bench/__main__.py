@@ -2,7 +2,7 @@
 
 import sys
 
-from bench import decode
+from bench import decode, ingest
 from bench.report import emit
 
 
@@ -10,6 +10,8 @@ def main() -> int:
     emit("meetings-pipeline benchmarks (ratios are the figures to compare across machines)")
     emit()
     decode.run()
+    emit()
+    ingest.run()
     return 0
 
 

@@ -115,12 +115,12 @@ def _explain(
     return DecodeFailure(
         reason=FailureReason.INVALID_CALLBACK,
         message=f"{event}: {message}{where}",
-        path=_error_path(message),
+        path=validation_error_path(message),
         event=event,
     )
 
 
-def _error_path(message: str) -> str:
+def validation_error_path(message: str) -> str:
     """JSON path of a msgspec validation error; a missing field's path names the field."""
     located = _PATH.search(message)
     path = located.group(1) if located else "$"

@@ -1,0 +1,91 @@
+"""Fixtures for ingest tests: a unique raw topic, the app under test, and a raw-topic reader."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from aiokafka import AIOKafkaConsumer
+
+from ingest.app import init_app
+from ingest.settings import IngestSettings
+from tests.conftest import TopicFactory
+from tests.kafka_helpers import ConsumerRecord, consume_until
+
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def raw_topic(new_topic: TopicFactory) -> str:
+    return await new_topic("raw", partitions=4)
+
+
+@pytest.fixture
+def ingest_settings(kafka_bootstrap: str, raw_topic: str) -> IngestSettings:
+    return IngestSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        raw_topic=raw_topic,
+        produce_timeout_s=5.0,
+        readiness_interval_s=0.2,
+    )
+
+
+@pytest.fixture
+async def make_client(ingest_settings: IngestSettings) -> AsyncIterator[ClientFactory]:
+    """``await make_client(**setting_overrides)``: the real app on a real port, real producer."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def make(**overrides: Any) -> TestClient[Any, Any]:
+        client = TestClient(
+            TestServer(init_app(replace(ingest_settings, **overrides))),
+            headers={"Content-Type": "application/json"},  # as Vonage sends
+        )
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> TestClient[Any, Any]:
+    return await make_client()
+
+
+@asynccontextmanager
+async def raw_reader(bootstrap: str, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def read_raw(
+    bootstrap: str, topic: str, *, until_body: bytes, within: float = 30.0
+) -> list[ConsumerRecord]:
+    """Every record of ``topic`` up to and including one whose value is ``until_body``."""
+    async with raw_reader(bootstrap, topic) as consumer:
+        return await consume_until(
+            consumer,
+            lambda records: any(r.value == until_body for r in records),
+            what=f"the record {until_body[:60]!r}",
+            within=within,
+        )
+
+
+def header_map(record: ConsumerRecord) -> dict[str, bytes]:
+    return dict(record.headers)

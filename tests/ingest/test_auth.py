@@ -1,0 +1,145 @@
+"""Authentication: shared token and Vonage-style signed callbacks (SPEC §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import replace
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient
+
+from ingest.settings import IngestSettings
+from schemas.env import Secret
+from tests.callback_fixtures import valid_body
+from tests.ingest.conftest import ClientFactory, read_raw
+
+TOKEN = "a-long-shared-callback-token"
+SECRET = "signature-secret-of-the-meetings-application"
+BODY = valid_body("session-started.json")
+
+
+def signed(body: bytes, *, secret: str = SECRET, **claims: Any) -> dict[str, str]:
+    now = int(time.time())
+    payload: dict[str, Any] = {
+        "iat": now,
+        "exp": now + 300,
+        "payload_hash": hashlib.sha256(body).hexdigest(),
+    }
+    payload.update(claims)
+    payload = {k: v for k, v in payload.items() if v is not None}
+    return {"Authorization": f"Bearer {jwt.encode(payload, secret, algorithm='HS256')}"}
+
+
+async def unauthorized(client: TestClient[Any, Any], **request: Any) -> str:
+    response = await client.post("/callbacks", data=request.pop("data", BODY), **request)
+    assert response.status == 401
+    payload = await response.json()
+    assert payload["error"] == "unauthorized"
+    return str(payload["detail"])
+
+
+async def test_token_in_header_or_query_passes(make_client: ClientFactory) -> None:
+    client = await make_client(auth_token=Secret(TOKEN))
+    by_header = await client.post("/callbacks", data=BODY, headers={"X-Callback-Token": TOKEN})
+    by_query = await client.post(f"/callbacks?token={TOKEN}", data=BODY)
+    assert (by_header.status, by_query.status) == (204, 204)
+
+
+async def test_missing_or_wrong_token_is_401(make_client: ClientFactory) -> None:
+    client = await make_client(auth_token=Secret(TOKEN))
+    assert await unauthorized(client) == "missing token"
+    assert await unauthorized(client, headers={"X-Callback-Token": TOKEN + "x"}) == "wrong token"
+    assert await unauthorized(client, params={"token": TOKEN[:-1]}) == "wrong token"
+
+
+async def test_a_good_signed_callback_passes(make_client: ClientFactory) -> None:
+    client = await make_client(jwt_secret=Secret(SECRET))
+    response = await client.post("/callbacks", data=BODY, headers=signed(BODY))
+    assert response.status == 204
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "missing bearer token"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "missing bearer token"),
+        ({"Authorization": "Bearer not.a.jwt"}, "invalid token"),
+        (signed(BODY, secret="another-secret-entirely-different-here"), "invalid token"),
+        (signed(BODY, exp=int(time.time()) - 3600), "expired token"),
+        (signed(BODY, nbf=int(time.time()) + 3600), "token not valid yet"),
+        (signed(b'{"event": "other"}'), "payload_hash does not match the body"),
+    ],
+    ids=["none", "basic", "garbage", "wrong-secret", "expired", "not-yet", "body-mismatch"],
+)
+async def test_bad_signed_callbacks_are_401(
+    make_client: ClientFactory, headers: dict[str, str], reason: str
+) -> None:
+    client = await make_client(jwt_secret=Secret(SECRET))
+    assert await unauthorized(client, headers=headers) == reason
+
+
+async def test_unsigned_algorithm_none_is_refused(make_client: ClientFactory) -> None:
+    client = await make_client(jwt_secret=Secret(SECRET))
+    forged = jwt.encode({"payload_hash": hashlib.sha256(BODY).hexdigest()}, None, algorithm="none")
+    assert await unauthorized(client, headers={"Authorization": f"Bearer {forged}"}) == (
+        "invalid token"
+    )
+
+
+async def test_payload_hash_is_checked_against_the_raw_bytes(make_client: ClientFactory) -> None:
+    client = await make_client(jwt_secret=Secret(SECRET))
+    # Same JSON value, different bytes: a re-serialisation would wrongly pass.
+    reformatted = BODY.replace(b"    ", b"  ")
+    assert reformatted != BODY
+    assert await unauthorized(client, data=reformatted, headers=signed(BODY)) == (
+        "payload_hash does not match the body"
+    )
+
+
+async def test_payload_hash_modes(make_client: ClientFactory) -> None:
+    without_hash = signed(BODY, payload_hash=None)
+    lenient = await make_client(jwt_secret=Secret(SECRET), jwt_payload_hash="if_present")
+    assert (await lenient.post("/callbacks", data=BODY, headers=without_hash)).status == 204
+    strict = await make_client(jwt_secret=Secret(SECRET), jwt_payload_hash="required")
+    assert await unauthorized(strict, headers=without_hash) == "token has no payload_hash"
+    off = await make_client(jwt_secret=Secret(SECRET), jwt_payload_hash="off")
+    mismatched = signed(b"{}")
+    assert (await off.post("/callbacks", data=BODY, headers=mismatched)).status == 204
+
+
+async def test_clock_skew_within_the_leeway_is_tolerated(make_client: ClientFactory) -> None:
+    client = await make_client(jwt_secret=Secret(SECRET), jwt_leeway_s=60)
+    slightly_expired = signed(BODY, exp=int(time.time()) - 30)
+    assert (await client.post("/callbacks", data=BODY, headers=slightly_expired)).status == 204
+
+
+async def test_token_and_signature_together_must_both_pass(make_client: ClientFactory) -> None:
+    client = await make_client(auth_token=Secret(TOKEN), jwt_secret=Secret(SECRET))
+    token_only = {"X-Callback-Token": TOKEN}
+    assert await unauthorized(client, headers=token_only) == "missing bearer token"
+    both = {**token_only, **signed(BODY)}
+    assert (await client.post("/callbacks", data=BODY, headers=both)).status == 204
+
+
+async def test_refused_callbacks_are_not_stored(
+    make_client: ClientFactory, ingest_settings: IngestSettings
+) -> None:
+    client = await make_client(auth_token=Secret(TOKEN))
+    await unauthorized(client, headers={"X-Callback-Token": "wrong"})
+    sentinel = valid_body("session-ended.json")
+    accepted = await client.post("/callbacks", data=sentinel, headers={"X-Callback-Token": TOKEN})
+    assert accepted.status == 204
+    records = await read_raw(
+        ingest_settings.kafka_bootstrap_servers, ingest_settings.raw_topic, until_body=sentinel
+    )
+    assert [record.value for record in records] == [sentinel]
+
+
+def test_secrets_never_appear_in_settings_repr(ingest_settings: IngestSettings) -> None:
+    configured = replace(ingest_settings, auth_token=Secret(TOKEN), jwt_secret=Secret(SECRET))
+    assert TOKEN not in repr(configured)
+    assert SECRET not in repr(configured)
+    assert TOKEN not in str(configured.auth_token)
