@@ -8,11 +8,11 @@ import sys
 
 import uvloop
 
-from ingest.logs import configure_logging
 from ingest.server import serve
 from ingest.settings import load_settings
 from ingest.supervisor import WORKER_VARIABLE, supervise
 from schemas.env import SettingsError
+from schemas.logs import configure_logging
 
 logger = logging.getLogger("ingest")
 

@@ -22,12 +22,12 @@ from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter
 
 from ingest.auth import Authenticator
-from ingest.logs import FIELDS_ATTRIBUTE
 from ingest.metrics import ACCEPTED_BYTES, IN_FLIGHT, READY, REQUESTS
 from ingest.prometheus import render_metrics
 from ingest.publisher import PublishError, RawPublisher
 from ingest.settings import IngestSettings
 from ingest.validation import Rejection, check_content_type, inspect_body
+from schemas.logs import FIELDS_ATTRIBUTE
 from schemas.topics import (
     HEADER_CONTENT_TYPE,
     HEADER_RECEIVED_AT,

@@ -14,8 +14,8 @@ import signal
 from aiohttp import web
 
 from ingest.app import begin_shutdown, init_app
-from ingest.logs import FIELDS_ATTRIBUTE
 from ingest.settings import IngestSettings
+from schemas.logs import FIELDS_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
 

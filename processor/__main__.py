@@ -1,11 +1,64 @@
-"""``python -m processor``: the processor service entry point."""
+"""``python -m processor``: the stream processor (settings from the environment, see README).
 
+``python -m processor topics`` creates or checks the topics and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
 import sys
 
+import uvloop
+from aiohttp import web
 
-def main() -> int:
-    sys.stderr.write("processor: not implemented yet\n")
-    return 1
+from processor.http import init_http_app
+from processor.runtime import ProcessorService
+from processor.settings import ProcessorSettings, load_settings
+from processor.topics import TopicLayoutError, ensure_topics
+from schemas.env import SettingsError
+from schemas.logs import configure_logging
+
+logger = logging.getLogger("processor")
+
+
+async def serve(settings: ProcessorSettings) -> int:
+    report = await ensure_topics(settings)
+    for line in report.describe():
+        logger.info("%s", line)
+    service = ProcessorService(settings)
+    runner = web.AppRunner(init_http_app(service), access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await service.run(stop)
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["topics"]:
+        from processor.topics import main as topics_main
+
+        return topics_main(args[1:])
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        sys.stderr.write(f"processor: {exc}\n")
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        return uvloop.run(serve(settings))
+    except TopicLayoutError as exc:
+        logger.error("%s", exc)
+        return 2
 
 
 if __name__ == "__main__":

@@ -77,3 +77,6 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     """Whether ``session:started`` was seen (else ``started_at`` came from ``session:ended``)."""
     summary: SessionSummary | None = None
     """The summary of the latest ``session.ended`` published; ``None`` until the session ends."""
+    last_received_at: Timestamp | None = None
+    """Latest ingest receive time of a callback that changed the session (wall clock): idle
+    expiry and retention are measured from it."""

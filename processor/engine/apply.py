@@ -67,7 +67,12 @@ def apply(session: Session | None, callback: SessionCallback, received_at_ms: in
     """Apply one callback; ``session`` is ``None`` for the first callback of a session."""
     at = event_time_ms(callback, received_at_ms)
     if session is None:
-        session = Session(session_id=callback.session_id, room_id=None, last_event_at=at)
+        session = Session(
+            session_id=callback.session_id,
+            room_id=None,
+            last_event_at=at,
+            last_received_at=received_at_ms,
+        )
     elif callback.session_id != session.session_id:
         raise ValueError(
             f"callback for session {callback.session_id} applied to session {session.session_id}"
@@ -81,6 +86,7 @@ def apply(session: Session | None, callback: SessionCallback, received_at_ms: in
     if not changed:
         return Applied(session=session, events=events, changed=False)
     session.last_event_at = max(session.last_event_at, at)
+    session.last_received_at = max(session.last_received_at, received_at_ms)
     revise_summary(session, events)
     session.version += 1
     return Applied(session=session, events=events, changed=True)

@@ -72,6 +72,9 @@ class Session:
     room_id: str | None
     last_event_at: int
     """Latest event time among the callbacks that changed a fact (duplicates do not count)."""
+    last_received_at: int = 0
+    """Latest ingest receive time (wall clock) among the callbacks that changed a fact: what
+    idle expiry and retention are measured from."""
     started_at: int | None = None
     """From ``session:started``; from ``session:ended`` only while ``session:started`` is unseen."""
     session_started_seen: bool = False

@@ -53,6 +53,7 @@ def snapshot(session: Session) -> SessionState:
         recording_active=closed_at is None
         and any(recording.status == "started" for recording in recordings),
         last_event_at=format_epoch_ms(session.last_event_at),
+        last_received_at=format_epoch_ms(session.last_received_at),
         version=session.version,
         participants=[
             _participant_record(session.participants[participant_id])
@@ -73,6 +74,7 @@ def restore(state: SessionState) -> Session:
         session_id=state.session_id,
         room_id=state.room_id,
         last_event_at=to_epoch_ms(parse_timestamp(state.last_event_at)),
+        last_received_at=_parse(state.last_received_at) or 0,
         started_at=_parse(state.started_at),
         session_started_seen=state.session_started_seen,
         ended_at=ended_at if state.status == "ended" else None,

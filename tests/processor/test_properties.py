@@ -64,7 +64,11 @@ def assert_everyone_left(fed: Replay) -> None:
 def final_facts(fed: Replay) -> SessionState:
     """The end state, minus what legitimately depends on the arrival order."""
     return msgspec.structs.replace(
-        snapshot(fed.current), version=0, last_event_at=None, summary=None
+        snapshot(fed.current),
+        version=0,
+        last_event_at=None,
+        last_received_at=None,
+        summary=None,
     )
 
 

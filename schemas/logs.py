@@ -1,4 +1,4 @@
-"""One JSON object per log line, for log pipelines. Configured only by the entry point."""
+"""Log lines as one JSON object each, for log pipelines; used by both services' entry points."""
 
 from __future__ import annotations
 

@@ -1,0 +1,137 @@
+"""Making a partition's batch durable: outputs, state snapshots and input offsets.
+
+* Exactly-once: one transactional producer per input partition, ``transactional_id`` derived
+  from group, topic and partition. aiokafka only supports group-based offset commits inside a
+  transaction, so fencing a previous owner of the partition needs the per-partition id (as Kafka
+  Streams did before KIP-447): starting the producer fences any zombie and aborts its open
+  transaction. A batch commits all-or-nothing.
+* At-least-once: one shared idempotent producer; outputs are acknowledged first, then the
+  consumer commits the offset. A crash in between repeats outputs (same event ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import IllegalOperation, KafkaError
+from aiokafka.structs import TopicPartition
+
+from processor.metrics import COMMIT_SECONDS, COMMITS
+from processor.runtime.partition import Batch
+from processor.settings import ProcessorSettings
+
+logger = logging.getLogger(__name__)
+
+
+class Committer(Protocol):
+    async def start(self) -> None: ...
+    async def commit(self, batch: Batch) -> None:
+        """Durable when it returns; raises (and leaves nothing half-visible) when it cannot."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+def transactional_id(settings: ProcessorSettings, partition: int) -> str:
+    return f"{settings.group_id}-{settings.topics.raw}-{partition}"
+
+
+class TransactionalCommitter:
+    def __init__(self, settings: ProcessorSettings, partition: int) -> None:
+        self._settings = settings
+        self._input = TopicPartition(settings.topics.raw, partition)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            transactional_id=transactional_id(settings, partition),
+            transaction_timeout_ms=settings.transaction_timeout_ms,
+            enable_idempotence=True,
+            client_id=f"meetings-processor-{partition}",
+            linger_ms=0,
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        await self._producer.start()  # InitProducerId: fences the partition's previous owner
+        self._started = True
+
+    async def commit(self, batch: Batch) -> None:
+        began = time.perf_counter()
+        producer = self._producer
+        await producer.begin_transaction()
+        try:
+            deliveries = [
+                await producer.send(
+                    output.topic,
+                    value=output.value,
+                    key=output.key,
+                    partition=output.partition,
+                    headers=list(output.headers),
+                )
+                for output in batch.outputs
+            ]
+            if batch.next_offset is not None:
+                await producer.send_offsets_to_transaction(
+                    {self._input: batch.next_offset}, self._settings.group_id
+                )
+            await producer.commit_transaction()
+            await asyncio.gather(*deliveries)
+        except BaseException:
+            COMMITS.labels(outcome="aborted").inc()
+            await self._abort()
+            raise
+        COMMITS.labels(outcome="committed").inc()
+        COMMIT_SECONDS.observe(time.perf_counter() - began)
+
+    async def _abort(self) -> None:
+        try:
+            await self._producer.abort_transaction()
+        except (IllegalOperation, KafkaError) as exc:  # not in a transaction, or fenced
+            logger.warning("could not abort the transaction of %s: %r", self._input, exc)
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            await self._producer.stop()
+
+
+class AtLeastOnceCommitter:
+    """Shares one producer and the group consumer with every other partition."""
+
+    def __init__(
+        self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer, partition: int, topic: str
+    ) -> None:
+        self._producer = producer
+        self._consumer = consumer
+        self._input = TopicPartition(topic, partition)
+
+    async def start(self) -> None:
+        return None
+
+    async def commit(self, batch: Batch) -> None:
+        began = time.perf_counter()
+        try:
+            deliveries = [
+                await self._producer.send(
+                    output.topic,
+                    value=output.value,
+                    key=output.key,
+                    partition=output.partition,
+                    headers=list(output.headers),
+                )
+                for output in batch.outputs
+            ]
+            await asyncio.gather(*deliveries)
+            if batch.next_offset is not None:
+                await self._consumer.commit({self._input: batch.next_offset})
+        except BaseException:
+            COMMITS.labels(outcome="aborted").inc()
+            raise
+        COMMITS.labels(outcome="committed").inc()
+        COMMIT_SECONDS.observe(time.perf_counter() - began)
+
+    async def stop(self) -> None:
+        return None

@@ -1,0 +1,265 @@
+"""One raw-topic partition's working state between commits: its sessions, and the outputs
+waiting to be committed with its input offsets.
+
+No Kafka I/O here: the runtime feeds records and clock ticks in and drains a ``Batch`` of
+outputs to commit atomically. This is where the poison-message policy lives: a record that
+cannot be decoded goes to the dead-letter topic with its reason and coordinates, and the
+partition moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from processor.engine import Session, apply, expire_idle, restore, room_expired_event, snapshot
+from processor.metrics import DERIVED_EVENTS, DLQ_RECORDS, RECORDS, SESSIONS_EXPIRED
+from processor.settings import TopicNames
+from schemas.callbacks import RoomExpiredCallback
+from schemas.codec import encode
+from schemas.decoding import DecodeFailure, decode_callback
+from schemas.events import (
+    DerivedEvent,
+    ParticipantJoinedEvent,
+    ParticipantLeftEvent,
+    RecordingEndedEvent,
+    RecordingReadyEvent,
+    RecordingStartedEvent,
+    RoomExpiredEvent,
+    SessionEndedEvent,
+    SessionStartedEvent,
+)
+from schemas.state import SessionState
+from schemas.topics import (
+    HEADER_DLQ_ERROR,
+    HEADER_DLQ_REASON,
+    HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
+)
+
+logger = logging.getLogger(__name__)
+
+PROCESSING_ERROR = "processing_error"
+"""DLQ reason for a decodable callback the engine failed on (a bug; logged with a traceback)."""
+EMPTY_RECORD = "empty_record"
+"""DLQ reason for a raw record without a value."""
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+class RawRecord(Protocol):
+    """The parts of an aiokafka ``ConsumerRecord`` the processor reads."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One record to produce in the partition's next commit."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    """``None`` is a tombstone (compacted state topic)."""
+    partition: int | None = None
+    """Explicit partition (state snapshots), else the key decides."""
+    headers: Headers = ()
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one commit makes durable for a partition, atomically in exactly-once mode."""
+
+    outputs: list[Output] = field(default_factory=list)
+    next_offset: int | None = None
+    """The input offset to commit: last consumed + 1; ``None`` when no input was consumed."""
+    input_records: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.outputs and self.next_offset is None
+
+
+class PartitionState:
+    """Sessions of one raw partition and the uncommitted work on them."""
+
+    def __init__(self, partition: int, topics: TopicNames, *, room_dedup_capacity: int) -> None:
+        self.partition = partition
+        self._topics = topics
+        self.sessions: dict[str, Session] = {}
+        self._dirty: dict[str, None] = {}  # insertion-ordered set of touched sessions
+        self._tombstones: dict[str, None] = {}
+        self._batch = Batch()
+        self._expired_rooms: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._room_capacity = room_dedup_capacity
+
+    # -- restore ---------------------------------------------------------------------------
+
+    def restore(self, states: Iterable[SessionState]) -> int:
+        """Load sessions from their latest snapshots; returns how many."""
+        restored = 0
+        for state in states:
+            self.sessions[state.session_id] = restore(state)
+            restored += 1
+        return restored
+
+    # -- input -----------------------------------------------------------------------------
+
+    @property
+    def pending_records(self) -> int:
+        return self._batch.input_records
+
+    @property
+    def has_pending(self) -> bool:
+        return not self._batch.empty or bool(self._dirty) or bool(self._tombstones)
+
+    def process(self, record: RawRecord) -> None:
+        """Apply one raw record; its outputs join the next batch and its offset is consumed."""
+        self._batch.next_offset = record.offset + 1
+        self._batch.input_records += 1
+        if record.value is None:
+            self._dead_letter(record, EMPTY_RECORD, "the raw record has no value")
+            return
+        decoded = decode_callback(record.value)
+        if isinstance(decoded, DecodeFailure):
+            self._dead_letter(record, decoded.reason, decoded.message)
+            return
+        try:
+            if isinstance(decoded, RoomExpiredCallback):
+                self._room_expired(decoded)
+            else:
+                applied = apply(self.sessions.get(decoded.session_id), decoded, record.timestamp)
+                if applied.changed:
+                    self.sessions[decoded.session_id] = applied.session
+                    self._dirty[decoded.session_id] = None
+                    self._tombstones.pop(decoded.session_id, None)
+                self._publish(applied.events)
+        except Exception as exc:
+            logger.exception(
+                "processing failed for %s[%d]@%d", record.topic, record.partition, record.offset
+            )
+            self._dead_letter(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+            return
+        RECORDS.labels(outcome="applied").inc()
+
+    def expire(self, now_ms: int, *, idle_timeout_ms: int, retention_ms: int) -> None:
+        """Close sessions idle for too long; drop finished ones past retention (tombstoned).
+
+        Both are measured from the session's last receive time, which is wall-clock time, so
+        they happen even when no further record arrives on the partition.
+        """
+        for session_id, session in list(self.sessions.items()):
+            idle_ms = now_ms - session.last_received_at
+            status = session.status
+            if status == "active":
+                if idle_ms > idle_timeout_ms:
+                    applied = expire_idle(session)
+                    self._dirty[session_id] = None
+                    self._publish(applied.events)
+                    SESSIONS_EXPIRED.labels(reason="idle").inc()
+                continue
+            # A timed-out session starts its retention when the timeout fired.
+            keep_ms = retention_ms + (idle_timeout_ms if status == "timed_out" else 0)
+            if idle_ms > keep_ms:
+                del self.sessions[session_id]
+                self._dirty.pop(session_id, None)
+                self._tombstones[session_id] = None
+                SESSIONS_EXPIRED.labels(reason="retention").inc()
+
+    # -- output ----------------------------------------------------------------------------
+
+    def drain(self) -> Batch:
+        """The batch to commit now: outputs so far plus one state record per touched session."""
+        batch, self._batch = self._batch, Batch()
+        for session_id in self._dirty:
+            batch.outputs.append(
+                Output(
+                    topic=self._topics.session_state,
+                    key=session_id.encode(),
+                    value=encode(snapshot(self.sessions[session_id])),
+                    partition=self.partition,
+                )
+            )
+        for session_id in self._tombstones:
+            batch.outputs.append(
+                Output(
+                    topic=self._topics.session_state,
+                    key=session_id.encode(),
+                    value=None,
+                    partition=self.partition,
+                )
+            )
+        self._dirty.clear()
+        self._tombstones.clear()
+        return batch
+
+    def _publish(self, events: list[DerivedEvent]) -> None:
+        for event in events:
+            topic, key = self._route(event)
+            self._batch.outputs.append(Output(topic=topic, key=key.encode(), value=encode(event)))
+            DERIVED_EVENTS.labels(type=type(event).__struct_config__.tag).inc()
+
+    def _route(self, event: DerivedEvent) -> tuple[str, str]:
+        """The topic and key of each derived event type (SPEC §4)."""
+        match event:
+            case SessionStartedEvent() | SessionEndedEvent():
+                return self._topics.sessions, event.session_id or ""
+            case ParticipantJoinedEvent() | ParticipantLeftEvent():
+                return self._topics.participants, event.session_id
+            case RecordingStartedEvent() | RecordingEndedEvent() | RecordingReadyEvent():
+                return self._topics.recordings, event.recording_id
+            case RoomExpiredEvent():
+                return self._topics.rooms, event.room_id
+            case _:
+                raise TypeError(f"no topic for {type(event).__name__}")
+
+    def _room_expired(self, callback: RoomExpiredCallback) -> None:
+        """Rooms have no session state; recent expiries are remembered to drop retries."""
+        identity = (callback.room_id, callback.expires_at.isoformat())
+        if identity in self._expired_rooms:
+            self._expired_rooms.move_to_end(identity)
+            return
+        self._expired_rooms[identity] = None
+        if len(self._expired_rooms) > self._room_capacity:
+            self._expired_rooms.popitem(last=False)
+        self._publish([room_expired_event(callback)])
+
+    def _dead_letter(self, record: RawRecord, reason: str, message: str) -> None:
+        logger.warning(
+            "dead-lettered %s[%d]@%d: %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+            message,
+        )
+        headers: Headers = (
+            *record.headers,
+            (HEADER_DLQ_REASON, reason.encode()),
+            (HEADER_DLQ_ERROR, message.encode()[:1000]),
+            (HEADER_SOURCE_TOPIC, record.topic.encode()),
+            (HEADER_SOURCE_PARTITION, str(record.partition).encode()),
+            (HEADER_SOURCE_OFFSET, str(record.offset).encode()),
+        )
+        self._batch.outputs.append(
+            Output(topic=self._topics.dlq, key=record.key, value=record.value, headers=headers)
+        )
+        RECORDS.labels(outcome="dlq").inc()
+        DLQ_RECORDS.labels(reason=str(reason)).inc()

@@ -1,0 +1,65 @@
+"""Read a partition's sessions back from the compacted ``meetings.session-state`` topic.
+
+The state topic is the processor's changelog: partition *p* holds the latest ``SessionState`` of
+every session of raw partition *p*. Reading it from the beginning to its last stable offset
+(``read_committed``) gives exactly the state the last committed transaction left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from schemas.codec import decode_state
+from schemas.state import SessionState
+
+logger = logging.getLogger(__name__)
+
+
+async def read_sessions(
+    bootstrap_servers: str, topic: str, partitions: Iterable[int]
+) -> dict[int, list[SessionState]]:
+    """The latest state of every live session, per partition (tombstoned sessions left out)."""
+    wanted = [TopicPartition(topic, partition) for partition in partitions]
+    if not wanted:
+        return {}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        # Also the reset policy: seek_to_beginning right after assign() can lose a race
+        # against the default ("latest") reset in aiokafka.
+        auto_offset_reset="earliest",
+        client_id="meetings-processor-restore",
+    )
+    await consumer.start()
+    try:
+        consumer.assign(wanted)
+        # With read_committed this is the last stable offset: everything committed so far.
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(wanted)
+        await consumer.seek_to_beginning(*wanted)
+        latest: dict[TopicPartition, dict[bytes, bytes]] = {tp: {} for tp in wanted}
+        remaining = {tp for tp in wanted if ends[tp] > 0}
+        began = time.monotonic()
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.value is None:
+                        latest[tp].pop(record.key, None)
+                    else:
+                        latest[tp][record.key] = record.value
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        logger.debug("read %s in %.3f s", [tp.partition for tp in wanted], time.monotonic() - began)
+    finally:
+        await consumer.stop()
+    return {
+        tp.partition: [decode_state(value) for value in values.values()]
+        for tp, values in latest.items()
+    }

@@ -1,0 +1,408 @@
+"""Topic provisioning: create the SPEC §4 topics that are missing and check the ones that exist.
+
+Partition counts. Every topic keyed by ``session_id`` (``co_partitioned`` in ``schemas.topics``)
+must have the raw topic's partition count, because the processor writes the state of raw
+partition *p* to partition *p* of the session-state topic. The raw topic is authoritative: when it
+already exists, the missing session-keyed topics are created with *its* count and
+``TOPIC_PARTITIONS`` only applies to topics that are not co-partitioned (a keyed topic cannot be
+resized without moving keys, so refusing to start would only force the operator to copy a number
+the cluster already knows). If the raw topic is missing but other session-keyed topics exist and
+agree, their count is used for it. Existing session-keyed topics whose count differs are an error
+nobody can repair automatically: ``TopicLayoutError`` names them and the way out.
+
+Existing topics must also have the cleanup policy of their contract (above all the session-state
+topic, the processor's changelog, must be compacted and never deleted by time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    RequestTimedOutError,
+    TopicAlreadyExistsError,
+)
+
+from processor.settings import ProcessorSettings, load_settings
+from schemas.env import SettingsError
+from schemas.logs import configure_logging
+from schemas.topics import (
+    DLQ,
+    PARTICIPANTS,
+    RAW,
+    RECORDINGS,
+    ROOMS,
+    SESSION_STATE,
+    SESSIONS,
+    CleanupPolicy,
+    TopicContract,
+)
+
+logger = logging.getLogger("processor.topics")  # also when run as __main__
+
+DEFAULT_TIMEOUT_S = 30.0
+"""Bound on reaching the cluster and on each admin request."""
+
+_CLEANUP_POLICY = "cleanup.policy"
+_RETENTION_MS = "retention.ms"
+
+
+class TopicLayoutError(Exception):
+    """The topics on the cluster do not fit SPEC §4 (or cannot be created); not retriable:
+    an operator has to act, the message says how."""
+
+
+class KafkaUnreachableError(Exception):
+    """The cluster did not answer within the timeout; retriable once it is reachable again."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPlan:
+    """One topic as the processor wants it."""
+
+    name: str
+    partitions: int
+    cleanup_policy: CleanupPolicy
+    config: Mapping[str, str]
+    """Topic configs for creation (``cleanup.policy``, ``retention.ms``)."""
+    co_partitioned: bool
+    """Must have the raw topic's partition count (SPEC §4 Partitioning)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStatus:
+    name: str
+    partitions: int
+    cleanup_policy: CleanupPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionReport:
+    """What ``ensure_topics`` created and found."""
+
+    bootstrap_servers: str
+    co_partitions: int
+    """The partition count shared by the raw topic and every session-keyed topic."""
+    co_partitions_from: str
+    """Where that count came from: an existing topic's name, or ``TOPIC_PARTITIONS``."""
+    created: tuple[TopicStatus, ...]
+    found: tuple[TopicStatus, ...]
+
+    def describe(self) -> list[str]:
+        lines = [
+            f"topics at {self.bootstrap_servers}: {len(self.created)} created, "
+            f"{len(self.found)} already there; session-keyed topics have {self.co_partitions} "
+            f"partitions (from {self.co_partitions_from})"
+        ]
+        for verb, statuses in (("created", self.created), ("found", self.found)):
+            lines.extend(
+                f"{verb} {status.name}: {status.partitions} partitions, "
+                f"cleanup.policy={status.cleanup_policy.value}"
+                for status in statuses
+            )
+        return lines
+
+
+def _contracts(settings: ProcessorSettings) -> tuple[tuple[TopicContract, str, int], ...]:
+    """Each SPEC §4 contract with its configured name and time retention (-1: none)."""
+    names = settings.topics
+    raw, derived = settings.raw_retention_ms, settings.derived_retention_ms
+    return (
+        (RAW, names.raw, raw),
+        (DLQ, names.dlq, raw),
+        (SESSION_STATE, names.session_state, -1),
+        (SESSIONS, names.sessions, derived),
+        (PARTICIPANTS, names.participants, derived),
+        (RECORDINGS, names.recordings, derived),
+        (ROOMS, names.rooms, derived),
+    )
+
+
+def plan_topics(settings: ProcessorSettings) -> list[TopicPlan]:
+    """Every topic of SPEC §4 with ``settings.topic_partitions`` partitions; the raw topic first."""
+    return [
+        TopicPlan(
+            name=name,
+            partitions=settings.topic_partitions,
+            cleanup_policy=contract.cleanup_policy,
+            config={
+                _CLEANUP_POLICY: contract.cleanup_policy.value,
+                _RETENTION_MS: str(retention_ms),
+            },
+            co_partitioned=contract.co_partitioned,
+        )
+        for contract, name, retention_ms in _contracts(settings)
+    ]
+
+
+async def ensure_topics(
+    settings: ProcessorSettings, *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> ProvisionReport:
+    """Check the existing topics, create the missing ones (if ``settings.create_topics``).
+
+    Raises ``TopicLayoutError`` when the layout is wrong or topics are missing and may not be
+    created, ``KafkaUnreachableError`` when the cluster does not answer within ``timeout_s``.
+    Nothing is created unless every existing topic passes the checks.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id="meetings-processor-topics",
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await admin.start()
+            return await _provision(admin, settings, timeout_s)
+        except (
+            KafkaConnectionError,
+            KafkaTimeoutError,
+            RequestTimedOutError,
+            TimeoutError,
+        ) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise KafkaUnreachableError(
+                f"could not reach Kafka at {settings.kafka_bootstrap_servers} within "
+                f"{timeout_s:.0f} s ({detail}); check KAFKA_BOOTSTRAP_SERVERS and that the "
+                "broker is up"
+            ) from exc
+    finally:
+        await admin.close()
+
+
+async def _provision(admin: Any, settings: ProcessorSettings, timeout_s: float) -> ProvisionReport:
+    plans = plan_topics(settings)
+    existing = await _partition_counts(admin, [plan.name for plan in plans])
+    count, source = _co_partition_count(settings, plans, existing)
+    plans = [
+        dataclasses.replace(plan, partitions=count) if plan.co_partitioned else plan
+        for plan in plans
+    ]
+    if source != "TOPIC_PARTITIONS" and count != settings.topic_partitions:
+        logger.warning(
+            "session-keyed topics use %d partitions from existing %s, not TOPIC_PARTITIONS=%d",
+            count,
+            source,
+            settings.topic_partitions,
+        )
+    found = [plan for plan in plans if plan.name in existing]
+    missing = [plan for plan in plans if plan.name not in existing]
+    _check_partitions(found, existing, count, source)
+    await _check_cleanup_policies(admin, found)
+    if missing and not settings.create_topics:
+        raise TopicLayoutError(
+            "missing topics: "
+            + ", ".join(f"{plan.name} ({plan.partitions} partitions)" for plan in missing)
+            + "; PROCESSOR_CREATE_TOPICS is off, so create them (cleanup policies as in SPEC §4) "
+            "or turn it on"
+        )
+
+    created, raced = await _create(admin, missing, settings.topic_replication_factor)
+    if raced:
+        # Another client created these between our look and our create: check them like any
+        # topic that was already there.
+        deadline = time.monotonic() + timeout_s
+        counts = await _partition_counts(admin, [plan.name for plan in raced], deadline=deadline)
+        _check_partitions(raced, counts, count, source)
+        await _check_cleanup_policies(admin, raced)
+        existing.update(counts)
+        found.extend(raced)
+    return ProvisionReport(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        co_partitions=count,
+        co_partitions_from=source,
+        created=tuple(TopicStatus(p.name, p.partitions, p.cleanup_policy) for p in created),
+        found=tuple(
+            TopicStatus(p.name, existing[p.name], p.cleanup_policy)
+            for p in sorted(found, key=plans.index)
+        ),
+    )
+
+
+async def _partition_counts(
+    admin: Any, names: Sequence[str], *, deadline: float | None = None
+) -> dict[str, int]:
+    """Partition counts of those of ``names`` that exist. With ``deadline``, wait until all of
+    them are visible (a just-created topic takes a moment to reach every broker's metadata)."""
+    while True:
+        # Ask for all topics: a metadata request naming a missing topic auto-creates it (with
+        # broker defaults) on clusters that keep auto.create.topics.enable on.
+        topics = await admin.describe_topics()
+        counts = {
+            topic["topic"]: len(topic["partitions"])
+            for topic in topics
+            if topic["topic"] in names and topic["partitions"]
+        }
+        if deadline is None or len(counts) == len(set(names)):
+            return counts
+        if time.monotonic() > deadline:
+            absent = sorted(set(names) - counts.keys())
+            raise TopicLayoutError(f"topics {absent} exist but their metadata never showed up")
+        await asyncio.sleep(0.1)  # metadata propagation poll
+
+
+def _co_partition_count(
+    settings: ProcessorSettings, plans: Sequence[TopicPlan], existing: Mapping[str, int]
+) -> tuple[int, str]:
+    """The partition count of the session-keyed topics, and which topic (or setting) set it."""
+    # The raw topic comes first in ``plans``, so it wins whenever it exists.
+    for plan in plans:
+        if plan.co_partitioned and plan.name in existing:
+            # _check_partitions reports any other existing topic that disagrees with this one.
+            return existing[plan.name], plan.name
+    return settings.topic_partitions, "TOPIC_PARTITIONS"
+
+
+def _check_partitions(
+    found: Iterable[TopicPlan], existing: Mapping[str, int], count: int, source: str
+) -> None:
+    wrong = [
+        f"{plan.name} has {existing[plan.name]}"
+        for plan in found
+        if plan.co_partitioned and plan.name != source and existing[plan.name] != count
+    ]
+    if wrong:
+        raise TopicLayoutError(
+            f"partition counts do not match: {source} has {count} partitions but "
+            + ", ".join(wrong)
+            + ". Every session-keyed topic must have the raw topic's partition count (SPEC §4: "
+            "state for raw partition p lives in partition p of the session-state topic). "
+            f"Recreate the listed topics with {count} partitions (for the session-state topic "
+            "this discards the stored state: reset the processor's consumer group to replay the "
+            "raw topic), or recreate all session-keyed topics with one count. Kafka cannot "
+            "shrink a topic, and adding partitions to a keyed topic re-routes its keys."
+        )
+
+
+async def _check_cleanup_policies(admin: Any, found: Sequence[TopicPlan]) -> None:
+    if not found:
+        return
+    responses = await admin.describe_configs(
+        [
+            ConfigResource(ConfigResourceType.TOPIC, plan.name, {_CLEANUP_POLICY: None})
+            for plan in found
+        ]
+    )
+    policies: dict[str, set[str]] = {}
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            if resource["error_code"] != 0:
+                raise TopicLayoutError(
+                    f"could not read the configs of {resource['resource_name']}: error "
+                    f"{resource['error_code']} {resource['error_message'] or ''}".rstrip()
+                )
+            for entry in resource["config_entries"]:
+                if entry["config_names"] == _CLEANUP_POLICY:
+                    value = entry["config_value"] or ""
+                    policies[resource["resource_name"]] = {
+                        part.strip() for part in value.split(",") if part.strip()
+                    }
+    wrong = [
+        f"{plan.name} has cleanup.policy={','.join(sorted(policies.get(plan.name, ()))) or '?'}, "
+        f"expected {plan.cleanup_policy.value}"
+        for plan in found
+        if policies.get(plan.name) != {plan.cleanup_policy.value}
+    ]
+    if wrong:
+        raise TopicLayoutError(
+            "; ".join(wrong) + ". Fix it with kafka-configs.sh --alter --entity-type topics "
+            "--entity-name <topic> --add-config cleanup.policy=<expected> (the session-state "
+            "topic is the processor's changelog: anything but compact loses session state)."
+        )
+
+
+async def _create(
+    admin: Any, missing: Sequence[TopicPlan], replication_factor: int
+) -> tuple[list[TopicPlan], list[TopicPlan]]:
+    """Create ``missing``; returns (created, created meanwhile by someone else)."""
+    if not missing:
+        return [], []
+    response = await admin.create_topics(
+        [
+            NewTopic(
+                plan.name,
+                num_partitions=plan.partitions,
+                replication_factor=replication_factor,
+                topic_configs=dict(plan.config),
+            )
+            for plan in missing
+        ]
+    )
+    outcomes = {
+        error["topic"]: (error["error_code"], error["error_message"])
+        for error in response.to_object()["topic_errors"]
+    }
+    created: list[TopicPlan] = []
+    raced: list[TopicPlan] = []
+    failed: list[str] = []
+    for plan in missing:
+        code, message = outcomes.get(plan.name, (0, None))
+        if code == 0:
+            created.append(plan)
+            logger.info(
+                "created topic %s with %d partitions (%s)", plan.name, plan.partitions, plan.config
+            )
+        elif code == TopicAlreadyExistsError.errno:
+            logger.info("topic %s was created meanwhile by another client", plan.name)
+            raced.append(plan)
+        else:
+            failed.append(f"{plan.name}: error {code} {message or ''}".rstrip())
+    if failed:
+        raise TopicLayoutError(
+            "could not create topics ("
+            + "; ".join(failed)
+            + f"); replication factor {replication_factor} (TOPIC_REPLICATION_FACTOR)"
+        )
+    return created, raced
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """``python -m processor topics``: create or check the topics, print what was done.
+
+    Exit status 0 when the topics are in place, 1 when Kafka is unreachable, 2 for bad settings
+    or a topic layout that needs an operator.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m processor topics",
+        description="Create the missing SPEC §4 topics and check the existing ones "
+        "(settings from the environment, see README).",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds to wait for Kafka (default {DEFAULT_TIMEOUT_S:.0f})",
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(environ)
+    except SettingsError as exc:
+        sys.stderr.write(f"processor topics: {exc}\n")
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        report = asyncio.run(ensure_topics(settings, timeout_s=args.timeout))
+    except TopicLayoutError as exc:
+        sys.stderr.write(f"processor topics: {exc}\n")
+        return 2
+    except KafkaUnreachableError as exc:
+        sys.stderr.write(f"processor topics: {exc}\n")
+        return 1
+    sys.stdout.write("".join(f"{line}\n" for line in report.describe()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Fixtures for the processor runtime against a real broker: unique topics, feeding raw
+records, reading derived topics with read_committed, and a processor running in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from processor.runtime import ProcessorService
+from processor.settings import ProcessorSettings, TopicNames
+from tests.kafka_helpers import ConsumerRecord, create_topic, unique_name
+
+PARTITIONS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RawCallback:
+    """A raw-topic record as ingest would write it."""
+
+    body: bytes
+    key: bytes | None
+    received_at_ms: int
+
+
+@pytest.fixture
+async def settings(kafka_bootstrap: str) -> ProcessorSettings:
+    topics = TopicNames.with_prefix(unique_name("m") + ".")
+    for name in (
+        topics.raw,
+        topics.dlq,
+        topics.sessions,
+        topics.participants,
+        topics.recordings,
+        topics.rooms,
+    ):
+        await create_topic(kafka_bootstrap, name, partitions=PARTITIONS)
+    await create_topic(
+        kafka_bootstrap,
+        topics.session_state,
+        partitions=PARTITIONS,
+        config={"cleanup.policy": "compact"},
+    )
+    return ProcessorSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        group_id=unique_name("processor"),
+        topics=topics,
+        commit_interval_ms=50,
+        expiry_check_interval_s=0.1,
+        create_topics=False,
+        topic_partitions=PARTITIONS,
+        http_port=0,
+    )
+
+
+async def feed(settings: ProcessorSettings, callbacks: Sequence[RawCallback]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        for callback in callbacks:
+            await producer.send(
+                settings.topics.raw,
+                value=callback.body,
+                key=callback.key,
+                timestamp_ms=callback.received_at_ms,
+                headers=[("received-at", str(callback.received_at_ms).encode())],
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def read_all(
+    bootstrap: str, topic: str, partitions: int = PARTITIONS
+) -> list[ConsumerRecord]:
+    """Every committed record of ``topic`` right now, partition by partition."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",  # seek_to_beginning alone can lose a race in aiokafka
+    )
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        ends = await consumer.end_offsets(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        records: list[ConsumerRecord] = []
+        remaining = {tp for tp in assigned if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500)
+            for batch in batches.values():
+                records.extend(batch)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(settings: ProcessorSettings) -> AsyncIterator[ProcessorService]:
+    """A processor in this event loop; stopped (drain, commit, leave) on exit."""
+    service = ProcessorService(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        yield service
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+def with_overrides(settings: ProcessorSettings, **overrides: object) -> ProcessorSettings:
+    return replace(settings, **overrides)  # type: ignore[arg-type]

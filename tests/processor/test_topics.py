@@ -1,0 +1,338 @@
+"""Topic provisioning against the real broker: creation, idempotence, layout checks, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from devkafka.broker import free_port
+from processor.settings import ProcessorSettings, TopicNames
+from processor.topics import (
+    KafkaUnreachableError,
+    ProvisionReport,
+    TopicLayoutError,
+    ensure_topics,
+    main,
+    plan_topics,
+)
+from tests.kafka_helpers import create_topic, unique_name, wait_until
+
+RAW_RETENTION_MS = 3_600_000
+DERIVED_RETENTION_MS = 7_200_000
+COMPACT = {"cleanup.policy": "compact"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One topic as the cluster reports it."""
+
+    partitions: int
+    cleanup_policy: str
+    retention_ms: str
+
+
+def make_settings(bootstrap: str, **overrides: Any) -> ProcessorSettings:
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": bootstrap,
+        "topics": TopicNames.with_prefix(unique_name("t") + "."),
+        "topic_partitions": 3,
+        "raw_retention_ms": RAW_RETENTION_MS,
+        "derived_retention_ms": DERIVED_RETENTION_MS,
+    }
+    return dataclasses.replace(ProcessorSettings(), **(values | overrides))
+
+
+def all_names(settings: ProcessorSettings) -> list[str]:
+    return [getattr(settings.topics, field.name) for field in dataclasses.fields(TopicNames)]
+
+
+def names_of(report: ProvisionReport, which: str) -> set[str]:
+    return {status.name for status in getattr(report, which)}
+
+
+async def cluster_layout(bootstrap: str, names: list[str]) -> dict[str, Layout]:
+    """The cluster's view of those of ``names`` that exist (never auto-creating any)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        counts = {
+            topic["topic"]: len(topic["partitions"])
+            for topic in await admin.describe_topics()
+            if topic["topic"] in names and topic["partitions"]
+        }
+        if not counts:
+            return {}
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in counts]
+        )
+    finally:
+        await admin.close()
+    layout: dict[str, Layout] = {}
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            configs = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+            name = resource["resource_name"]
+            layout[name] = Layout(counts[name], configs["cleanup.policy"], configs["retention.ms"])
+    return layout
+
+
+async def settled_layout(bootstrap: str, names: list[str]) -> dict[str, Layout]:
+    """The layout once every one of ``names`` shows up in the cluster's metadata."""
+    seen: dict[str, Layout] = {}
+
+    async def all_visible() -> bool:
+        seen.update(await cluster_layout(bootstrap, names))
+        return set(names) <= seen.keys()
+
+    await wait_until(all_visible, what=f"topics {names} in the metadata")
+    return seen
+
+
+async def precreate(
+    bootstrap: str, name: str, *, partitions: int, config: dict[str, str] | None = None
+) -> None:
+    """Create a topic as an operator would have, and wait until the metadata shows it."""
+    await create_topic(bootstrap, name, partitions=partitions, config=config)
+    await settled_layout(bootstrap, [name])
+
+
+@pytest.fixture
+def restore_root_logging() -> Iterator[None]:
+    """The CLI configures the root logger as an entry point does; undo that after the test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_plan_covers_every_spec_topic_with_its_policy_and_retention() -> None:
+    settings = make_settings("unused:9092", topic_partitions=5)
+    names = settings.topics
+    plans = {plan.name: plan for plan in plan_topics(settings)}
+
+    assert sorted(plans) == sorted(all_names(settings))
+    assert {plan.partitions for plan in plans.values()} == {5}
+    assert {name for name, plan in plans.items() if plan.co_partitioned} == {
+        names.raw,
+        names.session_state,
+        names.sessions,
+        names.participants,
+    }
+    assert plans[names.session_state].config == {"cleanup.policy": "compact", "retention.ms": "-1"}
+    for name in (names.raw, names.dlq):
+        assert plans[name].config == {
+            "cleanup.policy": "delete",
+            "retention.ms": str(RAW_RETENTION_MS),
+        }
+    for name in (names.sessions, names.participants, names.recordings, names.rooms):
+        assert plans[name].config == {
+            "cleanup.policy": "delete",
+            "retention.ms": str(DERIVED_RETENTION_MS),
+        }
+
+
+async def test_creates_every_topic_with_partitions_policy_and_retention(
+    kafka_bootstrap: str,
+) -> None:
+    settings = make_settings(kafka_bootstrap)
+    names = settings.topics
+
+    report = await ensure_topics(settings)
+
+    assert names_of(report, "created") == set(all_names(settings))
+    assert report.found == ()
+    assert (report.co_partitions, report.co_partitions_from) == (3, "TOPIC_PARTITIONS")
+    layout = await settled_layout(kafka_bootstrap, all_names(settings))
+    assert {name: topic.partitions for name, topic in layout.items()} == dict.fromkeys(
+        all_names(settings), 3
+    )
+    assert layout[names.session_state] == Layout(3, "compact", "-1")
+    assert layout[names.raw] == Layout(3, "delete", str(RAW_RETENTION_MS))
+    assert layout[names.dlq] == Layout(3, "delete", str(RAW_RETENTION_MS))
+    for name in (names.sessions, names.participants, names.recordings, names.rooms):
+        assert layout[name] == Layout(3, "delete", str(DERIVED_RETENTION_MS))
+
+
+async def test_second_run_finds_every_topic_and_creates_none(kafka_bootstrap: str) -> None:
+    settings = make_settings(kafka_bootstrap)
+    await ensure_topics(settings)
+    await settled_layout(kafka_bootstrap, all_names(settings))
+
+    again = await ensure_topics(settings)
+
+    assert again.created == ()
+    assert [status.name for status in again.found] == all_names(settings)
+    assert {status.partitions for status in again.found} == {3}
+    lines = again.describe()
+    assert "0 created, 7 already there" in lines[0]
+    assert f"found {settings.topics.session_state}: 3 partitions, cleanup.policy=compact" in lines
+
+
+async def test_concurrent_runs_create_each_topic_once(kafka_bootstrap: str) -> None:
+    settings = make_settings(kafka_bootstrap)
+
+    first, second = await asyncio.gather(ensure_topics(settings), ensure_topics(settings))
+
+    assert names_of(first, "created").isdisjoint(names_of(second, "created"))
+    assert names_of(first, "created") | names_of(second, "created") == set(all_names(settings))
+    for report in (first, second):
+        assert names_of(report, "created") | names_of(report, "found") == set(all_names(settings))
+        assert {status.partitions for status in report.created + report.found} == {3}
+
+
+async def test_existing_raw_topic_sets_the_count_of_the_session_keyed_topics(
+    kafka_bootstrap: str,
+) -> None:
+    settings = make_settings(kafka_bootstrap)
+    names = settings.topics
+    await precreate(kafka_bootstrap, names.raw, partitions=5)
+
+    report = await ensure_topics(settings)
+
+    assert (report.co_partitions, report.co_partitions_from) == (5, names.raw)
+    assert names_of(report, "found") == {names.raw}
+    assert f"(from {names.raw})" in report.describe()[0]
+    layout = await settled_layout(kafka_bootstrap, all_names(settings))
+    assert {name: topic.partitions for name, topic in layout.items()} == {
+        names.raw: 5,
+        names.session_state: 5,
+        names.sessions: 5,
+        names.participants: 5,
+        # Not keyed by session_id: TOPIC_PARTITIONS applies.
+        names.dlq: 3,
+        names.recordings: 3,
+        names.rooms: 3,
+    }
+
+
+async def test_existing_state_topic_without_raw_sets_the_raw_count(kafka_bootstrap: str) -> None:
+    settings = make_settings(kafka_bootstrap)
+    names = settings.topics
+    await precreate(kafka_bootstrap, names.session_state, partitions=2, config=COMPACT)
+
+    report = await ensure_topics(settings)
+
+    assert (report.co_partitions, report.co_partitions_from) == (2, names.session_state)
+    layout = await settled_layout(kafka_bootstrap, all_names(settings))
+    assert layout[names.raw].partitions == 2
+    assert layout[names.participants].partitions == 2
+
+
+async def test_state_topic_with_another_count_than_raw_is_refused(kafka_bootstrap: str) -> None:
+    settings = make_settings(kafka_bootstrap)
+    names = settings.topics
+    await precreate(kafka_bootstrap, names.raw, partitions=3)
+    await precreate(kafka_bootstrap, names.session_state, partitions=4, config=COMPACT)
+
+    with pytest.raises(TopicLayoutError) as caught:
+        await ensure_topics(settings)
+
+    message = str(caught.value)
+    assert f"{names.raw} has 3 partitions" in message
+    assert f"{names.session_state} has 4" in message
+    assert "Recreate" in message
+    # Nothing was created next to the broken layout.
+    layout = await settled_layout(kafka_bootstrap, [names.raw, names.session_state])
+    assert set(layout) == {names.raw, names.session_state}
+    assert await cluster_layout(kafka_bootstrap, all_names(settings)) == layout
+
+
+async def test_state_topic_that_is_not_compacted_is_refused(kafka_bootstrap: str) -> None:
+    settings = make_settings(kafka_bootstrap)
+    names = settings.topics
+    await precreate(kafka_bootstrap, names.session_state, partitions=3)
+
+    with pytest.raises(TopicLayoutError) as caught:
+        await ensure_topics(settings)
+
+    message = str(caught.value)
+    assert f"{names.session_state} has cleanup.policy=delete, expected compact" in message
+    assert names.raw not in await cluster_layout(kafka_bootstrap, all_names(settings))
+
+
+async def test_missing_topics_without_create_topics_are_listed(kafka_bootstrap: str) -> None:
+    settings = make_settings(kafka_bootstrap, create_topics=False)
+    names = settings.topics
+    await precreate(kafka_bootstrap, names.raw, partitions=3)
+
+    with pytest.raises(TopicLayoutError) as caught:
+        await ensure_topics(settings)
+
+    message = str(caught.value)
+    assert "PROCESSOR_CREATE_TOPICS" in message
+    for name in all_names(settings):
+        if name == names.raw:
+            assert f"{name} (" not in message
+        else:
+            assert f"{name} (3 partitions)" in message
+    assert set(await cluster_layout(kafka_bootstrap, all_names(settings))) == {names.raw}
+
+
+async def test_unreachable_kafka_is_reported_within_the_timeout() -> None:
+    bootstrap = f"127.0.0.1:{free_port()}"
+    settings = make_settings(bootstrap)
+
+    with pytest.raises(KafkaUnreachableError, match=re.escape(f"{bootstrap} within 5 s")):
+        await ensure_topics(settings, timeout_s=5)
+
+
+@pytest.mark.usefixtures("restore_root_logging")
+def test_cli_creates_topics_then_reports_them_found(
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = unique_name("cli") + "."
+    environ = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MEETINGS_TOPIC_PREFIX": prefix,
+        "TOPIC_PARTITIONS": "2",
+    }
+    names = TopicNames.with_prefix(prefix)
+
+    assert main([], environ) == 0
+    out = capsys.readouterr().out
+    assert "7 created, 0 already there" in out
+    assert f"created {names.session_state}: 2 partitions, cleanup.policy=compact" in out
+    asyncio.run(settled_layout(kafka_bootstrap, [names.raw, names.rooms]))
+
+    assert main([], environ) == 0
+    assert f"found {names.raw}: 2 partitions, cleanup.policy=delete" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("restore_root_logging")
+def test_cli_exits_2_on_a_layout_error(
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = unique_name("cli") + "."
+    environ = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MEETINGS_TOPIC_PREFIX": prefix,
+        "PROCESSOR_CREATE_TOPICS": "false",
+    }
+
+    assert main([], environ) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"missing topics: {prefix}callbacks.raw" in captured.err
+
+
+def test_cli_exits_2_on_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([], {"TOPIC_PARTITIONS": "0"}) == 2
+    assert "TOPIC_PARTITIONS=0 must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("restore_root_logging")
+def test_cli_exits_1_when_kafka_is_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
+    bootstrap = f"127.0.0.1:{free_port()}"
+
+    assert main(["--timeout", "5"], {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}) == 1
+    assert f"could not reach Kafka at {bootstrap} within 5 s" in capsys.readouterr().err
