@@ -69,6 +69,8 @@ class ProcessorSettings:
     http_port: int = 8081
     log_level: str = "INFO"
     transaction_timeout_ms: int = 60_000
+    consumer_session_timeout_ms: int = 10_000
+    """How long a silent processor keeps its partitions before the group reassigns them."""
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> ProcessorSettings:
@@ -122,6 +124,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ProcessorSettings
         ).upper(),
         transaction_timeout_ms=env.integer(
             "TRANSACTION_TIMEOUT_MS", defaults.transaction_timeout_ms, minimum=1000
+        ),
+        consumer_session_timeout_ms=env.integer(
+            "CONSUMER_SESSION_TIMEOUT_MS",
+            defaults.consumer_session_timeout_ms,
+            minimum=1000,
+            maximum=3_600_000,
         ),
     )
     env.finish("processor")

@@ -89,6 +89,8 @@ class ProcessorService:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=settings.commit_max_records,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 5, 100),
         )
         self._consumer = consumer
         if settings.guarantee is Guarantee.AT_LEAST_ONCE:
@@ -166,7 +168,6 @@ class ProcessorService:
         sessions = [s for w in self._workers.values() for s in w.state.sessions.values()]
         SESSIONS_IN_MEMORY.set(len(sessions))
         ACTIVE_SESSIONS.set(sum(1 for s in sessions if s.status == "active"))
-        ASSIGNED_PARTITIONS.set(len(self._workers))
         for worker in list(self._workers.values()):
             highwater = consumer.highwater(worker.partition)
             if highwater is None:
@@ -230,6 +231,7 @@ class ProcessorService:
                 )
         finally:
             self._restoring -= 1
+        ASSIGNED_PARTITIONS.set(len(self._workers))
         consumer.resume(*[tp for tp in partitions if tp in consumer.assignment()])
         logger.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
 
@@ -245,6 +247,7 @@ class ProcessorService:
         await self._commit(worker)
         async with worker.lock:
             self._workers.pop(worker.partition.partition, None)
+            ASSIGNED_PARTITIONS.set(len(self._workers))
             with contextlib.suppress(KeyError):
                 CONSUMER_LAG.remove(str(worker.partition.partition))
             await worker.committer.stop()

@@ -1,0 +1,217 @@
+"""Restart, idle expiry, graceful stop and crashes against a real broker."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from processor.settings import ProcessorSettings
+from schemas import SessionEndedEvent, decode_event, decode_state
+from tests.kafka_helpers import unique_name, wait_until
+from tests.processor.runtime.conftest import feed, read_all, running
+from tests.processor.runtime.meeting import recent_ms, scripted_meeting
+from tests.processor.runtime.service import ProcessorProcess
+
+
+async def events_of(settings: ProcessorSettings, topic: str) -> list[Any]:
+    return [decode_event(r.value) for r in await read_all(settings.kafka_bootstrap_servers, topic)]
+
+
+async def summaries(settings: ProcessorSettings) -> dict[str, SessionEndedEvent]:
+    """The latest session.ended of every session."""
+    latest: dict[str, SessionEndedEvent] = {}
+    for event in await events_of(settings, settings.topics.sessions):
+        if isinstance(event, SessionEndedEvent) and event.session_id is not None:
+            latest[event.session_id] = event
+    return latest
+
+
+async def test_a_restarted_processor_resumes_from_restored_state(
+    settings: ProcessorSettings,
+) -> None:
+    session_id = unique_name("2_MX40-restart")
+    meeting = scripted_meeting(session_id, unique_name("room"))[:-1]
+    before, after = meeting[:4], meeting[4:]  # started and three joins, then the rest
+
+    await feed(settings, before)
+    async with running(settings):
+
+        async def joined_three() -> bool:
+            states = await read_all(settings.kafka_bootstrap_servers, settings.topics.session_state)
+            return bool(states) and decode_state(states[-1].value).active_count == 3
+
+        await wait_until(joined_three, what="the first processor to commit three joins")
+
+    await feed(settings, after)
+    async with running(settings) as second:
+        await wait_until(
+            lambda: session_id in _sync_keys(second), what="the session restored", within=30
+        )
+
+        async def ended() -> bool:
+            return session_id in await summaries(settings)
+
+        await wait_until(ended, what="session.ended after the restart")
+
+    summary = (await summaries(settings))[session_id].summary
+    # Only possible if the joins seen by the first processor came back from the state topic.
+    assert (summary.unique_participants, summary.total_joins, summary.peak_concurrency) == (3, 3, 3)
+    assert summary.participant_seconds == 99 + 60 + 97
+    joined = [e for e in await events_of(settings, settings.topics.participants)]
+    assert Counter(type(e).__name__ for e in joined) == {
+        "ParticipantJoinedEvent": 3,
+        "ParticipantLeftEvent": 3,
+    }
+
+
+def _sync_keys(service: Any) -> set[str]:
+    return {
+        session
+        for partition in service.assigned_partitions
+        for session in service.sessions_of(partition).sessions
+    }
+
+
+async def test_an_idle_session_is_closed_by_timeout_without_further_input(
+    settings: ProcessorSettings,
+) -> None:
+    session_id = unique_name("2_MX40-idle")
+    now = recent_ms(minutes_ago=0)
+    meeting = scripted_meeting(session_id, unique_name("room"), t0=now - 5_000)[:4]
+    await feed(settings, meeting)
+    quick = replace(settings, session_idle_timeout_s=2.0)
+    async with running(quick):
+
+        async def timed_out() -> bool:
+            return session_id in await summaries(settings)
+
+        await wait_until(timed_out, what="the idle session to time out", within=30)
+
+    ended = (await summaries(settings))[session_id]
+    assert ended.summary.ended_by == "timeout"
+    lefts = [
+        e
+        for e in await events_of(settings, settings.topics.participants)
+        if type(e).__name__ == "ParticipantLeftEvent"
+    ]
+    assert sorted(e.left_reason for e in lefts) == ["timeout", "timeout", "timeout"]
+    states = await read_all(settings.kafka_bootstrap_servers, settings.topics.session_state)
+    assert decode_state(states[-1].value).status == "timed_out"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@contextlib.asynccontextmanager
+async def processes(
+    settings: ProcessorSettings, tmp_path: Path, http: aiohttp.ClientSession, count: int
+) -> AsyncIterator[list[ProcessorProcess]]:
+    started = [ProcessorProcess(settings, tmp_path / f"processor-{n}.log") for n in range(count)]
+    try:
+        for process in started:
+            await process.start(http)
+        yield started
+    finally:
+        for process in started:
+            process.kill()
+
+
+async def test_sigterm_commits_and_exits_zero(
+    settings: ProcessorSettings, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    session_id = unique_name("2_MX40-sigterm")
+    await feed(settings, scripted_meeting(session_id, unique_name("room"))[:-1])
+    async with processes(settings, tmp_path, http, 1) as [process]:
+
+        async def done() -> bool:
+            return session_id in await summaries(settings)
+
+        await wait_until(done, what="the meeting to be processed")
+        async with http.get(f"{process.url}/metrics") as response:
+            metrics = await response.text()
+        assert 'processor_records_total{outcome="applied"} 9.0' in metrics
+        process.signal(signal.SIGTERM)
+        assert await process.wait_exit() == 0, process.log()
+    assert "processor stopped after 9 records" in process.log()
+
+
+KILL_POINTS = [1, 10, 19]
+"""How many sessions have their session.started committed when a processor is killed (the
+first half of the stream holds 20 sessions)."""
+
+
+@pytest.mark.parametrize("killed_after", KILL_POINTS)
+async def test_killing_a_processor_mid_stream_loses_and_duplicates_nothing(
+    settings: ProcessorSettings, tmp_path: Path, http: aiohttp.ClientSession, killed_after: int
+) -> None:
+    settings = replace(settings, consumer_session_timeout_ms=6000)
+    sessions = [unique_name("2_MX40-kill") for _ in range(40)]
+    records = [r for s in sessions for r in scripted_meeting(s, unique_name("room"))[:-1]]
+    half = len(records) // 2
+    async with processes(settings, tmp_path, http, 2) as [victim, survivor]:
+        await feed(settings, records[:half])
+
+        async def started_enough() -> bool:
+            events = await events_of(settings, settings.topics.sessions)
+            return sum(type(e).__name__ == "SessionStartedEvent" for e in events) >= killed_after
+
+        await wait_until(started_enough, what=f"{killed_after} sessions started")
+        victim.kill()  # SIGKILL, whatever it was doing
+        await feed(settings, records[half:])
+
+        async def all_ended() -> bool:
+            return set(sessions) <= set(await summaries(settings))
+
+        await wait_until(all_ended, what="every session to end", within=120)
+        assert survivor.process is not None
+        assert survivor.process.poll() is None
+
+    ended = await summaries(settings)
+    for session in sessions:
+        summary = ended[session].summary
+        assert (summary.unique_participants, summary.total_joins) == (3, 3), session
+        assert summary.participant_seconds == 99 + 60 + 97, session
+        assert (summary.recordings, summary.recorded_seconds) == (1, 60.0), session
+    for topic in (
+        settings.topics.sessions,
+        settings.topics.participants,
+        settings.topics.recordings,
+    ):
+        events = await events_of(settings, topic)
+        ids = Counter(e.event_id for e in events)
+        assert [i for i, n in ids.items() if n > 1] == [], f"duplicates on {topic}"
+        assert len(events) == {"sessions": 2, "participants": 6, "recordings": 3}[
+            topic.rsplit(".", 1)[1]
+        ] * len(sessions)
+
+
+async def test_health_endpoints(
+    settings: ProcessorSettings, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with processes(settings, tmp_path, http, 1) as [process]:
+        async with http.get(f"{process.url}/healthz") as response:
+            assert response.status == 200
+        async with http.get(f"{process.url}/readyz") as response:
+            body = await response.json()
+        assert body["status"] == "ready"
+
+        async def owns_all() -> bool:
+            async with http.get(f"{process.url}/readyz") as response:
+                return bool((await response.json())["partitions"] == [0, 1, 2, 3])
+
+        await wait_until(owns_all, what="all four partitions assigned")
+        async with http.get(f"{process.url}/metrics") as response:
+            metrics = await response.text()
+        assert "processor_assigned_partitions 4.0" in metrics
+        assert "processor_restore_seconds_count" in metrics
