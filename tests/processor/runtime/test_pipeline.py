@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import msgspec
+import pytest
 
-from processor.settings import ProcessorSettings
+from processor.settings import Guarantee, ProcessorSettings
 from schemas import (
     SessionEndedEvent,
     decode_event,
@@ -38,9 +40,11 @@ async def wait_for_summary(settings: ProcessorSettings, session_id: str) -> Sess
     return found[-1]
 
 
+@pytest.mark.parametrize("guarantee", list(Guarantee))
 async def test_a_scripted_meeting_yields_exactly_the_expected_records(
-    settings: ProcessorSettings,
+    settings: ProcessorSettings, guarantee: Guarantee
 ) -> None:
+    settings = replace(settings, guarantee=guarantee)
     session_id, room_id = unique_name("2_MX40-session"), unique_name("room")
     await feed(settings, scripted_meeting(session_id, room_id))
     async with running(settings):
