@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from devkafka.admin import create_topic as create_topic  # re-exported for the tests
 
 ConsumerRecord = Any  # aiokafka.structs.ConsumerRecord; aiokafka ships no type information
 
@@ -19,31 +20,6 @@ DEFAULT_TIMEOUT = 30.0
 def unique_name(prefix: str) -> str:
     """A topic or group name no other test (or earlier run on the same cluster) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-async def create_topic(
-    bootstrap_servers: str,
-    name: str,
-    *,
-    partitions: int = 1,
-    config: Mapping[str, str] | None = None,
-) -> str:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    name,
-                    num_partitions=partitions,
-                    replication_factor=1,
-                    topic_configs=dict(config or {}),
-                )
-            ]
-        )
-    finally:
-        await admin.close()
-    return name
 
 
 async def wait_until(
