@@ -36,10 +36,11 @@ pytest: $(INSTALLED) kafka-jars
 kafka: kafka-jars
 	$(BIN)/python -m devkafka --port 9092
 
-run: kafka-jars
-	@echo "make run: the full local stack (Kafka, topics, ingest, processor) comes with the services;"
-	@echo "for now it starts the broker alone on 127.0.0.1:9092 (Ctrl-C stops it)."
-	$(BIN)/python -m devkafka --port 9092
+# Kafka (embedded, unless KAFKA_BOOTSTRAP_SERVERS is set), topics, ingest on 127.0.0.1:8080 and
+# one processor, in the foreground; Ctrl-C stops everything.
+run: $(INSTALLED)
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/python -m devkafka --fetch-only; fi
+	$(BIN)/python -m devkafka.stack
 
 # Throughput figures, each against a baseline measured in the same run (see README).
 bench: $(INSTALLED)

@@ -1,0 +1,141 @@
+"""``make run``: the whole pipeline on this machine, in the foreground.
+
+A real Apache Kafka (the embedded broker, unless ``KAFKA_BOOTSTRAP_SERVERS`` names a cluster),
+the topics, ingest on ``127.0.0.1:8080`` and one processor. Ctrl-C (or SIGTERM) stops the
+services first, so they drain and commit, then the broker; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from devkafka.broker import EmbeddedKafka
+from devkafka.errors import BrokerError
+
+logger = logging.getLogger("devkafka.stack")
+
+_STOP_TIMEOUT_S = 45.0
+_EXAMPLE_CALLBACK = (
+    '{"event":"session:started","session_id":"s-1","room_id":"r-1",'
+    '"started_at":"2021-11-02T15:53:28.753Z"}'
+)
+
+
+@contextmanager
+def kafka(port: int, data_dir: Path | None) -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        logger.info("using the Kafka cluster at %s (KAFKA_BOOTSTRAP_SERVERS)", external)
+        yield external
+        return
+    with EmbeddedKafka(port=port, workdir=data_dir) as broker:
+        logger.info(
+            "Apache Kafka %s at %s (started in %.1f s; log %s)",
+            broker.kafka_version,
+            broker.bootstrap_servers,
+            broker.last_start_seconds or 0.0,
+            broker.log_path,
+        )
+        yield broker.bootstrap_servers
+
+
+def provision_topics(bootstrap: str) -> None:
+    from processor.settings import load_settings
+    from processor.topics import ensure_topics
+
+    settings = replace(load_settings(), kafka_bootstrap_servers=bootstrap)
+    report = asyncio.run(ensure_topics(settings))
+    for line in report.describe():
+        logger.info("%s", line)
+
+
+def spawn(module: str, environ: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", module], env=environ)
+
+
+def banner(ingest_port: int, processor_port: int, bootstrap: str) -> str:
+    return f"""
+  The pipeline is running. Ctrl-C stops everything.
+
+  Send a callback:
+    curl -i -X POST http://127.0.0.1:{ingest_port}/callbacks \\
+      -H 'Content-Type: application/json' \\
+      -d '{_EXAMPLE_CALLBACK}'
+  Simulate meetings:   meetings-simulate --url http://127.0.0.1:{ingest_port} --sessions 50 --seed 1
+  Watch derived data:  meetings-tail meetings.sessions --bootstrap {bootstrap}
+  Health and metrics:  http://127.0.0.1:{ingest_port}/readyz  http://127.0.0.1:{processor_port}/metrics
+"""
+
+
+def run(args: argparse.Namespace) -> int:
+    stop_requested: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda received, _frame: stop_requested.append(received))
+    with kafka(args.kafka_port, args.data_dir) as bootstrap:
+        provision_topics(bootstrap)
+        environ = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "INGEST_HOST": "127.0.0.1",
+            "INGEST_PORT": str(args.ingest_port),
+            "PROCESSOR_HTTP_HOST": "127.0.0.1",
+            "PROCESSOR_HTTP_PORT": str(args.processor_port),
+        }
+        services = {name: spawn(name, environ) for name in ("ingest", "processor")}
+        sys.stdout.write(banner(args.ingest_port, args.processor_port, bootstrap))
+        sys.stdout.flush()
+        exit_code = 0
+        while not stop_requested:
+            failed = [name for name, process in services.items() if process.poll() is not None]
+            if failed:
+                logger.error(
+                    "%s exited with %s; stopping", failed[0], services[failed[0]].returncode
+                )
+                exit_code = 1
+                break
+            time.sleep(0.2)  # supervision tick; signals interrupt it
+        logger.info("stopping ingest and the processor")
+        for process in services.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_TIMEOUT_S
+        for name, process in services.items():
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                logger.error("%s did not stop in time; killing it", name)
+                process.kill()
+                process.wait()
+        logger.info("stopping Kafka")
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m devkafka.stack", description=__doc__)
+    parser.add_argument("--kafka-port", type=int, default=9092)
+    parser.add_argument("--ingest-port", type=int, default=8080)
+    parser.add_argument("--processor-port", type=int, default=8081)
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="keep Kafka's data here (default: temporary)"
+    )
+    try:
+        return run(parser.parse_args(argv))
+    except BrokerError as exc:
+        logger.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
