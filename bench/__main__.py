@@ -2,7 +2,7 @@
 
 import sys
 
-from bench import decode, ingest
+from bench import decode, ingest, processor
 from bench.report import emit
 
 
@@ -12,6 +12,8 @@ def main() -> int:
     decode.run()
     emit()
     ingest.run()
+    emit()
+    processor.run()
     return 0
 
 

@@ -23,7 +23,7 @@ import orjson
 from bench.http_load import max_throughput, open_loop_latency
 from bench.report import emit
 from devkafka import EmbeddedKafka, free_port
-from tests.kafka_helpers import create_topic
+from devkafka.admin import create_topic
 
 BODY = orjson.dumps(
     {
