@@ -6,6 +6,7 @@ in exactly this form; these helpers convert at the edges.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -35,9 +36,10 @@ def from_epoch_ms(epoch_ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=epoch_ms)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def format_epoch_ms(epoch_ms: int) -> Timestamp:
-    moment = from_epoch_ms(epoch_ms)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{epoch_ms % 1000:03d}Z"
+    # Cached: a session's snapshot repeats the same join and start times commit after commit.
+    return from_epoch_ms(epoch_ms).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def format_timestamp(moment: datetime) -> Timestamp:

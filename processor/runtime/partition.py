@@ -9,11 +9,14 @@ partition moves on.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from prometheus_client import Counter
 
 from processor.engine import Session, apply, expire_idle, restore, room_expired_event, snapshot
 from processor.metrics import DERIVED_EVENTS, DLQ_RECORDS, RECORDS, SESSIONS_EXPIRED
@@ -49,6 +52,17 @@ EMPTY_RECORD = "empty_record"
 """DLQ reason for a raw record without a value."""
 
 Headers = tuple[tuple[str, bytes], ...]
+
+# Labelled metric children looked up once, not per record.
+_APPLIED = RECORDS.labels(outcome="applied")
+_DEAD_LETTERED = RECORDS.labels(outcome="dlq")
+_IDLE_EXPIRED = SESSIONS_EXPIRED.labels(reason="idle")
+_RETENTION_EXPIRED = SESSIONS_EXPIRED.labels(reason="retention")
+
+
+@functools.cache
+def _derived_counter(event_type: type[DerivedEvent]) -> Counter:
+    return DERIVED_EVENTS.labels(type=str(event_type.__struct_config__.tag))
 
 
 class RawRecord(Protocol):
@@ -157,7 +171,7 @@ class PartitionState:
             )
             self._dead_letter(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
             return
-        RECORDS.labels(outcome="applied").inc()
+        _APPLIED.inc()
 
     def expire(self, now_ms: int, *, idle_timeout_ms: int, retention_ms: int) -> None:
         """Close sessions idle for too long; drop finished ones past retention (tombstoned).
@@ -173,7 +187,7 @@ class PartitionState:
                     applied = expire_idle(session)
                     self._dirty[session_id] = None
                     self._publish(applied.events)
-                    SESSIONS_EXPIRED.labels(reason="idle").inc()
+                    _IDLE_EXPIRED.inc()
                 continue
             # A timed-out session starts its retention when the timeout fired.
             keep_ms = retention_ms + (idle_timeout_ms if status == "timed_out" else 0)
@@ -181,7 +195,7 @@ class PartitionState:
                 del self.sessions[session_id]
                 self._dirty.pop(session_id, None)
                 self._tombstones[session_id] = None
-                SESSIONS_EXPIRED.labels(reason="retention").inc()
+                _RETENTION_EXPIRED.inc()
 
     # -- output ----------------------------------------------------------------------------
 
@@ -214,7 +228,7 @@ class PartitionState:
         for event in events:
             topic, key = self._route(event)
             self._batch.outputs.append(Output(topic=topic, key=key.encode(), value=encode(event)))
-            DERIVED_EVENTS.labels(type=type(event).__struct_config__.tag).inc()
+            _derived_counter(type(event)).inc()
 
     def _route(self, event: DerivedEvent) -> tuple[str, str]:
         """The topic and key of each derived event type (SPEC §4)."""
@@ -261,5 +275,5 @@ class PartitionState:
         self._batch.outputs.append(
             Output(topic=self._topics.dlq, key=record.key, value=record.value, headers=headers)
         )
-        RECORDS.labels(outcome="dlq").inc()
+        _DEAD_LETTERED.inc()
         DLQ_RECORDS.labels(reason=str(reason)).inc()

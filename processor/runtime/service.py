@@ -48,6 +48,21 @@ class PartitionWorker:
     committer: Committer
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_commit: float = field(default_factory=time.monotonic)
+    failed: BaseException | None = None
+    """Set when a failed commit could not be recovered from: the partition must not commit
+    again (it would skip the lost batch); the process stops and a restart restores it."""
+    committing: asyncio.Task[None] | None = None
+    """The commit in flight, if any: records keep being applied meanwhile (into the next
+    batch), so fetching and processing never wait for Kafka's transaction round trips."""
+
+    @property
+    def commit_in_flight(self) -> bool:
+        return self.committing is not None and not self.committing.done()
+
+    async def settle(self) -> None:
+        """Wait for the commit in flight, if any."""
+        if self.committing is not None:
+            await asyncio.wait({self.committing})
 
 
 class ProcessorService:
@@ -130,17 +145,21 @@ class ProcessorService:
                 next_tick = now + settings.expiry_check_interval_s
                 self._expire_sessions()
                 await self._report(consumer)
-            due = [
-                worker
-                for worker in self._workers.values()
-                if worker.state.has_pending
-                and (
-                    now - worker.last_commit >= interval_s
-                    or worker.state.pending_records >= settings.commit_max_records
-                )
-            ]
-            if due:
-                await asyncio.gather(*(self._commit(worker) for worker in due))
+            for worker in list(self._workers.values()):
+                if worker.failed is not None:
+                    raise RuntimeError(f"{worker.partition} cannot commit") from worker.failed
+                pending = worker.state.pending_records
+                if worker.commit_in_flight:
+                    if pending >= 2 * settings.commit_max_records:
+                        await worker.settle()  # backpressure: Kafka is slower than input
+                    continue
+                if worker.state.has_pending and (
+                    now - worker.last_commit >= interval_s or pending >= settings.commit_max_records
+                ):
+                    worker.last_commit = now
+                    worker.committing = asyncio.create_task(
+                        self._commit(worker), name=f"commit-{worker.partition.partition}"
+                    )
 
     def _process(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[RawRecord]
@@ -184,19 +203,19 @@ class ProcessorService:
                 return
             batch = worker.state.drain()
             if batch.empty:
-                worker.last_commit = time.monotonic()
                 return
             try:
                 await worker.committer.commit(batch)
-            except (KafkaError, OSError) as exc:
-                logger.error(
-                    "commit of %s failed (%r); rebuilding it from the last commit",
-                    worker.partition,
-                    exc,
+            except Exception:
+                # Whatever went wrong, nothing of this batch is visible (the committer aborts).
+                logger.exception(
+                    "commit of %s failed; rebuilding it from the last commit", worker.partition
                 )
-                await self._rebuild(worker)
-                return
-            worker.last_commit = time.monotonic()
+                try:
+                    await self._rebuild(worker)
+                except Exception as fatal:
+                    logger.exception("could not rebuild %s", worker.partition)
+                    worker.failed = fatal
 
     async def _rebuild(self, worker: PartitionWorker) -> None:
         """Forget uncommitted work: sessions from the state topic, input from the commit."""
@@ -244,7 +263,9 @@ class ProcessorService:
             logger.info("released partitions %s", sorted(w.partition.partition for w in revoked))
 
     async def _release(self, worker: PartitionWorker) -> None:
-        await self._commit(worker)
+        await worker.settle()
+        if worker.failed is None:
+            await self._commit(worker)
         async with worker.lock:
             self._workers.pop(worker.partition.partition, None)
             ASSIGNED_PARTITIONS.set(len(self._workers))
