@@ -215,3 +215,45 @@ async def test_health_endpoints(
             metrics = await response.text()
         assert "processor_assigned_partitions 4.0" in metrics
         assert "processor_restore_seconds_count" in metrics
+
+
+async def test_a_processor_joining_mid_stream_takes_partitions_without_loss_or_duplicates(
+    settings: ProcessorSettings,
+) -> None:
+    """A rebalance while the first processor has uncommitted work: it commits what it has
+    and hands partitions over; the newcomer restores them and carries on."""
+    sessions = [unique_name("2_MX40-rebalance") for _ in range(24)]
+    records = [r for s in sessions for r in scripted_meeting(s, unique_name("room"))[:-1]]
+    half = len(records) // 2
+    async with running(settings) as first:
+        await feed(settings, records[:half])
+        await wait_until(
+            lambda: first.processed_records >= half // 2, what="the first processor under way"
+        )
+        async with running(settings) as second:
+
+            async def split() -> bool:
+                mine, theirs = set(first.assigned_partitions), set(second.assigned_partitions)
+                return bool(mine) and bool(theirs) and not mine & theirs
+
+            await wait_until(split, what="the partitions to be shared", within=60)
+            await feed(settings, records[half:])
+
+            async def all_ended() -> bool:
+                return set(sessions) <= set(await summaries(settings))
+
+            await wait_until(all_ended, what="every session to end", within=60)
+
+    ended = await summaries(settings)
+    for session in sessions:
+        summary = ended[session].summary
+        assert (summary.unique_participants, summary.participant_seconds) == (3, 256), session
+    for topic in (settings.topics.participants, settings.topics.recordings):
+        events = await events_of(settings, topic)
+        ids = [e.event_id for e in events]
+        assert len(ids) == len(set(ids)), f"duplicates on {topic}"
+    sessions_events = await events_of(settings, settings.topics.sessions)
+    assert Counter(type(e).__name__ for e in sessions_events) == {
+        "SessionStartedEvent": len(sessions),
+        "SessionEndedEvent": len(sessions),
+    }
