@@ -193,6 +193,7 @@ class PartitionState:
             keep_ms = retention_ms + (idle_timeout_ms if status == "timed_out" else 0)
             if idle_ms > keep_ms:
                 del self.sessions[session_id]
+                # A snapshot not yet committed is superseded: the tombstone is the latest state.
                 self._dirty.pop(session_id, None)
                 self._tombstones[session_id] = None
                 _RETENTION_EXPIRED.inc()

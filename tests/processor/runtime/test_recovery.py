@@ -257,3 +257,32 @@ async def test_a_processor_joining_mid_stream_takes_partitions_without_loss_or_d
         "SessionStartedEvent": len(sessions),
         "SessionEndedEvent": len(sessions),
     }
+
+
+async def test_finished_sessions_leave_memory_and_are_tombstoned_after_retention(
+    settings: ProcessorSettings,
+) -> None:
+    session_id = unique_name("2_MX40-retention")
+    await feed(settings, scripted_meeting(session_id, unique_name("room"))[:-1])
+    async with running(settings):  # default retention: an hour
+
+        async def ended() -> bool:
+            return session_id in await summaries(settings)
+
+        await wait_until(ended, what="the session to end")
+
+    # The callbacks were received ten minutes ago: past a five-minute retention. The restarted
+    # processor restores the finished session, then drops it.
+    async with running(replace(settings, session_retention_s=300)) as service:
+
+        async def tombstoned() -> bool:
+            states = await read_all(settings.kafka_bootstrap_servers, settings.topics.session_state)
+            return any(r.key == session_id.encode() and r.value is None for r in states)
+
+        await wait_until(tombstoned, what="the finished session's tombstone")
+        assert session_id not in _sync_keys(service)
+
+    states = await read_all(settings.kafka_bootstrap_servers, settings.topics.session_state)
+    mine = [r for r in states if r.key == session_id.encode()]
+    assert mine[-1].value is None  # the tombstone is the session's latest record
+    assert decode_state(mine[-2].value).status == "ended"  # after its final state
