@@ -1,22 +1,20 @@
 """Realistic raw callbacks of many concurrent meetings, as ingest writes them to the raw topic.
 
-Each meeting: ``session:started``; 2-12 participants joining over its first half and (most of
-them) leaving before it ends; about 30% with a recording started, ended and uploaded;
-``session:ended``; for some, ``room:expired`` a little later; about 1% of callbacks retried by
-Vonage. Receive times lie in the hour before ``now_ms`` (older raw records would fall to the
-topic's time retention), and meetings overlap, so thousands are active at once.
+Each meeting comes from ``ingest.simulator.meetings`` (shared with ``meetings-simulate``): 2-12
+participants, about 30% with a recording; about 1% of callbacks are retried by Vonage. Receive
+times lie in the hour before ``now_ms`` (older raw records would fall to the topic's time
+retention), and meetings overlap, so thousands are active at once.
 """
 
 from __future__ import annotations
 
-import base64
 import random
 import uuid
 from dataclasses import dataclass
 
 import orjson
 
-from schemas.timestamps import format_epoch_ms
+from ingest.simulator.meetings import MINUTE_MS, Body, meeting, session_id_of
 from schemas.topics import (
     HEADER_CONTENT_TYPE,
     HEADER_RECEIVED_AT,
@@ -24,10 +22,7 @@ from schemas.topics import (
     HEADER_SOURCE_ROUTE,
 )
 
-MINUTE_MS = 60_000
-NAMES = ("Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Guest", None)
-
-Body = dict[str, object]
+__all__ = ["MINUTE_MS", "Body", "RawCallback", "meeting", "raw_callbacks", "session_id_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,92 +40,6 @@ class RawCallback:
             (HEADER_REQUEST_ID, uuid.UUID(int=number).hex.encode()),
             (HEADER_CONTENT_TYPE, b"application/json"),
         ]
-
-
-def session_id_of(rng: random.Random) -> str:
-    """Shaped like a Vonage session id (``2_MX4…-fg``)."""
-    token = base64.urlsafe_b64encode(rng.randbytes(36)).decode()
-    return f"2_MX40NjMzOTg5Mn5-{token}-fg"
-
-
-def meeting(
-    rng: random.Random,
-    *,
-    session_id: str,
-    t0: int,
-    duration_ms: int,
-    participants: int,
-    recording: bool,
-    ended: bool = True,
-) -> list[tuple[int, Body]]:
-    """``(receive time, body)`` of one meeting starting at ``t0``; unsorted.
-
-    ``ended=False`` cuts the meeting at ``t0 + duration_ms`` (still active): callbacks due later
-    are left out, so participants not yet gone stay present and a recording may still run.
-    """
-    room_id = str(uuid.UUID(int=rng.getrandbits(128)))
-    end = t0 + duration_ms
-    out: list[tuple[int, Body]] = [
-        (
-            t0 + rng.randint(50, 400),
-            {
-                "event": "session:started",
-                "session_id": session_id,
-                "room_id": room_id,
-                "started_at": format_epoch_ms(t0),
-            },
-        )
-    ]
-    for number in range(participants):
-        person: Body = {
-            "participant_id": str(uuid.UUID(int=rng.getrandbits(128))),
-            "session_id": session_id,
-            "room_id": room_id,
-            "name": rng.choice(NAMES),
-            "type": "Host" if number == 0 else "Guest",
-            "is_host": number == 0,
-        }
-        joined = t0 + rng.randint(1_000, max(duration_ms // 2, 2_000))
-        out.append((joined, {"event": "session:participant:joined", **person}))
-        if rng.random() < 0.8:  # the others are sent away by session:ended
-            left = joined + rng.randint(1_000, max(end - joined - 1_000, 2_000))
-            out.append((left, {"event": "session:participant:left", **person}))
-    if recording:
-        recording_id = str(uuid.UUID(int=rng.getrandbits(128)))
-        started = t0 + rng.randint(5_000, max(duration_ms // 3, 10_000))
-        stopped = started + rng.randint(30_000, max(end - started - 10_000, 60_000))
-        times: Body = {
-            "recording_id": recording_id,
-            "session_id": session_id,
-            "started_at": format_epoch_ms(started),
-            "ended_at": format_epoch_ms(stopped),
-            "duration": round((stopped - started) / 1000),
-        }
-        out.append((started + 300, {"event": "recording:started", **_pick(times, 2)}))
-        out.append((stopped + 500, {"event": "recording:ended", **times}))
-        ready: Body = {**times, "url": f"https://example.invalid/{recording_id}.mp4"}
-        out.append(
-            (stopped + rng.randint(20_000, 90_000), {"event": "recording:uploaded", **ready})
-        )
-    ending: Body = {"session_id": session_id, "room_id": room_id}
-    times = {"started_at": format_epoch_ms(t0), "ended_at": format_epoch_ms(end)}
-    out.append((end + rng.randint(50, 400), {"event": "session:ended", **ending, **times}))
-    if rng.random() < 0.4:
-        expiry: Body = {
-            "event": "room:expired",
-            "room_id": room_id,
-            "room_type": "instant",
-            "expires_at": format_epoch_ms(end + 2 * MINUTE_MS),
-            "created_at": format_epoch_ms(t0 - MINUTE_MS),
-        }
-        out.append((end + 2 * MINUTE_MS + rng.randint(0, 2_000), expiry))
-    if not ended:
-        out = [(at, body) for at, body in out if at < end]
-    return out
-
-
-def _pick(body: Body, count: int) -> Body:
-    return dict(list(body.items())[:count])
 
 
 def raw_callbacks(sessions: int, *, now_ms: int, seed: int = 11) -> list[RawCallback]:
