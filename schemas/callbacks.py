@@ -133,8 +133,9 @@ class RecordingStartedCallback(
     canonical_event: ClassVar[str] = "recording:started"
 
 
-class RecordingEndedCallback(_RecordingCallback, frozen=True, kw_only=True, tag="recording:ended"):
-    canonical_event: ClassVar[str] = "recording:ended"
+class _FinishedRecordingCallback(_RecordingCallback, frozen=True, kw_only=True):
+    """A recording that has stopped: it carries Vonage's times and its duration."""
+
     time_fields: ClassVar[tuple[str, ...]] = ("started_at", "ended_at")
 
     def __post_init__(self) -> None:
@@ -149,25 +150,20 @@ class RecordingEndedCallback(_RecordingCallback, frozen=True, kw_only=True, tag=
         return self.ended_at
 
 
+class RecordingEndedCallback(
+    _FinishedRecordingCallback, frozen=True, kw_only=True, tag="recording:ended"
+):
+    canonical_event: ClassVar[str] = "recording:ended"
+
+
 class RecordingReadyCallback(
-    _RecordingCallback, frozen=True, kw_only=True, tag="recording:uploaded"
+    _FinishedRecordingCallback, frozen=True, kw_only=True, tag="recording:uploaded"
 ):
     """A recording is uploaded and ready to download."""
 
     canonical_event: ClassVar[str] = "recording:uploaded"
-    time_fields: ClassVar[tuple[str, ...]] = ("started_at", "ended_at")
 
-    def __post_init__(self) -> None:
-        _times_to_utc(self)
-
-    started_at: Instant
-    ended_at: Instant
-    duration: Seconds
     url: Annotated[str, Meta(min_length=1)]
-
-    @property
-    def event_time(self) -> datetime:
-        return self.ended_at
 
 
 class RecordingReadyAliasCallback(
