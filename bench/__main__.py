@@ -2,7 +2,7 @@
 
 import sys
 
-from bench import decode, ingest, processor
+from bench import decode, e2e, ingest, processor
 from bench.report import emit
 
 
@@ -14,6 +14,8 @@ def main() -> int:
     ingest.run()
     emit()
     processor.run()
+    emit()
+    e2e.run()
     return 0
 
 

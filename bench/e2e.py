@@ -1,0 +1,540 @@
+"""End-to-end latency: from a callback's POST to its derived event being visible downstream.
+
+The whole pipeline runs as in production: a broker (embedded, or ``KAFKA_BOOTSTRAP_SERVERS``),
+the topics (``ensure_topics``, a prefix no earlier run used, 8 partitions), ``python -m ingest``
+(1 worker) and ``python -m processor`` (exactly-once, default commit interval) as subprocesses.
+An open-loop generator sends callbacks at a steady rate, each at its own scheduled time, over a
+pool of raw keep-alive connections (as ``bench.http_load``): for each session a
+``session:started``, then ``session:participant:joined`` of 2-12 unique participants,
+interleaved over a few hundred sessions open at once. Each callback yields exactly one derived
+event (``session.started`` on the sessions topic, ``participant.joined`` on the participants
+topic), which a ``read_committed`` consumer (no group, positioned at the end of those topics
+before the load starts) matches by session or participant id.
+
+Latency is the consumer's wall-clock arrival time minus the callback's scheduled send time (wall
+clock, same machine), so a stalled pipeline is charged for every callback it made wait. The
+first ``WARMUP_SECONDS`` of the same steady stream are reported apart. Stages: the 204 from
+ingest, and the derived record's timestamp (set when the processor's producer appends it, just
+before its transaction commits), both from the same scheduled send time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+import msgspec
+import orjson
+import uvloop
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from bench.ingest import ingest_command, kafka
+from bench.meetings import session_id_of
+from bench.report import emit
+from devkafka import free_port
+from processor.settings import Guarantee, ProcessorSettings, TopicNames
+from processor.topics import ensure_topics
+from schemas.timestamps import format_epoch_ms
+
+PARTITIONS = 8
+RATE = 1_000.0
+"""Callbacks per second, steady."""
+SECONDS = 15.0
+WARMUP_SECONDS = 5.0
+"""Sent first at the same rate, reported apart: the broker's JIT and every connection warm up
+(the first seconds after start are several times slower)."""
+CONCURRENT_SESSIONS = 300
+"""Sessions receiving joins at any moment; each gets 2-12 participants, as ``bench.meetings``
+(the processor writes a snapshot of every session it touched at each commit, so the size of
+the sessions, not only the callback rate, sets how much it writes)."""
+GOAL_P99_MS = 250.0
+POOL = 64
+"""Connections of the generator: enough that none waits at this rate."""
+READY_TIMEOUT_S = 60.0
+DRAIN_TIMEOUT_S = 15.0
+"""Longest wait, after the last POST, for derived events still missing."""
+STOP_TIMEOUT_S = 20.0
+
+JOINED = "participant.joined"
+STARTED = "session.started"
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    body: bytes
+    expects: str
+    """``<derived type>/<id>``: the derived event this callback must produce."""
+
+
+def plan_callbacks(total: int, *, seed: int = 5) -> list[Callback]:
+    """``total`` callbacks in send order: ``CONCURRENT_SESSIONS`` sessions open at any time.
+
+    Each session gets its ``session:started``, then 2-12 ``session:participant:joined`` of
+    unique participants, interleaved with the other open sessions'; a full session makes room
+    for a new one (the first ones open over the first ``2 * CONCURRENT_SESSIONS`` callbacks).
+    A join always follows its session's start (same key, same raw partition: the processor
+    sees the start first).
+    """
+    rng = random.Random(seed)
+    now_ms = time.time_ns() // 1_000_000
+    open_sessions: list[_OpenSession] = []
+    plan: list[Callback] = []
+    for number in range(total):
+        if len(open_sessions) < CONCURRENT_SESSIONS and (number % 2 == 0 or not open_sessions):
+            session = _OpenSession(
+                session_id_of(rng), str(uuid.UUID(int=rng.getrandbits(128))), rng.randint(2, 12)
+            )
+            open_sessions.append(session)
+            body: dict[str, object] = {
+                "event": "session:started",
+                "session_id": session.session_id,
+                "room_id": session.room_id,
+                "started_at": format_epoch_ms(now_ms),
+            }
+            plan.append(Callback(orjson.dumps(body), f"{STARTED}/{session.session_id}"))
+            continue
+        index = rng.randrange(len(open_sessions))
+        session = open_sessions[index]
+        participant_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        body = {
+            "event": "session:participant:joined",
+            "participant_id": participant_id,
+            "session_id": session.session_id,
+            "room_id": session.room_id,
+            "name": "Guest",
+            "type": "Guest",
+            "is_host": False,
+        }
+        plan.append(Callback(orjson.dumps(body), f"{JOINED}/{participant_id}"))
+        session.joins_left -= 1
+        if session.joins_left == 0:
+            open_sessions[index] = open_sessions[-1]
+            open_sessions.pop()
+    return plan
+
+
+@dataclass(slots=True)
+class _OpenSession:
+    session_id: str
+    room_id: str
+    joins_left: int
+
+
+# -- the services ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+    ready_url: str
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
+
+    def log_tail(self, lines: int = 20) -> str:
+        self.log.flush()
+        text = Path(self.log.name).read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def services(bootstrap: str, prefix: str) -> Iterator[tuple[Service, Service]]:
+    """Ingest (1 worker) and the processor as subprocesses; both stopped on the way out
+    (SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``), whatever happened."""
+    defaults = ProcessorSettings()
+    topics = TopicNames.with_prefix(prefix)
+    ingest_port, processor_port = free_port(), free_port()
+    command, ingest_environ = ingest_command(bootstrap, topics.raw, ingest_port, workers=1)
+    processor_environ = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "MEETINGS_TOPIC_PREFIX": prefix,
+        "PROCESSOR_GROUP_ID": f"{prefix}processor",
+        "PROCESSING_GUARANTEE": Guarantee.EXACTLY_ONCE.value,
+        "COMMIT_INTERVAL_MS": str(defaults.commit_interval_ms),
+        "TOPIC_PARTITIONS": str(PARTITIONS),
+        "PROCESSOR_HTTP_HOST": "127.0.0.1",
+        "PROCESSOR_HTTP_PORT": str(processor_port),
+        "PROCESSOR_LOG_LEVEL": "warning",
+    }
+    processor_command = [sys.executable, "-m", "processor"]
+    started: list[Service] = []
+    with contextlib.ExitStack() as logs:
+        try:
+            for name, argv, environ, port in (
+                ("ingest", command, ingest_environ, ingest_port),
+                ("processor", processor_command, processor_environ, processor_port),
+            ):
+                log = logs.enter_context(tempfile.NamedTemporaryFile(prefix=f"bench-e2e-{name}-"))
+                process = subprocess.Popen(
+                    argv, env={**os.environ, **environ}, stdout=log, stderr=log
+                )
+                started.append(Service(name, process, log, f"http://127.0.0.1:{port}/readyz"))
+            yield started[0], started[1]
+        finally:
+            _stop([service.process for service in started])
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def wait_ready(service: Service, partitions: int | None = None) -> None:
+    """Until ``/readyz`` answers 200 (and, with ``partitions``, lists that many)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            service.check_alive()
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(service.ready_url) as response:
+                    if response.status == 200:
+                        owned = (await response.json()).get("partitions", [])
+                        if partitions is None or len(owned) == partitions:
+                            return
+            await asyncio.sleep(0.1)  # readiness poll
+    raise RuntimeError(
+        f"{service.name} not ready in {READY_TIMEOUT_S:.0f} s:\n{service.log_tail()}"
+    )
+
+
+# -- the downstream consumer -----------------------------------------------------------------
+
+
+class _Seen(msgspec.Struct):
+    """The fields of a derived event that identify what it is about."""
+
+    type: str
+    session_id: str | None = None
+    participant_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    wall: float
+    """``time.time()`` when the consumer got the record."""
+    produced_ms: int
+    """The record's timestamp: when the processor's producer appended it."""
+
+
+class Downstream:
+    """A ``read_committed`` consumer of the derived topics, from their end, recording arrivals."""
+
+    def __init__(self, bootstrap: str, topics: TopicNames) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+        )
+        self._partitions = [
+            TopicPartition(topic, partition)
+            for topic in (topics.participants, topics.sessions)
+            for partition in range(PARTITIONS)
+        ]
+        self._decoder = msgspec.json.Decoder(_Seen)
+        self.arrivals: dict[str, Arrival] = {}
+        self.duplicates = 0
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.assign(self._partitions)
+        await self._consumer.seek_to_end(*self._partitions)
+        for tp in self._partitions:  # resolve the positions now, before any load
+            await self._consumer.position(tp)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            batches = await self._consumer.getmany(timeout_ms=50)
+            wall = time.time()
+            for records in batches.values():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    seen = self._decoder.decode(record.value)
+                    about = seen.participant_id if seen.type == JOINED else seen.session_id
+                    key = f"{seen.type}/{about}"
+                    if key in self.arrivals:
+                        self.duplicates += 1
+                    else:
+                        self.arrivals[key] = Arrival(wall, record.timestamp)
+
+
+# -- the load --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Sent:
+    """Per callback, in plan order: scheduled send time (wall) and when the 204 came back."""
+
+    scheduled_wall: list[float]
+    answered_wall: list[float]
+    late_ms: list[float]
+    """How late the generator actually wrote each request (its own lag, not the server's)."""
+    errors: int
+    elapsed_s: float
+
+
+async def send_open_loop(url: str, plan: list[Callback], rate: float) -> Sent:
+    """Each callback written at ``start + n / rate`` on an idle keep-alive connection."""
+    parsed = urllib.parse.urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    requests = [
+        (
+            f"POST {parsed.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(c.body)}\r\n\r\n"
+        ).encode()
+        + c.body
+        for c in plan
+    ]
+    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(POOL):
+        idle.put_nowait(await asyncio.open_connection(host, port))
+    total = len(plan)
+    scheduled_wall = [0.0] * total
+    answered_wall = [0.0] * total
+    late_ms = [0.0] * total
+    errors = 0
+
+    async def one(number: int, scheduled: float) -> None:
+        nonlocal errors
+        reader, writer = await idle.get()
+        late_ms[number] = (time.monotonic() - scheduled) * 1000
+        writer.write(requests[number])
+        head = await reader.readuntil(b"\r\n\r\n")
+        answered_wall[number] = time.time()
+        if not head.startswith(b"HTTP/1.1 204"):
+            errors += 1
+            length = re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE)
+            if length:
+                await reader.readexactly(int(length.group(1)))
+        idle.put_nowait((reader, writer))
+
+    in_flight: set[asyncio.Task[None]] = set()
+    began_wall, began = time.time(), time.monotonic()
+    for number in range(total):
+        scheduled = began + number / rate
+        scheduled_wall[number] = began_wall + number / rate
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(number, scheduled))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    await asyncio.gather(*in_flight)
+    elapsed = time.monotonic() - began
+    while not idle.empty():
+        _, writer = idle.get_nowait()
+        writer.close()
+    return Sent(scheduled_wall, answered_wall, late_ms, errors, elapsed)
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The figures of a stretch of the plan."""
+
+    total: int
+    latency_ms: list[float]
+    """Sorted, of the matched callbacks: scheduled send → visible downstream."""
+    answered_ms: list[float]
+    """Sorted: scheduled send → 204 from ingest."""
+    produced_ms: list[float]
+    """Sorted: scheduled send → the processor's producer appended the derived record."""
+    missing: list[str]
+
+    def p(self, figures: list[float], fraction: float) -> float:
+        if not figures:
+            return float("nan")
+        return figures[max(int(len(figures) * fraction) - 1, 0)]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    warmup: Window
+    measured: Window
+    starts: int
+    duplicates: int
+    errors: int
+    achieved_rate: float
+    late_p99_ms: float
+    commits: int
+    """Transactions the processor committed during the measured stretch."""
+    commit_mean_ms: float
+
+
+async def measure(
+    bootstrap: str, topics: TopicNames, ingest: Service, processor: Service, plan: list[Callback]
+) -> Result:
+    await asyncio.gather(wait_ready(ingest), wait_ready(processor, PARTITIONS))
+    metrics_url = processor.ready_url.replace("/readyz", "/metrics")
+    downstream = Downstream(bootstrap, topics)
+    await downstream.start()
+    stop = asyncio.Event()
+    consuming = asyncio.create_task(downstream.run(stop))
+    try:
+        url = ingest.ready_url.replace("/readyz", "/callbacks")
+        sending = asyncio.create_task(send_open_loop(url, plan, RATE))
+        await asyncio.sleep(WARMUP_SECONDS)
+        commits_before = await commit_seconds(metrics_url)
+        sent = await sending
+        commits_after = await commit_seconds(metrics_url)
+        expected = {callback.expects for callback in plan}
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while not expected <= downstream.arrivals.keys() and time.monotonic() < deadline:
+            if consuming.done():
+                consuming.result()
+            processor.check_alive()
+            await asyncio.sleep(0.05)  # waiting for the last derived events
+    finally:
+        stop.set()
+        await consuming
+        await downstream.stop()
+    split = int(WARMUP_SECONDS * RATE)
+    commits = commits_after[1] - commits_before[1]
+    return Result(
+        warmup=_window(plan, sent, downstream.arrivals, range(split)),
+        measured=_window(plan, sent, downstream.arrivals, range(split, len(plan))),
+        starts=sum(callback.expects.startswith(STARTED) for callback in plan[split:]),
+        duplicates=downstream.duplicates,
+        errors=sent.errors,
+        achieved_rate=len(plan) / sent.elapsed_s,
+        late_p99_ms=sorted(sent.late_ms)[int(len(sent.late_ms) * 0.99) - 1],
+        commits=int(commits),
+        commit_mean_ms=(commits_after[0] - commits_before[0]) / max(commits, 1) * 1000,
+    )
+
+
+def _window(
+    plan: list[Callback], sent: Sent, arrivals: dict[str, Arrival], numbers: range
+) -> Window:
+    latency, answered, produced, missing = [], [], [], []
+    for number in numbers:
+        scheduled = sent.scheduled_wall[number]
+        answered.append((sent.answered_wall[number] - scheduled) * 1000)
+        arrival = arrivals.get(plan[number].expects)
+        if arrival is None:
+            missing.append(plan[number].expects)
+            continue
+        latency.append((arrival.wall - scheduled) * 1000)
+        produced.append(arrival.produced_ms - scheduled * 1000)
+    return Window(len(numbers), sorted(latency), sorted(answered), sorted(produced), missing)
+
+
+async def commit_seconds(metrics_url: str) -> tuple[float, float]:
+    """The processor's ``processor_commit_seconds`` histogram: (sum, count)."""
+    async with aiohttp.ClientSession() as session, session.get(metrics_url) as response:
+        text = await response.text()
+    figures = dict(
+        re.findall(r"^processor_commit_seconds_(sum|count) ([0-9.e+]+)$", text, re.MULTILINE)
+    )
+    return float(figures.get("sum", 0.0)), float(figures.get("count", 0.0))
+
+
+def run() -> None:
+    emit(
+        f"end-to-end: POST → derived event visible to a read_committed consumer, "
+        f"{RATE:,.0f} callbacks/s for {SECONDS:.0f} s (after {WARMUP_SECONDS:.0f} s of warm-up)"
+    )
+    aiokafka_logger = logging.getLogger("aiokafka")
+    level = aiokafka_logger.level
+    # Freshly created topics have no leader for a moment; aiokafka logs its (successful) retries
+    # as errors. A real failure still surfaces: as an exception, or as missing events.
+    aiokafka_logger.setLevel(logging.CRITICAL)
+    try:
+        with kafka() as bootstrap:
+            prefix = f"bench-e2e-{uuid.uuid4().hex[:10]}."
+            topics = TopicNames.with_prefix(prefix)
+            settings = replace(
+                ProcessorSettings(),
+                kafka_bootstrap_servers=bootstrap,
+                topics=topics,
+                topic_partitions=PARTITIONS,
+            )
+            uvloop.run(ensure_topics(settings))
+            plan = plan_callbacks(int(RATE * (WARMUP_SECONDS + SECONDS)))
+            with services(bootstrap, prefix) as (ingest, processor):
+                result = uvloop.run(measure(bootstrap, topics, ingest, processor, plan))
+    finally:
+        aiokafka_logger.setLevel(level)
+    _report(result)
+
+
+def _report(result: Result) -> None:
+    measured, warmup = result.measured, result.warmup
+    latency = measured.latency_ms
+    emit(
+        f"  {result.starts:,} session starts + {measured.total - result.starts:,} participant "
+        f"joins ({CONCURRENT_SESSIONS} sessions open at a time, 2-12 participants each), "
+        f"{PARTITIONS} partitions; ingest 1 worker; processor exactly-once, commit every "
+        f"{ProcessorSettings().commit_interval_ms} ms"
+    )
+    emit(
+        f"  matched {len(latency):,}/{measured.total:,}  p50 {measured.p(latency, 0.5):.0f} ms  "
+        f"p99 {measured.p(latency, 0.99):.0f} ms  max {measured.p(latency, 1.0):.0f} ms "
+        f"(goal p99 < {GOAL_P99_MS:.0f} ms)"
+    )
+    emit(
+        "  stages (p50 / p99 from the scheduled send): ingest's 204 "
+        f"{measured.p(measured.answered_ms, 0.5):.1f} / "
+        f"{measured.p(measured.answered_ms, 0.99):.1f} ms; derived record produced "
+        f"{measured.p(measured.produced_ms, 0.5):.0f} / "
+        f"{measured.p(measured.produced_ms, 0.99):.0f} ms; visible "
+        f"{measured.p(latency, 0.5):.0f} / {measured.p(latency, 0.99):.0f} ms"
+    )
+    emit(
+        f"  processor: {result.commits:,} transactions, {result.commit_mean_ms:.0f} ms each on "
+        f"average; generator: {result.achieved_rate:,.0f} callbacks/s sent"
+    )
+    emit(
+        f"  warm-up (not counted): matched {len(warmup.latency_ms):,}/{warmup.total:,}  "
+        f"p50 {warmup.p(warmup.latency_ms, 0.5):.0f} ms  "
+        f"p99 {warmup.p(warmup.latency_ms, 0.99):.0f} ms"
+    )
+    if result.late_p99_ms > 5:
+        emit(f"  WARNING: the generator wrote requests late (p99 {result.late_p99_ms:.1f} ms)")
+    missing = warmup.missing + measured.missing
+    if missing:
+        emit(
+            f"  WARNING: {len(missing):,} derived events never arrived, e.g. "
+            + ", ".join(missing[:3])
+        )
+    if result.duplicates:
+        emit(f"  WARNING: {result.duplicates} derived events arrived more than once")
+    if result.errors:
+        emit(f"  WARNING: {result.errors} requests were not answered 204")
+
+
+if __name__ == "__main__":
+    run()
