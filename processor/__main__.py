@@ -16,7 +16,8 @@ from aiohttp import web
 from processor.http import init_http_app
 from processor.runtime import ProcessorService
 from processor.settings import ProcessorSettings, load_settings
-from processor.topics import TopicLayoutError, ensure_topics
+from processor.topics import KafkaUnreachableError, TopicLayoutError, ensure_topics
+from processor.topics import main as topics_main
 from schemas.env import SettingsError
 from schemas.logs import configure_logging
 
@@ -45,8 +46,6 @@ async def serve(settings: ProcessorSettings) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["topics"]:
-        from processor.topics import main as topics_main
-
         return topics_main(args[1:])
     try:
         settings = load_settings()
@@ -59,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except TopicLayoutError as exc:
         logger.error("%s", exc)
         return 2
+    except KafkaUnreachableError as exc:
+        logger.error("%s", exc)
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from devkafka import free_port
+from processor.__main__ import main as processor_main
 from processor.settings import Guarantee, ProcessorSettings, TopicNames, load_settings
 from schemas.env import SettingsError
 
@@ -57,3 +61,24 @@ def test_every_problem_is_reported_at_once() -> None:
     message = str(failure.value)
     assert "PROCESSING_GUARANTEE='maybe' must be one of exactly_once, at_least_once" in message
     assert "COMMIT_INTERVAL_MS=0 must be at least 1" in message
+
+
+def test_the_processor_exits_1_with_a_clear_message_when_kafka_is_unreachable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = logging.getLogger()
+    # The entry point installs its JSON handler on the root logger: undo that afterwards.
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("PROCESSOR_HTTP_PORT", str(free_port()))
+    assert processor_main([]) == 1
+    assert '"msg":"could not reach Kafka' in capsys.readouterr().err
+
+
+def test_the_processor_exits_2_on_bad_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROCESSING_GUARANTEE", "sometimes")
+    assert processor_main([]) == 2
+    assert "PROCESSING_GUARANTEE='sometimes'" in capsys.readouterr().err
