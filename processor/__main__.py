@@ -17,7 +17,7 @@ from processor.http import init_http_app
 from processor.runtime import ProcessorService
 from processor.settings import ProcessorSettings, load_settings
 from processor.topics import KafkaUnreachableError, TopicLayoutError, ensure_topics
-from processor.topics import main as topics_main
+from processor.topics_cli import main as topics_main
 from schemas.env import SettingsError
 from schemas.logs import configure_logging
 

@@ -16,11 +16,9 @@ topic, the processor's changelog, must be compacted and never deleted by time).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import logging
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,9 +33,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 
-from processor.settings import ProcessorSettings, load_settings
-from schemas.env import SettingsError
-from schemas.logs import configure_logging
+from processor.settings import ProcessorSettings
 from schemas.topics import (
     DLQ,
     PARTICIPANTS,
@@ -50,7 +46,7 @@ from schemas.topics import (
     TopicContract,
 )
 
-logger = logging.getLogger("processor.topics")  # also when run as __main__
+logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0
 """Bound on reaching the cluster and on each admin request."""
@@ -366,43 +362,3 @@ async def _create(
             + f"); replication factor {replication_factor} (TOPIC_REPLICATION_FACTOR)"
         )
     return created, raced
-
-
-def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """``python -m processor topics``: create or check the topics, print what was done.
-
-    Exit status 0 when the topics are in place, 1 when Kafka is unreachable, 2 for bad settings
-    or a topic layout that needs an operator.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m processor topics",
-        description="Create the missing SPEC §4 topics and check the existing ones "
-        "(settings from the environment, see README).",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help=f"seconds to wait for Kafka (default {DEFAULT_TIMEOUT_S:.0f})",
-    )
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(environ)
-    except SettingsError as exc:
-        sys.stderr.write(f"processor topics: {exc}\n")
-        return 2
-    configure_logging(settings.log_level)
-    try:
-        report = asyncio.run(ensure_topics(settings, timeout_s=args.timeout))
-    except TopicLayoutError as exc:
-        sys.stderr.write(f"processor topics: {exc}\n")
-        return 2
-    except KafkaUnreachableError as exc:
-        sys.stderr.write(f"processor topics: {exc}\n")
-        return 1
-    sys.stdout.write("".join(f"{line}\n" for line in report.describe()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,9 +21,9 @@ from processor.topics import (
     ProvisionReport,
     TopicLayoutError,
     ensure_topics,
-    main,
     plan_topics,
 )
+from processor.topics_cli import main
 from tests.kafka_helpers import create_topic, unique_name, wait_until
 
 RAW_RETENTION_MS = 3_600_000

@@ -1,0 +1,58 @@
+"""``python -m processor topics``: create or check the topics, print what was done."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Mapping
+
+from processor.settings import load_settings
+from processor.topics import (
+    DEFAULT_TIMEOUT_S,
+    KafkaUnreachableError,
+    TopicLayoutError,
+    ensure_topics,
+)
+from schemas.env import SettingsError
+from schemas.logs import configure_logging
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """``python -m processor topics``: create or check the topics, print what was done.
+
+    Exit status 0 when the topics are in place, 1 when Kafka is unreachable, 2 for bad settings
+    or a topic layout that needs an operator.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m processor topics",
+        description="Create the missing SPEC §4 topics and check the existing ones "
+        "(settings from the environment, see README).",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds to wait for Kafka (default {DEFAULT_TIMEOUT_S:.0f})",
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(environ)
+    except SettingsError as exc:
+        sys.stderr.write(f"processor topics: {exc}\n")
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        report = asyncio.run(ensure_topics(settings, timeout_s=args.timeout))
+    except TopicLayoutError as exc:
+        sys.stderr.write(f"processor topics: {exc}\n")
+        return 2
+    except KafkaUnreachableError as exc:
+        sys.stderr.write(f"processor topics: {exc}\n")
+        return 1
+    sys.stdout.write("".join(f"{line}\n" for line in report.describe()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
