@@ -218,9 +218,19 @@ class ProcessorService:
                     worker.failed = fatal
 
     async def _rebuild(self, worker: PartitionWorker) -> None:
-        """Forget uncommitted work: sessions from the state topic, input from the commit."""
+        """Forget uncommitted work: sessions from the state topic, input from the commit.
+
+        The committer is replaced too: a producer that was fenced (another process started one
+        with the same transactional id) or otherwise broken never recovers, and starting a new
+        one fences any zombie and aborts its open transaction before the state is read.
+        """
         consumer = self._consumer
         assert consumer is not None
+        with contextlib.suppress(KafkaError):
+            await worker.committer.stop()
+        committer = self._committer(worker.partition.partition)
+        await committer.start()
+        worker.committer = committer
         state = await self._restored_state(worker.partition.partition)
         worker.state = state
         committed = await consumer.committed(worker.partition)

@@ -12,11 +12,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from processor.runtime.committer import transactional_id
 from processor.settings import ProcessorSettings
 from schemas import SessionEndedEvent, decode_event, decode_state
 from tests.kafka_helpers import unique_name, wait_until
-from tests.processor.runtime.conftest import feed, read_all, running
+from tests.processor.runtime.conftest import PARTITIONS, feed, read_all, running
 from tests.processor.runtime.meeting import recent_ms, scripted_meeting
 from tests.processor.runtime.service import ProcessorProcess
 
@@ -286,3 +288,43 @@ async def test_finished_sessions_leave_memory_and_are_tombstoned_after_retention
     mine = [r for r in states if r.key == session_id.encode()]
     assert mine[-1].value is None  # the tombstone is the session's latest record
     assert decode_state(mine[-2].value).status == "ended"  # after its final state
+
+
+async def test_a_fenced_processor_rebuilds_its_partitions_and_carries_on(
+    settings: ProcessorSettings,
+) -> None:
+    """Another producer takes the processor's transactional ids (a zombie, or an operator's
+    mistake): its next commits fail, it replaces its producers, restores the partitions from
+    the state topic, rewinds to the committed offsets, and the output stays exactly-once."""
+    sessions = [unique_name("2_MX40-fenced") for _ in range(12)]
+    records = [r for s in sessions for r in scripted_meeting(s, unique_name("room"))[:-1]]
+    half = len(records) // 2
+    async with running(settings) as service:
+        await feed(settings, records[:half])
+
+        async def committed_some() -> bool:
+            states = await read_all(settings.kafka_bootstrap_servers, settings.topics.session_state)
+            return len(states) > 0
+
+        await wait_until(committed_some, what="first commits")
+        for partition in range(PARTITIONS):
+            rogue = AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                transactional_id=transactional_id(settings, partition),
+            )
+            await rogue.start()  # InitProducerId fences the processor's producer
+            await rogue.stop()
+        await feed(settings, records[half:])
+
+        async def all_ended() -> bool:
+            return set(sessions) <= set(await summaries(settings))
+
+        await wait_until(all_ended, what="every session to end after the fencing", within=90)
+        assert service.processed_records > len(records)  # some records were applied twice
+
+    ended = await summaries(settings)
+    for session in sessions:
+        assert ended[session].summary.participant_seconds == 256, session
+    for topic in (settings.topics.participants, settings.topics.recordings):
+        ids = [e.event_id for e in await events_of(settings, topic)]
+        assert len(ids) == len(set(ids)), f"duplicates on {topic}"
