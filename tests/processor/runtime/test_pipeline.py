@@ -19,7 +19,7 @@ from schemas import (
 )
 from tests.kafka_helpers import unique_name, wait_until
 from tests.processor.runtime.conftest import RawCallback, feed, read_all, running
-from tests.processor.runtime.meeting import scripted_meeting
+from tests.processor.runtime.meeting import recent_ms, scripted_meeting
 
 
 async def derived(settings: ProcessorSettings, topic: str) -> list[Any]:
@@ -106,24 +106,30 @@ async def test_duplicated_and_shuffled_delivery_gives_the_same_summary_and_no_du
 ) -> None:
     in_order, scrambled = unique_name("2_MX40-a"), unique_name("2_MX40-b")
     room = unique_name("room")
-    baseline = scripted_meeting(in_order, room)[:-1]
-    shuffled = scripted_meeting(scrambled, room)[:-1] * 2
+    t0 = recent_ms()  # the same clock for both, so their summaries can be compared
+    baseline = scripted_meeting(in_order, room, t0=t0)[:-1]
+    shuffled = scripted_meeting(scrambled, room, t0=t0)[:-1] * 2
     random.Random(7).shuffle(shuffled)
     await feed(settings, baseline + shuffled)
     async with running(settings):
         expected = await wait_for_summary(settings, in_order)
         await wait_for_summary(settings, scrambled)
 
+        seen: list[Any] = []
+
         async def converged() -> bool:
             events = await derived(settings, settings.topics.sessions)
-            last = [e for e in events if type(e).__name__ == "SessionEndedEvent"
-                    and e.session_id == scrambled][-1]  # fmt: skip
+            seen[:] = [e.summary for e in events if type(e).__name__ == "SessionEndedEvent"
+                       and e.session_id == scrambled]  # fmt: skip
             return bool(
-                msgspec.structs.replace(last.summary, revision=0)
+                msgspec.structs.replace(seen[-1], revision=0)
                 == msgspec.structs.replace(expected.summary, revision=0)
             )
 
-        await wait_until(converged, what="the shuffled session's final summary")
+        try:
+            await wait_until(converged, what="the shuffled session's final summary")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: expected {expected.summary}, got {seen}") from None
 
     topics = settings.topics
     for topic in (topics.sessions, topics.participants, topics.recordings):
