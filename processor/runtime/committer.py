@@ -36,6 +36,24 @@ class Committer(Protocol):
     async def stop(self) -> None: ...
 
 
+_COMMITTED = COMMITS.labels(outcome="committed")
+_ABORTED = COMMITS.labels(outcome="aborted")
+
+
+async def send_all(producer: AIOKafkaProducer, batch: Batch) -> list[asyncio.Future[object]]:
+    """Hand every output of ``batch`` to ``producer``; the futures resolve on acknowledgement."""
+    return [
+        await producer.send(
+            output.topic,
+            value=output.value,
+            key=output.key,
+            partition=output.partition,
+            headers=list(output.headers),
+        )
+        for output in batch.outputs
+    ]
+
+
 def transactional_id(settings: ProcessorSettings, partition: int) -> str:
     return f"{settings.group_id}-{settings.topics.raw}-{partition}"
 
@@ -63,16 +81,7 @@ class TransactionalCommitter:
         producer = self._producer
         await producer.begin_transaction()
         try:
-            deliveries = [
-                await producer.send(
-                    output.topic,
-                    value=output.value,
-                    key=output.key,
-                    partition=output.partition,
-                    headers=list(output.headers),
-                )
-                for output in batch.outputs
-            ]
+            deliveries = await send_all(producer, batch)
             if batch.next_offset is not None:
                 await producer.send_offsets_to_transaction(
                     {self._input: batch.next_offset}, self._settings.group_id
@@ -80,10 +89,10 @@ class TransactionalCommitter:
             await producer.commit_transaction()
             await asyncio.gather(*deliveries)
         except BaseException:
-            COMMITS.labels(outcome="aborted").inc()
+            _ABORTED.inc()
             await self._abort()
             raise
-        COMMITS.labels(outcome="committed").inc()
+        _COMMITTED.inc()
         COMMIT_SECONDS.observe(time.perf_counter() - began)
 
     async def _abort(self) -> None:
@@ -114,23 +123,14 @@ class AtLeastOnceCommitter:
     async def commit(self, batch: Batch) -> None:
         began = time.perf_counter()
         try:
-            deliveries = [
-                await self._producer.send(
-                    output.topic,
-                    value=output.value,
-                    key=output.key,
-                    partition=output.partition,
-                    headers=list(output.headers),
-                )
-                for output in batch.outputs
-            ]
+            deliveries = await send_all(self._producer, batch)
             await asyncio.gather(*deliveries)
             if batch.next_offset is not None:
                 await self._consumer.commit({self._input: batch.next_offset})
         except BaseException:
-            COMMITS.labels(outcome="aborted").inc()
+            _ABORTED.inc()
             raise
-        COMMITS.labels(outcome="committed").inc()
+        _COMMITTED.inc()
         COMMIT_SECONDS.observe(time.perf_counter() - began)
 
     async def stop(self) -> None:
