@@ -40,18 +40,33 @@ _COMMITTED = COMMITS.labels(outcome="committed")
 _ABORTED = COMMITS.labels(outcome="aborted")
 
 
-async def send_all(producer: AIOKafkaProducer, batch: Batch) -> list[asyncio.Future[object]]:
-    """Hand every output of ``batch`` to ``producer``; the futures resolve on acknowledgement."""
-    return [
-        await producer.send(
-            output.topic,
-            value=output.value,
-            key=output.key,
-            partition=output.partition,
-            headers=list(output.headers),
+async def send_all(
+    producer: AIOKafkaProducer, batch: Batch, deliveries: list[asyncio.Future[object]]
+) -> None:
+    """Hand every output of ``batch`` to ``producer``, collecting into ``deliveries`` the
+    futures that resolve on acknowledgement (collected as they come, so a failure half-way
+    still leaves every one of them to settle)."""
+    for output in batch.outputs:
+        deliveries.append(
+            await producer.send(
+                output.topic,
+                value=output.value,
+                key=output.key,
+                partition=output.partition,
+                headers=list(output.headers),
+            )
         )
-        for output in batch.outputs
-    ]
+
+
+def settle_failed(deliveries: list[asyncio.Future[object]]) -> None:
+    """After a failed commit: consume the deliveries' errors, which the abort explains."""
+    for delivery in deliveries:
+        delivery.add_done_callback(_consume_error)
+
+
+def _consume_error(delivery: asyncio.Future[object]) -> None:
+    if not delivery.cancelled():
+        delivery.exception()
 
 
 def transactional_id(settings: ProcessorSettings, partition: int) -> str:
@@ -80,8 +95,9 @@ class TransactionalCommitter:
         began = time.perf_counter()
         producer = self._producer
         await producer.begin_transaction()
+        deliveries: list[asyncio.Future[object]] = []
         try:
-            deliveries = await send_all(producer, batch)
+            await send_all(producer, batch, deliveries)
             if batch.next_offset is not None:
                 await producer.send_offsets_to_transaction(
                     {self._input: batch.next_offset}, self._settings.group_id
@@ -90,6 +106,7 @@ class TransactionalCommitter:
             await asyncio.gather(*deliveries)
         except BaseException:
             _ABORTED.inc()
+            settle_failed(deliveries)
             await self._abort()
             raise
         _COMMITTED.inc()
@@ -122,13 +139,15 @@ class AtLeastOnceCommitter:
 
     async def commit(self, batch: Batch) -> None:
         began = time.perf_counter()
+        deliveries: list[asyncio.Future[object]] = []
         try:
-            deliveries = await send_all(self._producer, batch)
+            await send_all(self._producer, batch, deliveries)
             await asyncio.gather(*deliveries)
             if batch.next_offset is not None:
                 await self._consumer.commit({self._input: batch.next_offset})
         except BaseException:
             _ABORTED.inc()
+            settle_failed(deliveries)
             raise
         _COMMITTED.inc()
         COMMIT_SECONDS.observe(time.perf_counter() - began)
