@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -45,6 +44,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from bench.http_load import RawPool, dispatch_at_rate
 from bench.ingest import ingest_command, kafka
 from bench.meetings import session_id_of
 from bench.report import emit
@@ -306,19 +306,9 @@ class Sent:
 
 async def send_open_loop(url: str, plan: list[Callback], rate: float) -> Sent:
     """Each callback written at ``start + n / rate`` on an idle keep-alive connection."""
-    parsed = urllib.parse.urlsplit(url)
-    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-    requests = [
-        (
-            f"POST {parsed.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(c.body)}\r\n\r\n"
-        ).encode()
-        + c.body
-        for c in plan
-    ]
-    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-    for _ in range(POOL):
-        idle.put_nowait(await asyncio.open_connection(host, port))
+    pool = RawPool(url)
+    requests = [pool.post(callback.body) for callback in plan]
+    await pool.open(POOL)
     total = len(plan)
     scheduled_wall = [0.0] * total
     answered_wall = [0.0] * total
@@ -327,34 +317,21 @@ async def send_open_loop(url: str, plan: list[Callback], rate: float) -> Sent:
 
     async def one(number: int, scheduled: float) -> None:
         nonlocal errors
-        reader, writer = await idle.get()
-        late_ms[number] = (time.monotonic() - scheduled) * 1000
-        writer.write(requests[number])
-        head = await reader.readuntil(b"\r\n\r\n")
-        answered_wall[number] = time.time()
-        if not head.startswith(b"HTTP/1.1 204"):
-            errors += 1
-            length = re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE)
-            if length:
-                await reader.readexactly(int(length.group(1)))
-        idle.put_nowait((reader, writer))
 
-    in_flight: set[asyncio.Task[None]] = set()
+        def written() -> None:
+            late_ms[number] = (time.monotonic() - scheduled) * 1000
+
+        accepted = await pool.exchange(requests[number], on_written=written)
+        answered_wall[number] = time.time()
+        errors += not accepted
+
     began_wall, began = time.time(), time.monotonic()
     for number in range(total):
-        scheduled = began + number / rate
         scheduled_wall[number] = began_wall + number / rate
-        delay = scheduled - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = asyncio.create_task(one(number, scheduled))
-        in_flight.add(task)
-        task.add_done_callback(in_flight.discard)
-    await asyncio.gather(*in_flight)
-    elapsed = time.monotonic() - began
-    while not idle.empty():
-        _, writer = idle.get_nowait()
-        writer.close()
+    try:
+        elapsed = await dispatch_at_rate(total, rate, began, one)
+    finally:
+        pool.close()
     return Sent(scheduled_wall, answered_wall, late_ms, errors, elapsed)
 
 

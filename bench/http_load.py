@@ -15,8 +15,10 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -96,53 +98,85 @@ async def _closed_loop(url: str, body: bytes, *, connections: int, seconds: floa
     return Throughput(completed / elapsed, errors, "aiohttp client")
 
 
-async def open_loop_latency(url: str, body: bytes, *, rate: float, seconds: float) -> Latency:
-    """Send at ``rate`` requests/s for ``seconds``; latency from each request's scheduled time.
+class RawPool:
+    """Keep-alive HTTP/1.1 connections for pre-built requests: a few microseconds a request,
+    so an open-loop generator does not become the bottleneck."""
 
-    Raw keep-alive HTTP/1.1 over a pool of connections with a pre-built request, so the
-    generator costs a few microseconds per request and does not become the bottleneck.
-    """
-    parsed = urllib.parse.urlsplit(url)
-    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-    request = (
-        f"POST {parsed.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-    for _ in range(_POOL):
-        idle.put_nowait(await asyncio.open_connection(host, port))
-    latencies: list[float] = []
-    errors = 0
+    def __init__(self, url: str) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        self.path = parsed.path
+        self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+        self._idle = asyncio.Queue()
 
-    async def one(scheduled: float) -> None:
-        nonlocal errors
-        reader, writer = await idle.get()
+    def post(self, body: bytes) -> bytes:
+        """The bytes of a JSON POST of ``body`` to the pool's URL."""
+        return (
+            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    async def open(self, size: int = _POOL) -> None:
+        for _ in range(size):
+            self._idle.put_nowait(await asyncio.open_connection(self.host, self.port))
+
+    async def exchange(self, request: bytes, on_written: Callable[[], None] | None = None) -> bool:
+        """Send ``request`` on an idle connection; True when the answer was a 204."""
+        reader, writer = await self._idle.get()
+        if on_written is not None:
+            on_written()
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
-        latencies.append((time.monotonic() - scheduled) * 1000)
-        if not head.startswith(b"HTTP/1.1 204"):
-            errors += 1
+        accepted = head.startswith(b"HTTP/1.1 204")
+        if not accepted:
             length = re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE)
             if length:
                 await reader.readexactly(int(length.group(1)))
-        idle.put_nowait((reader, writer))
+        self._idle.put_nowait((reader, writer))
+        return accepted
 
-    total = int(rate * seconds)
+    def close(self) -> None:
+        while not self._idle.empty():
+            _, writer = self._idle.get_nowait()
+            writer.close()
+
+
+async def dispatch_at_rate(
+    total: int, rate: float, began: float, start: Callable[[int, float], Coroutine[Any, Any, None]]
+) -> float:
+    """Start request ``n`` at ``began + n / rate`` (monotonic clock), whatever the earlier ones
+    are doing; returns the seconds until the last one finished."""
     in_flight: set[asyncio.Task[None]] = set()
-    began = time.monotonic()
-    for number in range(total):  # a dispatcher that starts each request at its time
+    for number in range(total):
         scheduled = began + number / rate
         delay = scheduled - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one(scheduled))
+        task = asyncio.create_task(start(number, scheduled))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     await asyncio.gather(*in_flight)
-    elapsed = time.monotonic() - began
-    while not idle.empty():
-        _, writer = idle.get_nowait()
-        writer.close()
+    return time.monotonic() - began
+
+
+async def open_loop_latency(url: str, body: bytes, *, rate: float, seconds: float) -> Latency:
+    """Send at ``rate`` requests/s for ``seconds``; latency from each request's scheduled time."""
+    pool = RawPool(url)
+    request = pool.post(body)
+    await pool.open()
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(_number: int, scheduled: float) -> None:
+        nonlocal errors
+        accepted = await pool.exchange(request)
+        latencies.append((time.monotonic() - scheduled) * 1000)
+        errors += not accepted
+
+    try:
+        elapsed = await dispatch_at_rate(int(rate * seconds), rate, time.monotonic(), one)
+    finally:
+        pool.close()
     ordered = sorted(latencies)
     return Latency(
         rate=rate,
