@@ -74,7 +74,7 @@ class Authenticator:
         presented = headers.get(self._token_header) or query.get(self._token_query)
         if presented is None:
             return "missing token"
-        if not hmac.compare_digest(presented.encode(), self._token):
+        if not hmac.compare_digest(_as_sent(presented), self._token):
             return "wrong token"
         return None
 
@@ -84,6 +84,8 @@ class Authenticator:
         scheme, _, token = headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return "missing bearer token"
+        if not token.isascii():  # a JWT is base64url and dots; PyJWT would fail to encode it
+            return "invalid token"
         try:
             claims = jwt.decode(
                 token.strip(),
@@ -108,7 +110,19 @@ class Authenticator:
             return "token has no payload_hash" if self._payload_hash == "required" else None
         if not isinstance(claimed, str):
             return "payload_hash is not a string"
+        if not claimed.isascii():  # hex digits only; also keeps encode() below from failing
+            return "payload_hash does not match the body"
         actual = hashlib.sha256(body).hexdigest()
         if not hmac.compare_digest(claimed.lower().encode(), actual.encode()):
             return "payload_hash does not match the body"
         return None
+
+
+def _as_sent(value: str) -> bytes:
+    """The bytes of a header or query value as sent: aiohttp decodes non-UTF-8 bytes with
+    surrogate escapes, which a plain ``encode()`` refuses. A value that cannot be mapped back
+    becomes ``b""``, which never equals a configured token (at least 16 characters)."""
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return b""

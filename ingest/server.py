@@ -14,6 +14,8 @@ import signal
 from aiohttp import web
 
 from ingest.app import begin_shutdown, init_app
+from ingest.connections import ConnectionGuard, default_max_connections, raise_descriptor_limit
+from ingest.protocol import IngestRunner
 from ingest.settings import IngestSettings
 from schemas.logs import FIELDS_ATTRIBUTE
 
@@ -22,8 +24,15 @@ logger = logging.getLogger(__name__)
 
 async def serve(settings: IngestSettings, *, reuse_port: bool = False) -> None:
     app = init_app(settings)
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s
+    descriptor_limit = raise_descriptor_limit()
+    max_connections = settings.max_connections or default_max_connections(descriptor_limit)
+    runner = IngestRunner(
+        app,
+        guard=ConnectionGuard(max_connections),
+        read_timeout_s=settings.read_timeout_s,
+        retry_after_s=settings.retry_after_s,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout_s,
     )
     await runner.setup()
     stop = asyncio.Event()
@@ -39,7 +48,13 @@ async def serve(settings: IngestSettings, *, reuse_port: bool = False) -> None:
             "ingest listening on http://%s:%d",
             settings.host,
             settings.port,
-            extra={FIELDS_ATTRIBUTE: {"kafka": settings.kafka_bootstrap_servers}},
+            extra={
+                FIELDS_ATTRIBUTE: {
+                    "kafka": settings.kafka_bootstrap_servers,
+                    "max_connections": max_connections,
+                    "descriptor_limit": descriptor_limit,
+                }
+            },
         )
         await stop.wait()
         logger.info("SIGTERM received: draining")

@@ -35,6 +35,8 @@ class IngestSettings:
     jwt_secret: Secret | None = None
     jwt_payload_hash: str = "if_present"
     jwt_leeway_s: float = 30.0
+    read_timeout_s: float = 10.0
+    max_connections: int = 0
     log_level: str = "INFO"
     access_log: str = "refusals"
     """Which requests get an access log line: ``all``, ``refusals`` (not 2xx) or ``off``.

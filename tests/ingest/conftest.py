@@ -1,10 +1,13 @@
-"""Fixtures for ingest tests: a unique raw topic, the app under test, and a raw-topic reader."""
+"""Fixtures for ingest tests: a unique raw topic, the app under test, a raw-topic reader, and
+one real ingest process for the hostile-input tests."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +17,9 @@ from aiokafka import AIOKafkaConsumer
 from ingest.app import init_app
 from ingest.settings import IngestSettings
 from tests.conftest import TopicFactory
-from tests.kafka_helpers import ConsumerRecord, consume_until
+from tests.ingest.hostile import HostileTarget, assert_quiet_log, hostile_environ
+from tests.ingest.service import IngestService
+from tests.kafka_helpers import ConsumerRecord, consume_until, create_topic, unique_name
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -89,3 +94,25 @@ async def read_raw(
 
 def header_map(record: ConsumerRecord) -> dict[str, bytes]:
     return dict(record.headers)
+
+
+@pytest.fixture(scope="module")
+def hostile_service(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HostileTarget]:
+    topic = asyncio.run(create_topic(kafka_bootstrap, unique_name("raw"), partitions=2))
+    log_path: Path = tmp_path_factory.mktemp("hostile") / "ingest.log"
+    service = IngestService(hostile_environ(kafka_bootstrap, topic), log_path)
+    try:
+        service.start_blocking()
+        yield HostileTarget(service, kafka_bootstrap, topic)
+    finally:
+        service.kill()
+
+
+@pytest.fixture
+def target(hostile_service: HostileTarget) -> Iterator[HostileTarget]:
+    """The shared service; after the test, its log must hold no traceback and no error."""
+    hostile_service.log_offset = len(hostile_service.service.log())
+    yield hostile_service
+    assert_quiet_log(hostile_service.new_log())
