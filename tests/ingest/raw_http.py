@@ -7,7 +7,9 @@ header, two ``Content-Length`` headers or invalid UTF-8 in the path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -84,11 +86,41 @@ async def read_response(reader: asyncio.StreamReader) -> RawResponse | None:
         if not exc.partial:
             return None
         raise AssertionError(f"a truncated response head: {exc.partial!r}") from None
-    status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
+    response = _parse_head(head[:-4])
+    body = await reader.readexactly(int(response.headers.get("content-length", "0")))
+    return RawResponse(response.status, response.headers, body)
+
+
+def exchange_blocking(port: int, data: bytes, *, within: float = 10.0) -> RawResponse | None:
+    """``exchange`` for synchronous tests (hypothesis drives those)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=within) as connection:
+        # Answered and closed before the whole request was sent: the answer is still there.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            connection.sendall(data)
+        received = b""
+        try:
+            while b"\r\n\r\n" not in received:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return None
+                received += chunk
+            head, _, body = received.partition(b"\r\n\r\n")
+            response = _parse_head(head)
+            length = int(response.headers.get("content-length", "0"))
+            while len(body) < length:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+        except ConnectionResetError:
+            return None
+        return RawResponse(response.status, response.headers, body[:length])
+
+
+def _parse_head(head: bytes) -> RawResponse:
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
     headers: dict[str, str] = {}
     for line in header_lines:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    body = await reader.readexactly(length)
-    return RawResponse(int(status_line.split(" ")[1]), headers, body)
+    return RawResponse(int(status_line.split(" ")[1]), headers, b"")
