@@ -36,13 +36,13 @@ from ingest.validation import (
     check_content_type,
     inspect_body,
 )
-from schemas.logs import FIELDS_ATTRIBUTE
 from schemas.topics import (
     HEADER_CONTENT_TYPE,
     HEADER_RECEIVED_AT,
     HEADER_REQUEST_ID,
     HEADER_SOURCE_ROUTE,
 )
+from servicekit.logs import FIELDS_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("ingest.access")
@@ -84,6 +84,15 @@ def init_app(settings: IngestSettings, *, publisher: RawPublisher | None = None)
         app.router.add_post(path, receive_callback)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if not settings.metrics_port:
+        app.router.add_get("/metrics", metrics)
+    return app
+
+
+def init_metrics_app(settings: IngestSettings) -> web.Application:
+    """``/metrics`` alone, for ``INGEST_METRICS_PORT``: the scrape need not be public."""
+    app = web.Application(middlewares=[observe_requests])
+    app[SETTINGS] = settings
     app.router.add_get("/metrics", metrics)
     return app
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestPayloadError
 
 from ingest.connections import ConnectionGuard, Phase
 from ingest.metrics import CONNECTIONS_CLOSED, REQUESTS

@@ -16,7 +16,8 @@ from aiokafka import AIOKafkaConsumer
 
 from ingest.app import init_app
 from ingest.settings import IngestSettings
-from tests.conftest import TopicFactory
+from schemas.topics import RAW
+from servicekit.kafka import KafkaSettings
 from tests.ingest.hostile import HostileTarget, assert_quiet_log, hostile_environ
 from tests.ingest.service import IngestService
 from tests.kafka_helpers import ConsumerRecord, consume_until, create_topic, unique_name
@@ -25,15 +26,20 @@ ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest.fixture
-async def raw_topic(new_topic: TopicFactory) -> str:
-    return await new_topic("raw", partitions=4)
+def topic_prefix() -> str:
+    """Names this test's topics (``<prefix>callbacks.raw``, ...)."""
+    return unique_name("ingest") + "."
 
 
 @pytest.fixture
-def ingest_settings(kafka_bootstrap: str, raw_topic: str) -> IngestSettings:
+async def raw_topic(kafka_bootstrap: str, topic_prefix: str) -> str:
+    return await create_topic(kafka_bootstrap, RAW.name_under(topic_prefix), partitions=4)
+
+
+@pytest.fixture
+def ingest_settings(kafka_bootstrap: str, topic_prefix: str, raw_topic: str) -> IngestSettings:
     return IngestSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        raw_topic=raw_topic,
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix),
         produce_timeout_s=5.0,
         readiness_interval_s=0.2,
     )
@@ -100,9 +106,10 @@ def header_map(record: ConsumerRecord) -> dict[str, bytes]:
 def hostile_service(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HostileTarget]:
-    topic = asyncio.run(create_topic(kafka_bootstrap, unique_name("raw"), partitions=2))
+    prefix = unique_name("hostile") + "."
+    topic = asyncio.run(create_topic(kafka_bootstrap, RAW.name_under(prefix), partitions=2))
     log_path: Path = tmp_path_factory.mktemp("hostile") / "ingest.log"
-    service = IngestService(hostile_environ(kafka_bootstrap, topic), log_path)
+    service = IngestService(hostile_environ(kafka_bootstrap, prefix), log_path)
     try:
         service.start_blocking()
         yield HostileTarget(service, kafka_bootstrap, topic)

@@ -27,10 +27,10 @@ class HostileTarget:
         return self.service.log()[self.log_offset :]
 
 
-def hostile_environ(bootstrap: str, topic: str) -> dict[str, str]:
+def hostile_environ(bootstrap: str, topic_prefix: str) -> dict[str, str]:
     return {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "INGEST_RAW_TOPIC": topic,
+        "MEETINGS_TOPIC_PREFIX": topic_prefix,
         "INGEST_AUTH_TOKEN": TOKEN,
         "INGEST_JWT_SECRET": SECRET,
         "INGEST_READINESS_INTERVAL_S": "0.5",

@@ -17,11 +17,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from devkafka import EmbeddedKafka
 from ingest.app import init_app
 from ingest.settings import IngestSettings
+from schemas.topics import RAW
+from servicekit.kafka import KafkaSettings
 from tests.ingest.conftest import read_raw
 from tests.kafka_helpers import create_topic, unique_name, wait_until
+from tools.devkafka import EmbeddedKafka
 
 BODY = orjson.dumps({"event": "session:started", "session_id": "s-1", "room_id": "r-1"})
 PROBE_INTERVAL_S = 0.2
@@ -77,10 +79,10 @@ async def test_control_a_plain_producer_does_create_the_topic(auto_creating_brok
 
 @pytest.fixture
 async def client(auto_creating_broker: str) -> AsyncIterator[tuple[TestClient[Any, Any], str]]:
-    topic = unique_name("raw")
+    prefix = unique_name("auto") + "."
+    topic = RAW.name_under(prefix)
     settings = IngestSettings(
-        kafka_bootstrap_servers=auto_creating_broker,
-        raw_topic=topic,
+        kafka=KafkaSettings(bootstrap_servers=auto_creating_broker, topic_prefix=prefix),
         produce_timeout_s=5.0,
         readiness_interval_s=PROBE_INTERVAL_S,
         retry_after_s=7,
