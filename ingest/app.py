@@ -24,7 +24,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter
 
 from ingest.auth import Authenticator
-from ingest.metrics import ACCEPTED_BYTES, IN_FLIGHT, READY, REQUESTS
+from ingest.metrics import ACCEPTED_BYTES, CONNECTIONS_CLOSED, IN_FLIGHT, READY, REQUESTS
 from ingest.prometheus import render_metrics
 from ingest.protocol import body_received, close_after_response, read_deadline
 from ingest.publisher import PublishError, RawPublisher
@@ -132,6 +132,7 @@ async def receive_callback(request: web.Request) -> web.StreamResponse:
             async with asyncio.timeout_at(read_deadline(request, settings.read_timeout_s)):
                 body = await request.read()
     except TimeoutError:
+        CONNECTIONS_CLOSED.labels(reason="read_timeout").inc()
         close_after_response(request)
         return refuse(
             request,

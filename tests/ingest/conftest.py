@@ -3,11 +3,9 @@ one real ingest process for the hostile-input tests."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +16,7 @@ from ingest.app import init_app
 from ingest.settings import IngestSettings
 from schemas.topics import RAW
 from servicekit.kafka import KafkaSettings
-from tests.ingest.hostile import HostileTarget, assert_quiet_log, hostile_environ
-from tests.ingest.service import IngestService
+from tests.ingest.hostile import HostileTarget, assert_quiet_log, spawned_target
 from tests.kafka_helpers import ConsumerRecord, consume_until, create_topic, unique_name
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -106,15 +103,8 @@ def header_map(record: ConsumerRecord) -> dict[str, bytes]:
 def hostile_service(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HostileTarget]:
-    prefix = unique_name("hostile") + "."
-    topic = asyncio.run(create_topic(kafka_bootstrap, RAW.name_under(prefix), partitions=2))
-    log_path: Path = tmp_path_factory.mktemp("hostile") / "ingest.log"
-    service = IngestService(hostile_environ(kafka_bootstrap, prefix), log_path)
-    try:
-        service.start_blocking()
-        yield HostileTarget(service, kafka_bootstrap, topic)
-    finally:
-        service.kill()
+    with spawned_target(kafka_bootstrap, tmp_path_factory.mktemp("hostile")) as target:
+        yield target
 
 
 @pytest.fixture

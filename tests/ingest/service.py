@@ -17,15 +17,16 @@ from tools.devkafka import free_port
 
 
 class IngestService(ServiceProcess):
-    """``descriptor_limit``: the child's soft and hard ``RLIMIT_NOFILE`` (so it cannot raise it),
-    to run out of file descriptors without opening thousands of connections."""
+    """``descriptor_limit``: the child's soft and hard ``RLIMIT_NOFILE`` (a number: both, so it
+    cannot raise the soft one), to run out of file descriptors without opening thousands of
+    connections."""
 
     def __init__(
         self,
         environ: Mapping[str, str],
         log_path: Path,
         *,
-        descriptor_limit: int | None = None,
+        descriptor_limit: int | tuple[int, int] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -42,9 +43,10 @@ class IngestService(ServiceProcess):
             super().spawn()
             return
         limit = self._descriptor_limit
+        soft, hard = limit if isinstance(limit, tuple) else (limit, limit)
 
         def lower_limit() -> None:  # runs in the child before exec
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
         with self._log_path.open("ab") as log:
             self.process = subprocess.Popen(
