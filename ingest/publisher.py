@@ -132,7 +132,13 @@ class RawPublisher:
             raise PublishError("not_connected")
         topic = self._settings.raw_topic
         # Checked synchronously right before send(), which finds the topic in the same metadata
-        # and so never asks the broker for it by name (see the module docstring).
+        # and so never asks the broker for it by name (see the module docstring). A topic just
+        # created may be missing from metadata fetched a moment ago: look once more (concurrent
+        # requests share the one refresh).
+        if producer.client.cluster.partitions_for_topic(topic) is None:
+            with contextlib.suppress(TimeoutError, KafkaError, OSError):
+                async with asyncio.timeout(self._settings.produce_timeout_s):
+                    await producer.client.force_metadata_update()
         if producer.client.cluster.partitions_for_topic(topic) is None:
             self._deliverable = False
             PRODUCE_FAILURES.labels(cause="topic_missing").inc()
