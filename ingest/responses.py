@@ -16,6 +16,8 @@ def error_code(status: int) -> str:
     """A stable code from the status: ``404`` -> ``not_found``."""
     if status == HTTPStatus.INTERNAL_SERVER_ERROR:
         return "internal_error"
+    if status == HTTPStatus.SERVICE_UNAVAILABLE:
+        return "unavailable"  # as the handlers' own 503s
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:

@@ -85,7 +85,7 @@ async def test_evicted_slow_connections_get_a_json_503(small_target: HostileTarg
         assert response is not None
         assert response.status == 503
         assert response.headers["retry-after"]
-        assert response.json()["error"] == "service_unavailable"
+        assert response.json()["error"] == "unavailable"
     finally:
         first_writer.close()
         for _, writer in others:
