@@ -131,6 +131,7 @@ async def receive_callback(request: web.Request) -> web.StreamResponse:
         else:
             async with asyncio.timeout_at(read_deadline(request, settings.read_timeout_s)):
                 body = await request.read()
+            body_received(request)
     except TimeoutError:
         CONNECTIONS_CLOSED.labels(reason="read_timeout").inc()
         close_after_response(request)
@@ -149,7 +150,6 @@ async def receive_callback(request: web.Request) -> web.StreamResponse:
         return refuse(request, Rejection(400, "invalid_body", _payload_detail(exc)))
     except ConnectionError:
         return client_gone(request)
-    body_received(request)
     auth_failure = app[AUTHENTICATOR].check(headers, request.query, body)
     if auth_failure:
         return refuse(request, Rejection(401, "unauthorized", auth_failure))

@@ -48,8 +48,15 @@ class Phase(enum.IntEnum):
 
 class Connection(Protocol):
     phase: Phase
+    phase_since: float
+    """Loop time of the connection's last move to the end of the guard's order (its accept, or
+    the end of its last response)."""
+    read_deadline: float | None
+    """While set: at least ``phase_since`` plus the read timeout."""
 
     def evict(self) -> None: ...
+
+    def read_timed_out(self) -> None: ...
 
 
 def raise_descriptor_limit() -> int:
@@ -106,13 +113,27 @@ class ConnectionGuard:
 
     def progressed(self, connection: Connection) -> None:
         """``connection`` changed phase: it is now the freshest."""
-        if connection in self._open:
+        if connection in self._open:  # a refused connection was never registered
             self._open.move_to_end(connection)
 
     def release(self, connection: Connection) -> None:
         if connection in self._open:
             del self._open[connection]
             OPEN_CONNECTIONS.set(len(self._open))
+
+    def overdue(self, now: float, read_timeout_s: float) -> list[Connection]:
+        """Connections whose headers did not arrive by their read deadline, oldest first. The
+        order is that of ``phase_since``, so the walk ends at the first connection that moved
+        less than a read timeout ago: its deadline and every later one are still ahead."""
+        horizon = now - read_timeout_s
+        late: list[Connection] = []
+        for connection in self._open:
+            if connection.phase_since > horizon:
+                break
+            deadline = connection.read_deadline
+            if connection.phase <= Phase.HEADERS and deadline is not None and deadline <= now:
+                late.append(connection)
+        return late
 
     def _stalest(self) -> Connection | None:
         for connection in self._open:

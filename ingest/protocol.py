@@ -7,7 +7,8 @@
 * A read timeout: from a connection's accept, or the first byte of a later request, the
   headers and the body must arrive within ``read_timeout_s``. Headers that do not make it get a
   ``408`` and the connection closes; the callback handler answers a late body with ``408``
-  itself (it reads by ``read_deadline``).
+  itself (it reads by ``read_deadline``). One sweep per process finds late headers, rather than a
+  timer per request: the per-request cost is a clock read and two attribute writes.
 * Every connection is registered with the ``ConnectionGuard`` (the connection cap).
 
 ``IngestRunner`` is ``web.AppRunner`` serving the application through this protocol.
@@ -37,6 +38,8 @@ KEEPALIVE_TIMEOUT_S = 75.0
 """Idle keep-alive connections close after this (nginx's default); at the connection cap the
 stalest idle one closes sooner."""
 UNPARSED_ROUTE = "unparsed"
+# Module constants: cheaper than an enum attribute lookup on the per-request path.
+_IDLE, _HEADERS, _BODY, _ANSWERING = Phase.IDLE, Phase.HEADERS, Phase.BODY, Phase.ANSWERING
 """The ``route`` label of requests that could not be parsed far enough to be routed."""
 
 
@@ -61,16 +64,19 @@ class IngestProtocol(web.RequestHandler):
         self._read_timeout_s = read_timeout_s
         self._retry_after_s = retry_after_s
         self.phase = Phase.IDLE
+        self.phase_since = loop.time()
+        """When the connection was accepted or last finished a response (its place in the
+        guard's order)."""
         self.read_deadline: float | None = None
         """Loop time by which the current request (headers and body) must have arrived."""
-        self._read_timer: asyncio.TimerHandle | None = None
         self._close_after_response = False
 
     # -- connection lifecycle --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._arm_read_timer()  # a connection that never sends a request is a slow one too
+        # A connection that never sends a request is a slow one too.
+        self.read_deadline = self.phase_since + self._read_timeout_s
         if not self._guard.admit(self):
             self._answer_and_close(
                 503,
@@ -79,15 +85,17 @@ class IngestProtocol(web.RequestHandler):
             )
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm_read_timer()
         self._guard.release(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.phase is Phase.IDLE and data:
-            self._set_phase(Phase.HEADERS)
-            if self._read_timer is None:
-                self._arm_read_timer()
+        if self.phase is _IDLE and data:
+            self.phase = _HEADERS
+            if self.read_deadline is None:  # keep-alive: the clock starts at this first byte
+                self.read_deadline = self._loop.time() + self._read_timeout_s
+            # else the first request: its clock dates from the accept. Either way the place in
+            # the guard's order stays (accept or last response): deadline >= phase_since + timeout,
+            # which is all the sweep needs, and no per-request reordering.
         super().data_received(data)
 
     def evict(self) -> None:
@@ -103,32 +111,26 @@ class IngestProtocol(web.RequestHandler):
 
     # -- request progress (called by IngestServer and the handler) -------------------------
 
-    def request_started(self, payload: StreamReader) -> None:
-        """Headers parsed: the body may still be on its way."""
-        if payload.is_eof():
-            self.body_received()
-        else:
-            self._set_phase(Phase.BODY)
-
     def body_received(self) -> None:
-        self._disarm_read_timer()
-        self._set_phase(Phase.ANSWERING)
+        self.phase = _ANSWERING
 
     def close_after_response(self) -> None:
         """Close as soon as the answer is written, without lingering to read the rest of the
         body (after a read timeout: the client is too slow to wait for)."""
         self._close_after_response = True
 
-    async def finish_response(
-        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
-    ) -> tuple[web.StreamResponse, bool]:
-        result = await super().finish_response(request, resp, start_time)
-        self._disarm_read_timer()
+    def log_access(
+        self, request: web.BaseRequest, response: web.StreamResponse, time: float | None
+    ) -> None:
+        """aiohttp calls this once a response is written (or the peer vanished while writing
+        it): the cheapest hook there is for "answered" (no access log is configured)."""
+        super().log_access(request, response, time)
         self.read_deadline = None
-        self._set_phase(Phase.IDLE)
+        self.phase = _IDLE
+        self.phase_since = self._loop.time()
+        self._guard.progressed(self)
         if self._close_after_response:
             self.force_close()
-        return result
 
     # -- unparseable requests ---------------------------------------------------------------
 
@@ -177,22 +179,8 @@ class IngestProtocol(web.RequestHandler):
 
     # -- internals --------------------------------------------------------------------------
 
-    def _set_phase(self, phase: Phase) -> None:
-        self.phase = phase
-        self._guard.progressed(self)
-
-    def _arm_read_timer(self) -> None:
-        deadline = self._loop.time() + self._read_timeout_s
-        self.read_deadline = deadline
-        self._read_timer = self._loop.call_at(deadline, self._on_read_timeout)
-
-    def _disarm_read_timer(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
-
-    def _on_read_timeout(self) -> None:
-        self._read_timer = None
+    def read_timed_out(self) -> None:
+        """Called by the sweep once ``read_deadline`` passed with the headers incomplete."""
         if self.phase is Phase.IDLE:  # accepted, and not one byte within the read timeout
             CONNECTIONS_CLOSED.labels(reason="read_timeout").inc()
             self.force_close()
@@ -201,7 +189,6 @@ class IngestProtocol(web.RequestHandler):
             self._answer_and_close(
                 408, f"the request headers did not arrive within {self._read_timeout_s:g} s"
             )
-        # BODY: the handler reads the body by ``read_deadline`` and answers 408 itself.
 
     def _answer_and_close(
         self, status: int, detail: str, headers: tuple[tuple[str, str], ...] = ()
@@ -213,10 +200,16 @@ class IngestProtocol(web.RequestHandler):
 
 
 class IngestServer(web.Server):
-    """aiohttp's connection manager, making ``IngestProtocol`` connections."""
+    """aiohttp's connection manager, making ``IngestProtocol`` connections and sweeping them
+    for late headers."""
 
     def __init__(
-        self, template: web.Server, make_protocol: Callable[[web.Server], IngestProtocol]
+        self,
+        template: web.Server,
+        make_protocol: Callable[[web.Server], IngestProtocol],
+        *,
+        guard: ConnectionGuard,
+        read_timeout_s: float,
     ) -> None:
         super().__init__(
             template.request_handler,
@@ -225,15 +218,31 @@ class IngestServer(web.Server):
         )
         self._app_request_factory = template.request_factory
         self._make_protocol = make_protocol
+        self._guard = guard
+        self._read_timeout_s = read_timeout_s
+        # Late headers are noticed within a quarter of the timeout (at most a second) of it.
+        self._sweep_interval_s = min(read_timeout_s / 4, 1.0)
+        self._sweeper = self._loop.call_later(self._sweep_interval_s, self._sweep)
 
     def __call__(self) -> IngestProtocol:
         return self._make_protocol(self)
 
+    async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (aiohttp's)
+        self._sweeper.cancel()
+        await super().shutdown(timeout)
+
+    def _sweep(self) -> None:
+        for connection in self._guard.overdue(self._loop.time(), self._read_timeout_s):
+            connection.read_timed_out()
+        self._sweeper = self._loop.call_later(self._sweep_interval_s, self._sweep)
+
     def _track_request(
         self, message: Any, payload: StreamReader, protocol: Any, writer: Any, task: Any
     ) -> web.BaseRequest:
-        if isinstance(protocol, IngestProtocol):
-            protocol.request_started(payload)
+        if type(protocol) is IngestProtocol:
+            # Headers parsed; not moved in the guard's order: a slow body stays as stale as
+            # its request.
+            protocol.phase = _ANSWERING if payload.is_eof() else _BODY
         return self._app_request_factory(message, payload, protocol, writer, task)
 
 
@@ -268,6 +277,8 @@ class IngestRunner(web.AppRunner):
                 read_timeout_s=self._read_timeout_s,
                 retry_after_s=self._retry_after_s,
             ),
+            guard=self._guard,
+            read_timeout_s=self._read_timeout_s,
         )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 Headers = Sequence[tuple[str, bytes]]
 
 _RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+_METADATA_BACKOFF_S = (0.05, 0.1, 0.2, 0.5)
 
 # Errors after which an idempotent producer never recovers by itself: e.g. batches that
 # expired while the broker was down leave a gap in its sequence numbers, and every later batch
@@ -132,14 +134,10 @@ class RawPublisher:
             raise PublishError("not_connected")
         topic = self._settings.raw_topic
         # Checked synchronously right before send(), which finds the topic in the same metadata
-        # and so never asks the broker for it by name (see the module docstring). A topic just
-        # created may be missing from metadata fetched a moment ago: look once more (concurrent
-        # requests share the one refresh).
-        if producer.client.cluster.partitions_for_topic(topic) is None:
-            with contextlib.suppress(TimeoutError, KafkaError, OSError):
-                async with asyncio.timeout(self._settings.produce_timeout_s):
-                    await producer.client.force_metadata_update()
-        if producer.client.cluster.partitions_for_topic(topic) is None:
+        # and so never asks the broker for it by name (see the module docstring).
+        if producer.client.cluster.partitions_for_topic(topic) is None and not (
+            await self._await_topic(producer, topic)
+        ):
             self._deliverable = False
             PRODUCE_FAILURES.labels(cause="topic_missing").inc()
             raise PublishError(
@@ -173,6 +171,22 @@ class RawPublisher:
             raise PublishError(cause) from exc
         PRODUCE_SECONDS.observe(time.perf_counter() - began)
         self._deliverable = True
+
+    async def _await_topic(self, producer: AIOKafkaProducer, topic: str) -> bool:
+        """Whether ``topic`` appears in the producer's metadata within the produce timeout, as
+        aiokafka would wait for it, but with all-topics refreshes (concurrent requests share
+        each one). A topic created a moment ago takes a little while to reach every broker's
+        metadata."""
+        client = producer.client
+        delays = itertools.chain(_METADATA_BACKOFF_S, itertools.repeat(_METADATA_BACKOFF_S[-1]))
+        with contextlib.suppress(TimeoutError, KafkaError, OSError):
+            async with asyncio.timeout(self._settings.produce_timeout_s):
+                for delay in delays:
+                    await client.force_metadata_update()
+                    if client.cluster.partitions_for_topic(topic) is not None:
+                        return True
+                    await asyncio.sleep(delay)
+        return client.cluster.partitions_for_topic(topic) is not None
 
     # -- background work -------------------------------------------------------------------
 

@@ -16,13 +16,21 @@ from ingest.connections import (
 
 
 class FakeConnection:
-    def __init__(self, name: str, phase: Phase = Phase.IDLE) -> None:
+    def __init__(
+        self, name: str, phase: Phase = Phase.IDLE, *, since: float = 0.0, timeout: float = 10.0
+    ) -> None:
         self.name = name
         self.phase = phase
+        self.phase_since = since
+        self.read_deadline: float | None = since + timeout
         self.evicted = False
+        self.timed_out = False
 
     def evict(self) -> None:
         self.evicted = True
+
+    def read_timed_out(self) -> None:
+        self.timed_out = True
 
     def __repr__(self) -> str:
         return self.name
@@ -95,6 +103,22 @@ def test_refusals_and_evictions_are_logged_at_most_once_per_interval(
     guard.admit(FakeConnection("later"))
     assert len(caplog.records) == 2
     assert "0 connections refused, 100 idle or slow" in caplog.records[1].getMessage()
+
+
+def test_the_sweep_finds_late_headers_and_stops_at_fresh_connections() -> None:
+    guard = ConnectionGuard(10, clock=Clock())
+    late_headers = FakeConnection("late", Phase.HEADERS, since=0.0)
+    silent = FakeConnection("silent", Phase.IDLE, since=1.0)
+    answering = FakeConnection("answering", Phase.ANSWERING, since=2.0)
+    keep_alive = FakeConnection("keep-alive", Phase.IDLE, since=3.0)
+    keep_alive.read_deadline = None  # between requests: no clock running
+    slow_body = FakeConnection("body", Phase.BODY, since=4.0)  # the handler times that out
+    fresh = FakeConnection("fresh", Phase.HEADERS, since=9.0)
+    for connection in (late_headers, silent, answering, keep_alive, slow_body, fresh):
+        guard.admit(connection)
+    assert guard.overdue(now=10.5, read_timeout_s=10.0) == [late_headers]
+    assert guard.overdue(now=11.0, read_timeout_s=10.0) == [late_headers, silent]
+    assert guard.overdue(now=19.0, read_timeout_s=10.0) == [late_headers, silent, fresh]
 
 
 @pytest.mark.parametrize(
