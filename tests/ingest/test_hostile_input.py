@@ -101,6 +101,14 @@ async def test_hostile_header_values_get_json_4xx(
     json_error(await exchange(target.port, request_bytes(VALID, headers)), status)
 
 
+@pytest.mark.parametrize("token", [b"%FF%FE-not-utf-8-at-all", b"%ED%A0%80-surrogate", b"%00"])
+async def test_hostile_query_tokens_are_401(target: HostileTarget, token: bytes) -> None:
+    headers = [h for h in signed_headers(VALID) if h[0] != b"X-Callback-Token"]
+    request = request_bytes(VALID, headers, target=b"/callbacks?token=" + token)
+    payload = json_error(await exchange(target.port, request), 401)
+    assert payload["detail"] == "wrong token"
+
+
 @pytest.mark.parametrize("encoding", [b"gzip", b"deflate"])
 async def test_corrupt_compressed_bodies_are_400(target: HostileTarget, encoding: bytes) -> None:
     garbage = b"\x1f\x8b\x08\x00 this is not compressed data at all"
