@@ -38,9 +38,10 @@ KEEPALIVE_TIMEOUT_S = 75.0
 """Idle keep-alive connections close after this (nginx's default); at the connection cap the
 stalest idle one closes sooner."""
 UNPARSED_ROUTE = "unparsed"
+"""The ``route`` label of requests that could not be parsed far enough to be routed."""
+
 # Module constants: cheaper than an enum attribute lookup on the per-request path.
 _IDLE, _HEADERS, _BODY, _ANSWERING = Phase.IDLE, Phase.HEADERS, Phase.BODY, Phase.ANSWERING
-"""The ``route`` label of requests that could not be parsed far enough to be routed."""
 
 
 class IngestProtocol(web.RequestHandler):
@@ -172,8 +173,8 @@ class IngestProtocol(web.RequestHandler):
         while aiohttp drains it, a vanished peer), a traceback only for a genuine bug."""
         exc = kw.get("exc_info")
         if isinstance(exc, ClientCaused):
-            message = args[0] % args[1:] if args else "error"
-            logger.warning("%s: %s", printable(message), printable(str(exc)))
+            what = str(args[0]) if args else "error"  # aiohttp's message, without its arguments
+            logger.warning("%s: %s", printable(what), printable(str(exc)))
             return
         super().log_exception(*args, **kw)
 
