@@ -4,6 +4,9 @@
    with durable Kafka acknowledgement (``acks=all``), one process each, same load generator.
 2. Ingest's latency (p50, p99) at half its own maximum rate, open loop.
 3. Ingest with several worker processes on one port.
+4. What the hostile-input hardening costs per request, against ingest's own time per request
+   (goal: at most 5%): the request checks against the previous checks (in-process), and the
+   bare handler served through ingest's connection protocol against the plain one (HTTP).
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ import contextlib
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
-from bench.http_load import max_throughput, open_loop_latency
+from bench.http_load import Throughput, max_throughput, open_loop_latency
+from bench.ingest_checks import nanoseconds_per_call
 from bench.report import emit
 from schemas.topics import RAW
 from tools.devkafka import EmbeddedKafka, free_port
@@ -53,11 +60,19 @@ def kafka() -> Iterator[str]:
 
 @contextlib.contextmanager
 def serving(command: list[str], port: int, environ: dict[str, str]) -> Iterator[str]:
+    with serving_process(command, port, environ) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def serving_process(
+    command: list[str], port: int, environ: dict[str, str]
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     process = subprocess.Popen(command, env={**os.environ, **environ}, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for_port(port, process)
-        yield f"{url}/callbacks"
+        yield f"{url}/callbacks", process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -96,13 +111,20 @@ def run() -> None:
     with kafka() as bootstrap:
         prefix = f"bench-{os.getpid()}."
         asyncio.run(create_topic(bootstrap, RAW.name_under(prefix), partitions=4))
-        port = free_port()
-        with serving([sys.executable, "-m", "bench.bare_server", str(port)], port, {}) as url:
-            bare = max_throughput(url, BODY, connections=CONNECTIONS, seconds=SECONDS)
+        # The plain and the hardened bare handler alternate, so drifting load hits both.
+        plain = [cpu_cost("bench.bare_server", seconds=SECONDS)]
+        hardened = [cpu_cost("bench.hardened_server", seconds=SECONDS)]
+        plain.append(cpu_cost("bench.bare_server", seconds=SECONDS))
+        hardened.append(cpu_cost("bench.hardened_server", seconds=SECONDS))
+        bare = plain[0].throughput
         port = free_port()
         command, environ = ingest_command(bootstrap, prefix, port, workers=1)
-        with serving(command, port, environ) as url:
+        with serving_process(command, port, environ) as (url, process):
+            before = _cpu_seconds(process.pid)
             ingest = max_throughput(url, BODY, connections=CONNECTIONS, seconds=SECONDS)
+            ingest_cpu_us = (
+                (_cpu_seconds(process.pid) - before) / (ingest.requests_per_second * SECONDS) * 1e6
+            )
             latency = asyncio.run(
                 open_loop_latency(url, BODY, rate=ingest.requests_per_second / 2, seconds=SECONDS)
             )
@@ -124,9 +146,60 @@ def run() -> None:
     )
     emit(f"  ingest, acks=all, 2 workers          {scaled.requests_per_second:>10,.0f} req/s")
     emit(f"  2 workers / 1 worker: {scaling:.2f}x")
-    errors = bare.errors + ingest.errors + latency.errors + scaled.errors
+    report_hardening(ingest_cpu_us, plain, hardened)
+    errors = ingest.errors + latency.errors + scaled.errors
+    errors += sum(cost.throughput.errors for cost in plain + hardened)
     if errors:
         emit(f"  WARNING: {errors} requests were not answered 204")
+
+
+@dataclass(frozen=True, slots=True)
+class CpuCost:
+    throughput: Throughput
+    cpu_us_per_request: float
+    """Server CPU (user + system) per request: far steadier than req/s on a shared machine."""
+
+
+def cpu_cost(module: str, *, seconds: float) -> CpuCost:
+    port = free_port()
+    with serving_process([sys.executable, "-m", module, str(port)], port, {}) as (url, process):
+        before = _cpu_seconds(process.pid)
+        throughput = max_throughput(url, BODY, connections=CONNECTIONS, seconds=seconds)
+        used = _cpu_seconds(process.pid) - before
+    requests = throughput.requests_per_second * seconds
+    return CpuCost(throughput, used / requests * 1e6)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def report_hardening(ingest_cpu_us: float, plain: list[CpuCost], hardened: list[CpuCost]) -> None:
+    """The protocol's cost is the hardened bare handler's CPU per request minus the plain one's;
+    the checks' cost is measured in-process; both against ingest's own CPU per request."""
+    plain_us = statistics.fmean(cost.cpu_us_per_request for cost in plain)
+    hardened_us = statistics.fmean(cost.cpu_us_per_request for cost in hardened)
+    emit(
+        f"  bare handler CPU per request: plain {plain_us:.1f} us, through ingest's protocol "
+        f"{hardened_us:.1f} us (runs: "
+        + ", ".join(f"{cost.cpu_us_per_request:.1f}" for cost in plain + hardened)
+        + ")"
+    )
+    unicode_body = BODY.replace(b"New Joiner", "Zoë Ñandú".encode())
+    checks_us = 0.0
+    for label, body in (("ASCII body", BODY), ("non-ASCII body", unicode_body)):
+        previous_ns, current_ns = nanoseconds_per_call(body)
+        emit(
+            f"  request checks, {label}: previous {previous_ns / 1000:.2f} us, "
+            f"current {current_ns / 1000:.2f} us per request"
+        )
+        checks_us = max(checks_us, (current_ns - previous_ns) / 1000)
+    added_us = max(hardened_us - plain_us, 0.0) + checks_us
+    emit(
+        f"  hardening adds {added_us:.1f} us of CPU to ingest's {ingest_cpu_us:.0f} us per "
+        f"request: {added_us / ingest_cpu_us:.1%} of its throughput (goal <= 5%)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ service shuts down.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import logging
@@ -19,14 +20,22 @@ from dataclasses import dataclass
 
 import orjson
 from aiohttp import hdrs, web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter
 
 from ingest.auth import Authenticator
-from ingest.metrics import ACCEPTED_BYTES, IN_FLIGHT, READY, REQUESTS
+from ingest.metrics import ACCEPTED_BYTES, CONNECTIONS_CLOSED, IN_FLIGHT, READY, REQUESTS
 from ingest.prometheus import render_metrics
+from ingest.protocol import body_received, close_after_response, read_deadline
 from ingest.publisher import PublishError, RawPublisher
+from ingest.responses import error_code, printable
 from ingest.settings import IngestSettings
-from ingest.validation import Rejection, check_content_type, inspect_body
+from ingest.validation import (
+    Rejection,
+    check_content_encoding,
+    check_content_type,
+    inspect_body,
+)
 from schemas.topics import (
     HEADER_CONTENT_TYPE,
     HEADER_RECEIVED_AT,
@@ -40,6 +49,8 @@ access_logger = logging.getLogger("ingest.access")
 
 CALLBACK_ROUTES = ("/callbacks", "/callbacks/rooms", "/callbacks/sessions", "/callbacks/recordings")
 REQUEST_ID_HEADER = "X-Request-Id"
+CLIENT_CLOSED_STATUS = "client_closed"
+"""The ``status`` label of requests whose client vanished before the body arrived."""
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -58,6 +69,8 @@ REQUEST_ID = web.RequestKey("request_id", str)
 """Set by the middleware for every request; also the record's ``request-id`` header."""
 OUTCOME = web.RequestKey("outcome", str)
 """Why a request was refused, for the access log."""
+CLIENT_CLOSED = web.RequestKey("client_closed", bool)
+"""Set when the client vanished mid-request: counted under its own label, not as an error."""
 
 
 def init_app(settings: IngestSettings, *, publisher: RawPublisher | None = None) -> web.Application:
@@ -71,6 +84,15 @@ def init_app(settings: IngestSettings, *, publisher: RawPublisher | None = None)
         app.router.add_post(path, receive_callback)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if not settings.metrics_port:
+        app.router.add_get("/metrics", metrics)
+    return app
+
+
+def init_metrics_app(settings: IngestSettings) -> web.Application:
+    """``/metrics`` alone, for ``INGEST_METRICS_PORT``: the scrape need not be public."""
+    app = web.Application(middlewares=[observe_requests])
+    app[SETTINGS] = settings
     app.router.add_get("/metrics", metrics)
     return app
 
@@ -95,16 +117,40 @@ async def receive_callback(request: web.Request) -> web.StreamResponse:
     settings = app[SETTINGS]
     if app[LIFECYCLE].shutting_down:
         return unavailable(request, "the service is shutting down", settings.retry_after_s)
-    unsupported = check_content_type(request.headers.get(hdrs.CONTENT_TYPE))
+    headers = request.headers
+    unsupported = check_content_type(headers.get(hdrs.CONTENT_TYPE)) or check_content_encoding(
+        headers.get(hdrs.CONTENT_ENCODING)
+    )
     if unsupported:
         return refuse(request, unsupported)
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         return refuse(request, _too_large(settings))
     try:
-        body = await request.read()
+        if request.content.is_eof():  # the usual small body arrived with the headers
+            body = await request.read()
+        else:
+            async with asyncio.timeout_at(read_deadline(request, settings.read_timeout_s)):
+                body = await request.read()
+            body_received(request)
+    except TimeoutError:
+        CONNECTIONS_CLOSED.labels(reason="read_timeout").inc()
+        close_after_response(request)
+        return refuse(
+            request,
+            Rejection(
+                408,
+                "request_timeout",
+                f"the body did not arrive within {settings.read_timeout_s:g} s",
+            ),
+        )
     except web.HTTPRequestEntityTooLarge:
         return refuse(request, _too_large(settings))
-    auth_failure = app[AUTHENTICATOR].check(request.headers, request.query, body)
+    except RequestPayloadError as exc:  # a corrupt compressed body or chunked framing
+        close_after_response(request)  # the rest of the body cannot be read either
+        return refuse(request, Rejection(400, "invalid_body", _payload_detail(exc)))
+    except ConnectionError:
+        return client_gone(request)
+    auth_failure = app[AUTHENTICATOR].check(headers, request.query, body)
     if auth_failure:
         return refuse(request, Rejection(401, "unauthorized", auth_failure))
     view = inspect_body(body)
@@ -115,9 +161,7 @@ async def receive_callback(request: web.Request) -> web.StreamResponse:
             body, view.key, _record_headers(request, received_at_ms), received_at_ms
         )
     except PublishError as exc:
-        return unavailable(
-            request, f"Kafka did not store the callback ({exc.cause})", settings.retry_after_s
-        )
+        return unavailable(request, exc.detail, settings.retry_after_s)
     ACCEPTED_BYTES.inc(len(body))
     return web.Response(status=204, headers={REQUEST_ID_HEADER: request[REQUEST_ID]})
 
@@ -131,9 +175,11 @@ async def readyz(request: web.Request) -> web.Response:
     if app[LIFECYCLE].shutting_down:
         READY.set(0)
         return json_response(request, 503, {"status": "shutting_down"})
-    if not app[PUBLISHER].ready:
+    publisher = app[PUBLISHER]
+    if not publisher.ready:
         READY.set(0)
-        return json_response(request, 503, {"status": "kafka_unavailable"})
+        status = "raw_topic_missing" if publisher.topic_missing else "kafka_unavailable"
+        return json_response(request, 503, {"status": status})
     READY.set(1)
     return json_response(request, 200, {"status": "ready"})
 
@@ -171,6 +217,20 @@ def unavailable(request: web.Request, detail: str, retry_after_s: int) -> web.Re
     return response
 
 
+def client_gone(request: web.Request) -> web.Response:
+    """The client closed the connection before its body arrived: nobody reads this answer, and
+    it is not a server error; the middleware counts it as ``client_closed``."""
+    request[CLIENT_CLOSED] = True
+    request[OUTCOME] = "the client closed the connection before sending its body"
+    return json_response(request, 400, {"error": "client_closed", "detail": request[OUTCOME]})
+
+
+def _payload_detail(exc: RequestPayloadError) -> str:
+    cause = exc.__cause__ or exc
+    message = getattr(cause, "message", None) or str(cause)
+    return f"the body could not be read: {printable(str(message))}"
+
+
 def _too_large(settings: IngestSettings) -> Rejection:
     return Rejection(413, "payload_too_large", f"the body exceeds {settings.max_body_bytes} bytes")
 
@@ -178,7 +238,7 @@ def _too_large(settings: IngestSettings) -> Rejection:
 def _record_headers(request: web.Request, received_at_ms: int) -> list[tuple[str, bytes]]:
     return [
         (HEADER_RECEIVED_AT, str(received_at_ms).encode()),
-        (HEADER_SOURCE_ROUTE, request.path.encode()),
+        (HEADER_SOURCE_ROUTE, request.match_info.route.resource.canonical.encode()),  # type: ignore[union-attr]
         (HEADER_REQUEST_ID, request[REQUEST_ID].encode()),
         (HEADER_CONTENT_TYPE, request.headers.get(hdrs.CONTENT_TYPE, "application/json").encode()),
     ]
@@ -205,25 +265,51 @@ async def observe_requests(request: web.Request, handler: Handler) -> web.Stream
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # 404, 405 from the router
-        error = exc.reason.lower().replace(" ", "_")
-        response = json_response(
-            request, exc.status, {"error": error, "request_id": request[REQUEST_ID]}
-        )
+        response = _router_error(request, exc)
     except Exception:
         logger.exception(
             "unhandled error", extra={FIELDS_ATTRIBUTE: {"request_id": request[REQUEST_ID]}}
         )
         response = json_response(
-            request, 500, {"error": "internal_error", "request_id": request[REQUEST_ID]}
+            request,
+            500,
+            {
+                "error": "internal_error",
+                "detail": "an unexpected error; the callback was not stored",
+                "request_id": request[REQUEST_ID],
+            },
         )
     finally:
         if is_callback:
             IN_FLIGHT.dec()
     status = response.status
-    _requests_counter(route, status).inc()
+    if request.get(CLIENT_CLOSED):
+        _requests_counter(route, CLIENT_CLOSED_STATUS).inc()
+        access_logger.debug("client closed the connection mid-request on %s", route)
+        return response
+    _requests_counter(route, str(status)).inc()
     mode = request.app[SETTINGS].access_log
     if status >= 500 or (is_callback and (mode == "all" or (mode == "refusals" and status >= 300))):
         _log_access(request, route, status, began)
+    return response
+
+
+def _router_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    target = printable(request.path)
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        detail = f"{request.method} is not allowed on {target}; use {allowed}"
+    elif isinstance(exc, web.HTTPNotFound):
+        detail = f"no such route: {target} (callbacks go to {', '.join(CALLBACK_ROUTES)})"
+    else:
+        detail = exc.reason
+    response = json_response(
+        request,
+        exc.status,
+        {"error": error_code(exc.status), "detail": detail, "request_id": request[REQUEST_ID]},
+    )
+    if hdrs.ALLOW in exc.headers:
+        response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
     return response
 
 
@@ -231,7 +317,7 @@ def _log_access(request: web.Request, route: str, status: int, began: float) -> 
     access_logger.info(
         "%s %s %s",
         request.method,
-        request.path,
+        printable(request.path),
         status,
         extra={
             FIELDS_ATTRIBUTE: {
@@ -249,9 +335,9 @@ def _log_access(request: web.Request, route: str, status: int, began: float) -> 
 
 
 @functools.cache
-def _requests_counter(route: str, status: int) -> Counter:
+def _requests_counter(route: str, status: str) -> Counter:
     """The labelled child, looked up once per (route, status) rather than per request."""
-    return REQUESTS.labels(route=route, status=str(status))
+    return REQUESTS.labels(route=route, status=status)
 
 
 def _request_id_source() -> Iterator[str]:

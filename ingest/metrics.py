@@ -36,3 +36,14 @@ READY = Gauge(
     "1 while this process reports ready (Kafka deliverable and not shutting down), else 0.",
     multiprocess_mode="liveall",
 )
+OPEN_CONNECTIONS = Gauge(
+    "ingest_open_connections",
+    "HTTP connections open right now (capped by INGEST_MAX_CONNECTIONS).",
+    multiprocess_mode="livesum",
+)
+CONNECTIONS_CLOSED = Counter(
+    "ingest_connections_closed_total",
+    "Connections closed by ingest, by reason: read_timeout (headers or body too slow), evicted "
+    "(idle or slow, to admit a new one at the cap), refused (at the cap, nothing to evict).",
+    ["reason"],
+)

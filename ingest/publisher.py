@@ -4,12 +4,21 @@ One idempotent producer (``acks=all``) per process, shared by all requests so co
 callbacks ride in the same batches. ``publish`` returns only once the broker acknowledged the
 record, or raises ``PublishError`` within the produce timeout. If Kafka is unreachable at
 start-up the service still starts, answers 503 and keeps trying to connect in the background.
+
+Ingest never causes the raw topic to be created (SPEC §3). aiokafka's producer, asked to send
+to a topic missing from its metadata, adds the topic to the names it tracks and asks the broker
+for that topic by name, with ``allow_auto_topic_creation`` set: a broker with
+``auto.create.topics.enable=true`` would then create it with its default partition count and
+break co-partitioning for good. So ``send`` is only called for a topic already in the
+producer's metadata, which is refreshed with all-topics requests (which create nothing); while
+the topic is missing, callbacks get 503 and readiness is off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -32,6 +41,7 @@ logger = logging.getLogger(__name__)
 Headers = Sequence[tuple[str, bytes]]
 
 _RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+_METADATA_BACKOFF_S = (0.05, 0.1, 0.2, 0.5)
 
 # Errors after which an idempotent producer never recovers by itself: e.g. batches that
 # expired while the broker was down leave a gap in its sequence numbers, and every later batch
@@ -49,9 +59,10 @@ _PRODUCER_FATAL = (
 class PublishError(Exception):
     """Kafka did not acknowledge a record in time; the client should retry later (503)."""
 
-    def __init__(self, cause: str) -> None:
+    def __init__(self, cause: str, detail: str | None = None) -> None:
         super().__init__(cause)
         self.cause = cause
+        self.detail = detail or f"Kafka did not store the callback ({cause})"
 
 
 class RawPublisher:
@@ -61,6 +72,7 @@ class RawPublisher:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._deliverable = False
+        self._topic_missing = False
         self._connector: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
         self._stopped = False
@@ -70,6 +82,11 @@ class RawPublisher:
     def ready(self) -> bool:
         """True while the producer is connected and the last delivery or probe succeeded."""
         return self._producer is not None and self._deliverable
+
+    @property
+    def topic_missing(self) -> bool:
+        """True while Kafka is reachable but the raw topic does not exist."""
+        return self._producer is not None and self._topic_missing
 
     async def start(self) -> None:
         self._connector = asyncio.create_task(self._connect(), name="kafka-connect")
@@ -115,11 +132,24 @@ class RawPublisher:
         if producer is None:
             PRODUCE_FAILURES.labels(cause="not_connected").inc()
             raise PublishError("not_connected")
+        topic = self._settings.raw_topic
+        # Checked synchronously right before send(), which finds the topic in the same metadata
+        # and so never asks the broker for it by name (see the module docstring).
+        if producer.client.cluster.partitions_for_topic(topic) is None and not (
+            await self._await_topic(producer, topic)
+        ):
+            self._deliverable = False
+            PRODUCE_FAILURES.labels(cause="topic_missing").inc()
+            raise PublishError(
+                "topic_missing",
+                f"the topic {topic} does not exist; it is created by the topics command, "
+                "never by ingest",
+            )
         began = time.perf_counter()
         try:
             async with asyncio.timeout(self._settings.produce_timeout_s):
                 delivery = await producer.send(
-                    self._settings.raw_topic,
+                    topic,
                     value=body,
                     key=key,
                     headers=list(headers),
@@ -141,6 +171,22 @@ class RawPublisher:
             raise PublishError(cause) from exc
         PRODUCE_SECONDS.observe(time.perf_counter() - began)
         self._deliverable = True
+
+    async def _await_topic(self, producer: AIOKafkaProducer, topic: str) -> bool:
+        """Whether ``topic`` appears in the producer's metadata within the produce timeout, as
+        aiokafka would wait for it, but with all-topics refreshes (concurrent requests share
+        each one). A topic created a moment ago takes a little while to reach every broker's
+        metadata."""
+        client = producer.client
+        delays = itertools.chain(_METADATA_BACKOFF_S, itertools.repeat(_METADATA_BACKOFF_S[-1]))
+        with contextlib.suppress(TimeoutError, KafkaError, OSError):
+            async with asyncio.timeout(self._settings.produce_timeout_s):
+                for delay in delays:
+                    await client.force_metadata_update()
+                    if client.cluster.partitions_for_topic(topic) is not None:
+                        return True
+                    await asyncio.sleep(delay)
+        return client.cluster.partitions_for_topic(topic) is not None
 
     # -- background work -------------------------------------------------------------------
 
@@ -182,6 +228,8 @@ class RawPublisher:
                 continue
             self._producer = producer
             logger.info("Kafka producer connected to %s", self._settings.kafka.bootstrap_servers)
+            # The bootstrap metadata names no topic: learn the topics before the first request.
+            self._deliverable = await self._probe()
             self._prober = asyncio.create_task(self._probe_forever(), name="kafka-probe")
             return
 
@@ -195,12 +243,24 @@ class RawPublisher:
         producer = self._producer
         if producer is None:
             return False
+        client = producer.client
+        # An all-topics refresh of the producer's own metadata: the client tracks no topic by
+        # name, so the request lists none and creates none.
         try:
             async with asyncio.timeout(self._settings.produce_timeout_s):
-                metadata = await producer.client.fetch_all_metadata()
+                updated = await client.force_metadata_update()
         except (TimeoutError, KafkaError, OSError):
             return False
-        if self._settings.raw_topic not in metadata.topics():
-            logger.warning("topic %s does not exist", self._settings.raw_topic)
+        if not updated:
             return False
-        return True
+        missing = client.cluster.partitions_for_topic(self._settings.raw_topic) is None
+        if missing != self._topic_missing:
+            if missing:
+                logger.warning(
+                    "topic %s does not exist: callbacks get 503 until it is created",
+                    self._settings.raw_topic,
+                )
+            else:
+                logger.info("topic %s exists", self._settings.raw_topic)
+        self._topic_missing = missing
+        return not missing

@@ -83,11 +83,42 @@ class IngestSettings:
     jwt_payload_hash: str = setting(
         "INGEST_JWT_PAYLOAD_HASH",
         "if_present",
-        "`required`, `if_present` or `off`",
+        "`required` (recommended once the sender is known to send `payload_hash`), "
+        "`if_present` (a token with the claim must match the body) or `off`",
         choices=PAYLOAD_HASH_MODES,
     )
     jwt_leeway_s: float = setting(
         "INGEST_JWT_LEEWAY_S", 30.0, "tolerated clock skew for `exp`/`nbf`/`iat`", minimum=0
+    )
+    jwt_max_age_s: float = setting(
+        "INGEST_JWT_MAX_AGE_S",
+        0.0,
+        "refuse a signed callback whose `iat` is older than this (plus the leeway); `0` is off, "
+        "as Vonage does not document re-signing a retried callback",
+        minimum=0,
+    )
+    read_timeout_s: float = setting(
+        "INGEST_READ_TIMEOUT_S",
+        10.0,
+        "seconds for a request's headers and body to arrive (from the connection's accept or "
+        "the request's first byte); then `408` and the connection closes",
+        minimum=0.1,
+        maximum=300,
+    )
+    max_connections: int = setting(
+        "INGEST_MAX_CONNECTIONS",
+        0,
+        "open connections per process; at the cap the stalest idle or slow connection is "
+        "closed for a new one; `0`: the file descriptor limit minus 128 (at most 16384)",
+        minimum=0,
+    )
+    metrics_port: int = setting(
+        "INGEST_METRICS_PORT",
+        0,
+        "serve `/metrics` on this port (same host) instead of the callback port; `0`: on the "
+        "callback port",
+        minimum=0,
+        maximum=65535,
     )
     log_level: str = setting(
         "INGEST_LOG_LEVEL", "info", "`debug`, `info`, `warning`, `error`", choices=LOG_LEVELS

@@ -1,8 +1,9 @@
-"""Fixtures for ingest tests: a unique raw topic, the app under test, and a raw-topic reader."""
+"""Fixtures for ingest tests: a unique raw topic, the app under test, a raw-topic reader, and
+one real ingest process for the hostile-input tests."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -15,6 +16,7 @@ from ingest.app import init_app
 from ingest.settings import IngestSettings
 from schemas.topics import RAW
 from servicekit.kafka import KafkaSettings
+from tests.ingest.hostile import HostileTarget, assert_quiet_log, spawned_target
 from tests.kafka_helpers import ConsumerRecord, consume_until, create_topic, unique_name
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -95,3 +97,19 @@ async def read_raw(
 
 def header_map(record: ConsumerRecord) -> dict[str, bytes]:
     return dict(record.headers)
+
+
+@pytest.fixture(scope="module")
+def hostile_service(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HostileTarget]:
+    with spawned_target(kafka_bootstrap, tmp_path_factory.mktemp("hostile")) as target:
+        yield target
+
+
+@pytest.fixture
+def target(hostile_service: HostileTarget) -> Iterator[HostileTarget]:
+    """The shared service; after the test, its log must hold no traceback and no error."""
+    hostile_service.log_offset = len(hostile_service.service.log())
+    yield hostile_service
+    assert_quiet_log(hostile_service.new_log())

@@ -143,3 +143,23 @@ def test_secrets_never_appear_in_settings_repr(ingest_settings: IngestSettings) 
     assert TOKEN not in repr(configured)
     assert SECRET not in repr(configured)
     assert TOKEN not in str(configured.auth_token)
+
+
+async def test_token_age_is_not_limited_by_default(make_client: ClientFactory) -> None:
+    """A retried callback may carry its first attempt's token (Vonage documents no re-signing)."""
+    client = await make_client(jwt_secret=Secret(SECRET))
+    day_old = signed(BODY, iat=int(time.time()) - 86_400, exp=int(time.time()) + 300)
+    assert (await client.post("/callbacks", data=BODY, headers=day_old)).status == 204
+
+
+async def test_a_maximum_token_age_refuses_old_and_undated_tokens(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(jwt_secret=Secret(SECRET), jwt_max_age_s=60, jwt_leeway_s=5)
+    now = int(time.time())
+    fresh = signed(BODY, iat=now - 30)
+    assert (await client.post("/callbacks", data=BODY, headers=fresh)).status == 204
+    assert await unauthorized(client, headers=signed(BODY, iat=now - 600)) == "token too old"
+    assert await unauthorized(client, headers=signed(BODY, iat=None)) == "token has no iat"
+    # PyJWT takes anything int() takes; a numeric string is still not a time.
+    assert await unauthorized(client, headers=signed(BODY, iat=str(now))) == "invalid token"

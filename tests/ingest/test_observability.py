@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from servicekit.logs import JsonFormatter
 from tests.callback_fixtures import valid_body
+from tests.ingest.service import IngestService
 from tests.kafka_helpers import wait_until
+from tools.devkafka import free_port
 
 
 async def test_healthz_and_readyz(client: TestClient[Any, Any]) -> None:
@@ -85,3 +89,32 @@ def test_json_formatter_includes_exceptions() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["msg"] == "failed here"
     assert "ValueError: boom" in line["exc"]
+
+
+async def test_metrics_can_be_served_on_their_own_port(
+    kafka_bootstrap: str, raw_topic: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    metrics_port = free_port()
+    environ = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MEETINGS_TOPIC_PREFIX": topic_prefix,
+        "INGEST_METRICS_PORT": str(metrics_port),
+    }
+    service = IngestService(environ, tmp_path / "ingest.log")
+    async with aiohttp.ClientSession() as http:
+        try:
+            await service.start(http)
+            body = valid_body("session-started.json")
+            async with http.post(
+                f"{service.url}/callbacks", data=body, headers={"Content-Type": "application/json"}
+            ) as accepted:
+                assert accepted.status == 204
+            async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as scrape:
+                assert scrape.status == 200
+                text = await scrape.text()
+            async with http.get(f"{service.url}/metrics") as public:
+                assert public.status == 404
+                assert (await public.json())["error"] == "not_found"
+        finally:
+            service.kill()
+    assert sample(text, 'ingest_requests_total{route="/callbacks",status="204"}') == 1

@@ -35,6 +35,10 @@ def test_every_setting_is_read_from_its_variable() -> None:
             "INGEST_JWT_PAYLOAD_HASH": "required",
             "INGEST_JWT_LEEWAY_S": "5",
             "INGEST_LOG_LEVEL": "debug",
+            "INGEST_JWT_MAX_AGE_S": "600",
+            "INGEST_READ_TIMEOUT_S": "2.5",
+            "INGEST_MAX_CONNECTIONS": "500",
+            "INGEST_METRICS_PORT": "9100",
         }
     )
     assert settings.kafka.bootstrap_servers == "kafka:9092"
@@ -49,6 +53,33 @@ def test_every_setting_is_read_from_its_variable() -> None:
     assert settings.jwt_secret is not None
     assert (settings.jwt_payload_hash, settings.jwt_leeway_s) == ("required", 5.0)
     assert settings.log_level == "debug"
+    assert (settings.jwt_max_age_s, settings.read_timeout_s) == (600.0, 2.5)
+    assert (settings.max_connections, settings.metrics_port) == (500, 9100)
+
+
+def test_hardening_defaults_and_bounds() -> None:
+    defaults = load_settings({})
+    assert defaults.read_timeout_s == 10.0
+    assert defaults.max_connections == 0  # derived from the descriptor limit at start-up
+    assert defaults.metrics_port == 0  # /metrics on the callback port
+    assert defaults.jwt_max_age_s == 0.0  # off
+    with pytest.raises(SettingsError) as failure:
+        load_settings(
+            {
+                "INGEST_READ_TIMEOUT_S": "0",
+                "INGEST_MAX_CONNECTIONS": "-1",
+                "INGEST_METRICS_PORT": "70000",
+                "INGEST_JWT_MAX_AGE_S": "-5",
+            }
+        )
+    message = str(failure.value)
+    for name in (
+        "INGEST_READ_TIMEOUT_S",
+        "INGEST_MAX_CONNECTIONS",
+        "INGEST_METRICS_PORT",
+        "INGEST_JWT_MAX_AGE_S",
+    ):
+        assert name in message
 
 
 def test_all_problems_are_reported_at_once() -> None:

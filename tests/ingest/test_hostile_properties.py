@@ -1,0 +1,126 @@
+"""Fuzzed bodies and header values against the real service (raw socket): every answer is 204
+or a JSON 400/401/413/415, nothing is logged as a traceback or an error, and every 204'd body
+is in the raw topic byte-for-byte."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.ingest.conftest import read_raw
+from tests.ingest.hostile import HostileTarget, assert_quiet_log
+from tests.ingest.raw_http import exchange_blocking, request_bytes, signed_headers
+
+ALLOWED_STATUSES = {204, 400, 401, 413, 415}
+EVENTS = ["session:started", "session:ended", "session:participant:joined", "recording:ended"]
+
+
+@dataclass(frozen=True)
+class Sent:
+    request: bytes
+    stored_body: bytes
+    """What a 204 must have put in the topic (the body after its encoding was undone)."""
+
+
+# Header values: any bytes but CR and LF (those would make another request, not a value).
+header_value = st.binary(max_size=80).map(lambda v: v.replace(b"\r", b"").replace(b"\n", b""))
+characters = st.characters(exclude_categories=["Cs"])  # JSON text holds no lone surrogates
+text = st.text(characters, max_size=40)
+number = st.integers(-(2**63), 2**63 - 1)
+
+
+def one_in(n: int) -> st.SearchStrategy[bool]:
+    return st.integers(0, n - 1).map(lambda drawn: drawn == 0)
+
+
+@st.composite
+def ids(draw: st.DrawFn) -> str | None:
+    if draw(one_in(3)):
+        return None
+    return draw(st.text(characters, min_size=250, max_size=300) if draw(one_in(6)) else text)
+
+
+@st.composite
+def callback_bodies(draw: st.DrawFn) -> bytes:
+    event = draw(st.one_of(number, text) if draw(one_in(6)) else st.sampled_from(EVENTS))
+    fields = {
+        "event": event,
+        "session_id": draw(ids()),
+        "room_id": draw(ids()),
+        "participant_id": draw(ids()),
+        draw(text): draw(st.one_of(text, number, st.booleans())),
+    }
+    body = orjson.dumps({k: v for k, v in fields.items() if v is not None})
+    if draw(one_in(4)):  # corrupt it: insert raw bytes somewhere
+        at = draw(st.integers(0, len(body)))
+        body = body[:at] + draw(st.binary(min_size=1, max_size=4)) + body[at:]
+    if draw(one_in(10)):
+        body = body[: draw(st.integers(0, len(body)))]
+    return body
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> Sent:
+    body = draw(st.binary(max_size=200) if draw(one_in(5)) else callback_bodies())
+    if draw(one_in(30)):
+        body = b'{"event": "x", "pad": "' + b"p" * 70_000 + b'"}'
+    headers = dict(signed_headers(body))
+    for name in (b"Content-Type", b"X-Callback-Token", b"Authorization"):
+        if draw(one_in(8)):  # replace an authentic value by fuzz
+            headers[name] = draw(header_value)
+    wire_body = body
+    coding = draw(st.sampled_from([None, None, None, b"identity", b"gzip", b"deflate", b"fuzz"]))
+    if coding == b"gzip":
+        wire_body = gzip.compress(body)
+    elif coding == b"deflate":
+        wire_body = zlib.compress(body)
+    if coding is not None:
+        headers[b"Content-Encoding"] = draw(header_value) if coding == b"fuzz" else coding
+    if draw(st.booleans()):
+        headers[b"X-Request-Id"] = draw(header_value)
+    if draw(st.booleans()):
+        headers[draw(st.sampled_from([b"X-Extra", b"Accept", b"User-Agent"]))] = draw(header_value)
+    return Sent(request_bytes(wire_body, list(headers.items())), body)
+
+
+def test_fuzzed_requests_get_an_allowed_json_answer(hostile_service: HostileTarget) -> None:
+    hostile_service.log_offset = len(hostile_service.service.log())
+    stored: list[bytes] = []
+    seen: Counter[int] = Counter()
+
+    @settings(max_examples=250, suppress_health_check=[HealthCheck.too_slow])
+    @given(sent=requests())
+    def check(sent: Sent) -> None:
+        response = exchange_blocking(hostile_service.port, sent.request)
+        assert response is not None, "the connection closed without an answer"
+        assert response.status in ALLOWED_STATUSES, response
+        seen[response.status] += 1
+        if response.status == 204:
+            stored.append(sent.stored_body)
+            return
+        payload = response.json()
+        assert isinstance(payload["error"], str)
+        assert isinstance(payload["detail"], str)
+        assert payload["detail"]
+
+    check()
+    # The generator reaches every outcome, or the property says little.
+    assert set(seen) == ALLOWED_STATUSES, seen
+    assert_quiet_log(hostile_service.new_log())
+    sentinel = orjson.dumps({"event": "session:ended", "session_id": "fuzz-sentinel"})
+    response = exchange_blocking(
+        hostile_service.port, request_bytes(sentinel, signed_headers(sentinel))
+    )
+    assert response is not None
+    assert response.status == 204
+    records = asyncio.run(
+        read_raw(hostile_service.bootstrap, hostile_service.topic, until_body=sentinel)
+    )
+    assert set(stored) <= {record.value for record in records}
