@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 # Reinstall when the project's metadata changes.
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest kafka-jars kafka run bench clean
+.PHONY: test lint typecheck pytest chart helm kafka-jars kafka run bench clean
 
-test: lint typecheck pytest
+test: lint typecheck chart pytest
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -29,8 +29,36 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
-pytest: $(INSTALLED) kafka-jars
-	$(BIN)/pytest $(PYTEST_ARGS)
+pytest: $(INSTALLED) kafka-jars $(HELM) $(CRDS)/.complete
+	MEETINGS_HELM=$(HELM) MEETINGS_CHART_CRDS=$(CRDS) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The Helm chart: lint, render for each Kubernetes version and validate every object against the
+# strict schemas and the KEDA / Prometheus-operator CRDs (tools/chartcheck). helm is built with
+# `go install` and the CRDs come from their Go modules, once, into the cache; later runs are
+# offline. `make chart CHART=path` checks another chart folder.
+CACHE_DIR ?= $(or $(MEETINGS_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/meetings-pipeline)
+HELM_VERSION := v3.22.0
+KEDA_VERSION := v2.21.0
+PROMETHEUS_OPERATOR_VERSION := v0.85.0
+HELM ?= $(CACHE_DIR)/helm-$(HELM_VERSION)/helm
+CRDS := $(CACHE_DIR)/crds-keda-$(KEDA_VERSION)-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)
+CHART ?= deploy/helm/meetings
+
+helm: $(HELM)
+
+$(HELM):
+	@command -v go >/dev/null || { echo "building helm needs Go (or set HELM=/path/to/helm)" >&2; exit 1; }
+	mkdir -p $(@D)
+	GOBIN=$(abspath $(@D)) go install \
+	  -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" \
+	  helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(CRDS)/.complete: | $(INSTALLED)
+	$(BIN)/python -m tools.chartcheck.crds $(CRDS) --keda $(KEDA_VERSION) \
+	  --prometheus-operator $(PROMETHEUS_OPERATOR_VERSION)
+
+chart: $(INSTALLED) $(HELM) $(CRDS)/.complete
+	$(BIN)/python -m tools.chartcheck $(CHART) --helm $(HELM) --crds $(CRDS)
 
 # A broker in the foreground on 127.0.0.1:9092, for trying things by hand.
 kafka: kafka-jars

@@ -1,0 +1,222 @@
+"""What the chart promises: settings the services accept, secrets never rendered, topics made by
+a hook Job, processors bounded by the partition count, locked-down pods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ingest.settings import load_settings as load_ingest_settings
+from processor.settings import load_settings as load_processor_settings
+from tools.chartcheck import Rendered
+from tools.chartcheck.helm import Helm
+
+from .conftest import CHART, Render
+
+FULL = yaml.safe_load((CHART / "ci" / "full.yaml").read_text())
+SECRET_VARIABLES = {
+    "INGEST_AUTH_TOKEN",
+    "INGEST_JWT_SECRET",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_KEY_PASSWORD",
+}
+# Set by the chart for settings the services are gaining; each leaves this list once it is read.
+NOT_YET_READ = {
+    "INGEST_METRICS_PORT",
+    "INGEST_READ_TIMEOUT_S",
+    "INGEST_MAX_CONNECTIONS",
+    "TOPIC_MIN_INSYNC",
+    "LOG_FORMAT",
+    "MEETINGS_TOPIC_PREFIX",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SSL_CA_FILE",
+    "KAFKA_SSL_CERT_FILE",
+    "KAFKA_SSL_KEY_FILE",
+    "KAFKA_SSL_CHECK_HOSTNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_KEY_PASSWORD",
+}
+
+
+class RecordingEnviron(Mapping[str, str]):
+    """An environment that remembers every variable a settings loader asks for."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = dict(values)
+        self.asked: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return self._values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return self._values.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def one(rendered: list[Rendered], kind: str, name: str) -> dict[str, Any]:
+    found = [r.obj for r in rendered if r.kind == kind and r.name == name]
+    assert len(found) == 1, f"{kind}/{name}: rendered {len(found)} times"
+    return found[0]
+
+
+def container(workload: dict[str, Any]) -> dict[str, Any]:
+    containers = workload["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    result: dict[str, Any] = containers[0]
+    return result
+
+
+def environment(rendered: list[Rendered], component: str) -> dict[str, str]:
+    """What the component's container sees: its ConfigMap, then its env (secrets as 'x' * 32)."""
+    deployment = one(rendered, "Deployment", f"meetings-{component}")
+    spec = container(deployment)
+    env: dict[str, str] = {}
+    for source in spec.get("envFrom", []):
+        env |= one(rendered, "ConfigMap", source["configMapRef"]["name"])["data"]
+    for entry in spec.get("env", []):
+        env[entry["name"]] = entry.get("value", "x" * 32)
+    return env
+
+
+def test_the_configuration_is_valid_for_the_services(render: Render) -> None:
+    rendered = render({})
+    ingest_env = environment(rendered, "ingest")
+    processor_env = environment(rendered, "processor")
+    ingest = load_ingest_settings(ingest_env)
+    processor = load_processor_settings(processor_env)
+    ingest_container = container(one(rendered, "Deployment", "meetings-ingest"))
+    processor_container = container(one(rendered, "Deployment", "meetings-processor"))
+    assert {p["name"]: p["containerPort"] for p in ingest_container["ports"]}["http"] == ingest.port
+    assert processor_container["ports"][0]["containerPort"] == processor.http_port
+    assert processor.create_topics is False
+    grace = one(rendered, "Deployment", "meetings-ingest")["spec"]["template"]["spec"][
+        "terminationGracePeriodSeconds"
+    ]
+    pause = int(ingest_container["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert grace > pause + ingest.drain_delay_s + ingest.shutdown_timeout_s
+    assert ingest.drain_delay_s >= ingest_container["readinessProbe"]["periodSeconds"]
+
+
+@pytest.mark.parametrize("component", ["ingest", "processor"])
+def test_every_variable_the_chart_sets_is_read_by_the_service(
+    render: Render, component: str
+) -> None:
+    rendered = render(FULL)
+    env = environment(rendered, component)
+    recording = RecordingEnviron(env)
+    loader = load_ingest_settings if component == "ingest" else load_processor_settings
+    loader(recording)
+    unknown = set(env) - recording.asked - NOT_YET_READ
+    assert not unknown, f"the chart sets variables {component} never reads: {sorted(unknown)}"
+
+
+def test_secrets_come_from_the_existing_secret_and_are_never_rendered(render: Render) -> None:
+    rendered = render(FULL)
+    assert not [r for r in rendered if r.kind == "Secret"]
+    for configmap in (r.obj for r in rendered if r.kind == "ConfigMap"):
+        assert not SECRET_VARIABLES & set(configmap["data"])
+    for workload in (r for r in rendered if r.kind in ("Deployment", "Job")):
+        for entry in container(workload.obj).get("env", []):
+            if entry["name"] in SECRET_VARIABLES:
+                assert entry["valueFrom"]["secretKeyRef"]["name"] == "meetings-secrets"
+
+
+def test_topics_are_made_by_a_hook_job_not_by_the_processor(render: Render) -> None:
+    rendered = render({"topics": {"partitions": 24, "replicationFactor": 3}})
+    job = one(rendered, "Job", "meetings-topics")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    spec = container(job)
+    assert spec["command"][:4] == ["python", "-m", "processor", "topics"]
+    env = {e["name"]: e.get("value") for e in spec["env"]}
+    settings = load_processor_settings({k: v for k, v in env.items() if v is not None})
+    assert (settings.topic_partitions, settings.topic_replication_factor) == (24, 3)
+    assert environment(rendered, "processor")["PROCESSOR_CREATE_TOPICS"] == "false"
+
+
+def test_keda_scales_on_the_group_lag_up_to_the_partition_count(render: Render) -> None:
+    rendered = render(
+        {
+            "topics": {"partitions": 16, "prefix": "x."},
+            "processor": {"groupId": "g1"},
+            "autoscaling": {"processor": {"enabled": True}},
+        }
+    )
+    scaled = one(rendered, "ScaledObject", "meetings-processor")
+    assert scaled["spec"]["maxReplicaCount"] == 16
+    trigger = scaled["spec"]["triggers"][0]
+    assert trigger["type"] == "kafka"
+    assert trigger["metadata"]["topic"] == "x.callbacks.raw"
+    assert trigger["metadata"]["consumerGroup"] == "g1"
+    assert trigger["metadata"]["allowIdleConsumers"] == "false"
+    assert "replicas" not in one(rendered, "Deployment", "meetings-processor")["spec"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"autoscaling": {"processor": {"enabled": True, "maxReplicas": 13}}},
+            "autoscaling.processor.maxReplicas (13) exceeds topics.partitions (12)",
+        ),
+        ({"processor": {"replicas": 13}}, "processor.replicas (13) exceeds topics.partitions"),
+        (
+            {"ingest": {"terminationGracePeriodSeconds": 20}},
+            "ingest.terminationGracePeriodSeconds (20) must exceed",
+        ),
+        ({"ingest": {"drainDelaySeconds": 1}}, "must be at least the readiness probe's"),
+        (
+            {"kafka": {"securityProtocol": "SASL_SSL", "sasl": {"username": "u"}}},
+            "needs secrets.existingSecret and secrets.keys.kafkaSaslPassword",
+        ),
+        ({"ingest": {"env": {"INGEST_AUTH_TOKEN": "t" * 20}}}, "INGEST_AUTH_TOKEN is a secret"),
+        ({"autoscalling": {}}, "additional properties 'autoscalling' not allowed"),
+    ],
+)
+def test_the_chart_refuses_values_that_cannot_work(
+    helm: Helm, tmp_path: Path, values: dict[str, Any], message: str
+) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    outcome = helm.template(CHART, path, "1.37")
+    assert not outcome.ok
+    assert message in outcome.output
+
+
+def test_every_pod_is_locked_down(render: Render) -> None:
+    rendered = render(FULL)
+    workloads = [r.obj for r in rendered if r.kind in ("Deployment", "Job")]
+    assert len(workloads) == 3
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsUser"] == 10001  # the image's user is a name
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        security = container(workload)["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        mounts = {m["mountPath"] for m in container(workload)["volumeMounts"]}
+        assert "/tmp" in mounts  # the one writable place (ingest workers keep metrics there)
+
+
+def test_the_ingress_exposes_only_the_callback_routes(render: Render) -> None:
+    rendered = render(FULL)
+    ingress = one(rendered, "Ingress", "meetings-ingest")
+    paths = [p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert paths == ["/callbacks"]
+    service = one(rendered, "Service", "meetings-ingest")
+    assert [p["name"] for p in service["spec"]["ports"]] == ["http", "metrics"]

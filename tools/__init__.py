@@ -1,0 +1,1 @@
+"""Development tools: what the containers do not run."""
