@@ -25,6 +25,7 @@ from typing import Self
 from devkafka.errors import BrokerStartError
 from devkafka.jars import ensure_kafka_jars
 from devkafka.java import find_java
+from devkafka.sasl import sasl_listener, scram_format_arguments
 from devkafka.version import selected_kafka_version
 
 _LOG4J2_PROPERTIES = """\
@@ -91,6 +92,7 @@ class EmbeddedKafka:
         kafka_version: str | None = None,
         heap: str = "512m",
         extra_properties: Mapping[str, str] | None = None,
+        sasl_users: Mapping[str, str] | None = None,
         start_timeout: float = 120.0,
         stop_timeout: float = 30.0,
     ) -> None:
@@ -103,6 +105,8 @@ class EmbeddedKafka:
         self.log_path = self.workdir / "broker.log"
         self._heap = heap
         self._extra_properties = dict(extra_properties or {})
+        self._sasl_users = dict(sasl_users or {})
+        self.sasl_port = free_port() if self._sasl_users else None
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
         self._cluster_id = new_cluster_id()
@@ -113,6 +117,13 @@ class EmbeddedKafka:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """The SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 for ``sasl_users``)."""
+        if self.sasl_port is None:
+            raise ValueError("this broker was started without sasl_users")
+        return f"127.0.0.1:{self.sasl_port}"
 
     @property
     def pid(self) -> int | None:
@@ -127,8 +138,8 @@ class EmbeddedKafka:
         if self.is_running():
             return self
         began = time.monotonic()
-        for port in (self.port, self.controller_port):
-            if not port_is_free(port):
+        for port in (self.port, self.controller_port, self.sasl_port):
+            if port is not None and not port_is_free(port):
                 raise BrokerStartError(
                     f"port {port} on 127.0.0.1 is already in use (another Kafka, or an earlier "
                     "run still going?): stop it or choose another port"
@@ -254,6 +265,8 @@ class EmbeddedKafka:
             # Topics are created on purpose, as a production cluster would insist.
             "auto.create.topics.enable": "false",
         }
+        if self.sasl_port is not None:
+            properties.update(sasl_listener(properties, self.sasl_port, self._sasl_users))
         properties.update(self._extra_properties)
         return properties
 
@@ -291,6 +304,7 @@ class EmbeddedKafka:
             "-c",
             str(properties),
             "--ignore-formatted",
+            *scram_format_arguments(self._sasl_users),
         ]
         result = subprocess.run(
             command, capture_output=True, text=True, check=False, timeout=self._start_timeout
