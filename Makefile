@@ -6,6 +6,18 @@ BIN := $(VENV)/bin
 # Reinstall when the project's metadata changes.
 INSTALLED := $(VENV)/.installed
 
+# The Helm chart: lint, render for each Kubernetes version and validate every object against the
+# strict schemas and the KEDA / Prometheus-operator CRDs (tools/chartcheck). helm is built with
+# `go install` and the CRDs come from their Go modules, once, into the cache; later runs are
+# offline. `make chart CHART=path` checks another chart folder.
+CACHE_DIR ?= $(or $(MEETINGS_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/meetings-pipeline)
+HELM_VERSION := v3.22.0
+KEDA_VERSION := v2.21.0
+PROMETHEUS_OPERATOR_VERSION := v0.85.0
+HELM ?= $(CACHE_DIR)/helm-$(HELM_VERSION)/helm
+CRDS := $(CACHE_DIR)/crds-keda-$(KEDA_VERSION)-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)
+CHART ?= deploy/helm/meetings
+
 .PHONY: test lint typecheck pytest chart helm kafka-jars kafka run bench clean
 
 test: lint typecheck chart pytest
@@ -20,7 +32,7 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	@touch $@
 
 kafka-jars: $(INSTALLED)
-	$(BIN)/python -m devkafka --fetch-only
+	$(BIN)/python -m tools.devkafka --fetch-only
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -32,18 +44,7 @@ typecheck: $(INSTALLED)
 pytest: $(INSTALLED) kafka-jars $(HELM) $(CRDS)/.complete
 	MEETINGS_HELM=$(HELM) MEETINGS_CHART_CRDS=$(CRDS) $(BIN)/pytest $(PYTEST_ARGS)
 
-# The Helm chart: lint, render for each Kubernetes version and validate every object against the
-# strict schemas and the KEDA / Prometheus-operator CRDs (tools/chartcheck). helm is built with
-# `go install` and the CRDs come from their Go modules, once, into the cache; later runs are
-# offline. `make chart CHART=path` checks another chart folder.
-CACHE_DIR ?= $(or $(MEETINGS_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/meetings-pipeline)
-HELM_VERSION := v3.22.0
-KEDA_VERSION := v2.21.0
-PROMETHEUS_OPERATOR_VERSION := v0.85.0
-HELM ?= $(CACHE_DIR)/helm-$(HELM_VERSION)/helm
-CRDS := $(CACHE_DIR)/crds-keda-$(KEDA_VERSION)-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)
-CHART ?= deploy/helm/meetings
-
+# The Helm chart: see the variables above.
 helm: $(HELM)
 
 $(HELM):
@@ -62,13 +63,13 @@ chart: $(INSTALLED) $(HELM) $(CRDS)/.complete
 
 # A broker in the foreground on 127.0.0.1:9092, for trying things by hand.
 kafka: kafka-jars
-	$(BIN)/python -m devkafka --port 9092
+	$(BIN)/python -m tools.devkafka --port 9092
 
 # Kafka (embedded, unless KAFKA_BOOTSTRAP_SERVERS is set), topics, ingest on 127.0.0.1:8080 and
 # one processor, in the foreground; Ctrl-C stops everything.
 run: $(INSTALLED)
-	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/python -m devkafka --fetch-only; fi
-	$(BIN)/python -m devkafka.stack
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/python -m tools.devkafka --fetch-only; fi
+	$(BIN)/python -m tools.devkafka.stack
 
 # Throughput figures, each against a baseline measured in the same run (see README).
 bench: $(INSTALLED)
