@@ -24,21 +24,18 @@ SECRET_VARIABLES = {
     "KAFKA_SASL_PASSWORD",
     "KAFKA_SSL_KEY_PASSWORD",
 }
+# Stand-ins for what the pods get from their Secrets: the TLS Secret's files (mounted at
+# TLS_MOUNT) and the values under the keys ci/full.yaml names.
+TLS = Path(__file__).parent.parent / "fixtures" / "tls"
+TLS_MOUNT = "/etc/meetings/kafka-tls/"
+TLS_FILES = {"ca.crt": TLS / "ca.crt", "tls.crt": TLS / "client.crt", "tls.key": TLS / "client.key"}
+SECRET_VALUES = {"kafka-key-password": "client-key-secret"}
 # Set by the chart for settings the services are gaining; each leaves this list once it is read.
 NOT_YET_READ = {
     "INGEST_METRICS_PORT",
     "INGEST_READ_TIMEOUT_S",
     "INGEST_MAX_CONNECTIONS",
     "TOPIC_MIN_INSYNC",
-    "KAFKA_SECURITY_PROTOCOL",
-    "KAFKA_SASL_MECHANISM",
-    "KAFKA_SASL_USERNAME",
-    "KAFKA_SSL_CA_FILE",
-    "KAFKA_SSL_CERT_FILE",
-    "KAFKA_SSL_KEY_FILE",
-    "KAFKA_SSL_CHECK_HOSTNAME",
-    "KAFKA_SASL_PASSWORD",
-    "KAFKA_SSL_KEY_PASSWORD",
 }
 
 
@@ -78,14 +75,22 @@ def container(workload: dict[str, Any]) -> dict[str, Any]:
 
 
 def environment(rendered: list[Rendered], component: str) -> dict[str, str]:
-    """What the component's container sees: its ConfigMap, then its env (secrets as 'x' * 32)."""
+    """What the component's container sees: its ConfigMap, then its env, with the Secrets'
+    values and files stood in for (see SECRET_VALUES and TLS_FILES)."""
     deployment = one(rendered, "Deployment", f"meetings-{component}")
     spec = container(deployment)
     env: dict[str, str] = {}
     for source in spec.get("envFrom", []):
         env |= one(rendered, "ConfigMap", source["configMapRef"]["name"])["data"]
     for entry in spec.get("env", []):
-        env[entry["name"]] = entry.get("value", "x" * 32)
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+        else:
+            key = entry["valueFrom"]["secretKeyRef"]["key"]
+            env[entry["name"]] = SECRET_VALUES.get(key, "x" * 32)
+    for name, value in env.items():
+        if value.startswith(TLS_MOUNT):
+            env[name] = str(TLS_FILES[value.removeprefix(TLS_MOUNT)])
     return env
 
 
