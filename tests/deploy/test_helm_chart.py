@@ -225,3 +225,27 @@ def test_the_ingress_exposes_only_the_callback_routes(render: Render) -> None:
     assert paths == ["/callbacks"]
     service = one(rendered, "Service", "meetings-ingest")
     assert [p["name"] for p in service["spec"]["ports"]] == ["http", "metrics"]
+
+
+@pytest.mark.parametrize("metrics_port", [9090, None])
+def test_the_network_policy_lets_callers_and_scrapers_in_and_the_pods_reach_kafka(
+    render: Render, metrics_port: int | None
+) -> None:
+    callers = [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
+    scrapers = [{"podSelector": {"matchLabels": {"app": "prometheus"}}}]
+    rendered = render(
+        {
+            "ingest": {"metricsPort": metrics_port},
+            "networkPolicy": {"enabled": True, "ingestFrom": callers, "metricsFrom": scrapers},
+        }
+    )
+    rules = one(rendered, "NetworkPolicy", "meetings-ingest")["spec"]["ingress"]
+    allowed = {rule["ports"][0]["port"]: rule["from"] for rule in rules}
+    if metrics_port is None:  # one port: both may call it
+        assert allowed == {"http": callers + scrapers}
+    else:
+        assert allowed == {"http": callers, "metrics": scrapers}
+    for component in ("ingest", "processor"):
+        egress = one(rendered, "NetworkPolicy", f"meetings-{component}")["spec"]["egress"]
+        assert [p["port"] for p in egress[0]["ports"]] == [9092, 9093]
+        assert {p["port"] for p in egress[1]["ports"]} == {53}
