@@ -18,7 +18,7 @@ HELM ?= $(CACHE_DIR)/helm-$(HELM_VERSION)/helm
 CRDS := $(CACHE_DIR)/crds-keda-$(KEDA_VERSION)-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)
 CHART ?= deploy/helm/meetings
 
-.PHONY: test lint typecheck pytest chart helm kafka-jars kafka run bench clean
+.PHONY: test lint typecheck pytest chart chart-dry-run helm kafka-jars kafka run bench clean
 
 test: lint typecheck chart pytest
 
@@ -60,6 +60,18 @@ $(CRDS)/.complete: | $(INSTALLED)
 
 chart: $(INSTALLED) $(HELM) $(CRDS)/.complete
 	$(BIN)/python -m tools.chartcheck $(CHART) --helm $(HELM) --crds $(CRDS)
+
+# A server-side dry run of the chart's defaults and every ci/*.yaml against the cluster of the
+# current kubeconfig (KUBECTL=..., NAMESPACE=...): the API server's own decoding, validation and
+# admission, as `helm install` would meet them; nothing is created.
+KUBECTL ?= kubectl
+NAMESPACE ?= meetings
+chart-dry-run: $(HELM)
+	@set -e; for values in "" $(CHART)/ci/*.yaml; do \
+	  echo "== $${values:-default values}"; \
+	  $(HELM) template meetings $(CHART) --namespace $(NAMESPACE) $${values:+-f $$values} \
+	    | $(KUBECTL) apply --dry-run=server --validate=strict --namespace $(NAMESPACE) -f -; \
+	done
 
 # A broker in the foreground on 127.0.0.1:9092, for trying things by hand.
 kafka: kafka-jars
