@@ -202,18 +202,20 @@ def test_the_chart_refuses_values_that_cannot_work(
 
 def test_every_pod_is_locked_down(render: Render) -> None:
     rendered = render(FULL)
-    workloads = [r.obj for r in rendered if r.kind in ("Deployment", "Job")]
-    assert len(workloads) == 3
-    for workload in workloads:
-        pod = workload["spec"]["template"]["spec"]
+    pods = [r.obj["spec"]["template"]["spec"] for r in rendered if r.kind in ("Deployment", "Job")]
+    pods += [r.obj["spec"] for r in rendered if r.kind == "Pod"]  # `helm test`
+    assert len(pods) == 4
+    for pod in pods:
         assert pod["securityContext"]["runAsUser"] == 10001  # the image's user is a name
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         assert pod["automountServiceAccountToken"] is False
-        security = container(workload)["securityContext"]
-        assert security["readOnlyRootFilesystem"] is True
-        assert security["allowPrivilegeEscalation"] is False
-        assert security["capabilities"] == {"drop": ["ALL"]}
+        (spec,) = pod["containers"]
+        assert spec["securityContext"]["readOnlyRootFilesystem"] is True
+        assert spec["securityContext"]["allowPrivilegeEscalation"] is False
+        assert spec["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert spec["resources"]["limits"]["memory"]
+    for workload in (r.obj for r in rendered if r.kind in ("Deployment", "Job")):
         mounts = {m["mountPath"] for m in container(workload)["volumeMounts"]}
         assert "/tmp" in mounts  # the one writable place (ingest workers keep metrics there)
 
@@ -239,12 +241,22 @@ def test_the_network_policy_lets_callers_and_scrapers_in_and_the_pods_reach_kafk
             "networkPolicy": {"enabled": True, "ingestFrom": callers, "metricsFrom": scrapers},
         }
     )
+    test_pod = {
+        "app.kubernetes.io/name": "meetings",
+        "app.kubernetes.io/instance": "meetings",
+        "app.kubernetes.io/component": "test",
+    }
+    pod_labels = one(rendered, "Pod", "meetings-test-readiness")["metadata"]["labels"]
+    assert test_pod.items() <= pod_labels.items()
+    tests = [{"podSelector": {"matchLabels": test_pod}}]
     rules = one(rendered, "NetworkPolicy", "meetings-ingest")["spec"]["ingress"]
     allowed = {rule["ports"][0]["port"]: rule["from"] for rule in rules}
-    if metrics_port is None:  # one port: both may call it
-        assert allowed == {"http": callers + scrapers}
+    if metrics_port is None:  # one port: both may call it, and `helm test`
+        assert allowed == {"http": callers + scrapers + tests}
     else:
-        assert allowed == {"http": callers, "metrics": scrapers}
+        assert allowed == {"http": callers + tests, "metrics": scrapers}
+    processor = one(rendered, "NetworkPolicy", "meetings-processor")["spec"]["ingress"]
+    assert [rule["from"] for rule in processor] == [scrapers + tests]
     for component in ("ingest", "processor"):
         egress = one(rendered, "NetworkPolicy", f"meetings-{component}")["spec"]["egress"]
         assert [p["port"] for p in egress[0]["ports"]] == [9092, 9093]
