@@ -183,6 +183,10 @@ def test_keda_scales_on_the_group_lag_up_to_the_partition_count(render: Render) 
         ),
         ({"ingest": {"drainDelaySeconds": 1}}, "must be at least the readiness probe's"),
         (
+            {"ingest": {"produceTimeoutSeconds": 30}},
+            "ingest.shutdownTimeoutSeconds (20) must be at least produceTimeoutSeconds (30)",
+        ),
+        (
             {"kafka": {"securityProtocol": "SASL_SSL", "sasl": {"username": "u"}}},
             "needs secrets.existingSecret and secrets.keys.kafkaSaslPassword",
         ),

@@ -166,11 +166,14 @@ TOPIC_MIN_INSYNC: {{ .Values.topics.minInsync | quote }}
 {{- end }}
 {{- end }}
 {{- $ingest := .Values.ingest }}
-{{- $needed := add $ingest.preStopSeconds $ingest.drainDelaySeconds $ingest.shutdownTimeoutSeconds }}
-{{- if le (int $ingest.terminationGracePeriodSeconds) (int $needed) }}
+{{- $needed := addf $ingest.preStopSeconds $ingest.drainDelaySeconds $ingest.shutdownTimeoutSeconds }}
+{{- if le (float64 $ingest.terminationGracePeriodSeconds) $needed }}
 {{- fail (printf "ingest.terminationGracePeriodSeconds (%v) must exceed preStopSeconds + drainDelaySeconds + shutdownTimeoutSeconds (%v)" $ingest.terminationGracePeriodSeconds $needed) }}
 {{- end }}
-{{- if lt (int $ingest.drainDelaySeconds) (int $ingest.readinessProbe.periodSeconds) }}
+{{- if lt (float64 $ingest.shutdownTimeoutSeconds) (float64 $ingest.produceTimeoutSeconds) }}
+{{- fail (printf "ingest.shutdownTimeoutSeconds (%v) must be at least produceTimeoutSeconds (%v): each in-flight request may wait that long for Kafka" $ingest.shutdownTimeoutSeconds $ingest.produceTimeoutSeconds) }}
+{{- end }}
+{{- if lt (float64 $ingest.drainDelaySeconds) (float64 $ingest.readinessProbe.periodSeconds) }}
 {{- fail (printf "ingest.drainDelaySeconds (%v) must be at least the readiness probe's periodSeconds (%v), so traffic stops before the listener closes" $ingest.drainDelaySeconds $ingest.readinessProbe.periodSeconds) }}
 {{- end }}
 {{- $_ := include "meetings.processorMaxReplicas" . }}
