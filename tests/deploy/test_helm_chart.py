@@ -265,3 +265,22 @@ def test_the_network_policy_lets_callers_and_scrapers_in_and_the_pods_reach_kafk
         egress = one(rendered, "NetworkPolicy", f"meetings-{component}")["spec"]["egress"]
         assert [p["port"] for p in egress[0]["ports"]] == [9092, 9093]
         assert {p["port"] for p in egress[1]["ports"]} == {53}
+
+
+def test_one_image_for_every_pod_pinned_by_digest_when_given(render: Render) -> None:
+    digest = "sha256:" + "ab" * 32
+    rendered = render(
+        {"image": {"repository": "r.example/meetings", "tag": "1.2", "digest": digest}}
+    )
+    images = {
+        c["image"]
+        for r in rendered
+        if r.kind in ("Deployment", "Job")
+        for c in r.obj["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {f"r.example/meetings@{digest}"}
+    commands = [
+        container(one(rendered, "Deployment", f"meetings-{c}"))["command"]
+        for c in ("ingest", "processor")
+    ]
+    assert commands == [["python", "-m", "ingest"], ["python", "-m", "processor"]]
