@@ -16,6 +16,7 @@ from tools.chartcheck import Rendered
 from tools.chartcheck.helm import Helm
 
 from .conftest import CHART, Render
+from .rendered import container, container_environment, one
 
 FULL = yaml.safe_load((CHART / "ci" / "full.yaml").read_text())
 SECRET_VARIABLES = {
@@ -24,11 +25,7 @@ SECRET_VARIABLES = {
     "KAFKA_SASL_PASSWORD",
     "KAFKA_SSL_KEY_PASSWORD",
 }
-# Stand-ins for what the pods get from their Secrets: the TLS Secret's files (mounted at
-# TLS_MOUNT) and the values under the keys ci/full.yaml names.
-TLS = Path(__file__).parent.parent / "fixtures" / "tls"
-TLS_MOUNT = "/etc/meetings/kafka-tls/"
-TLS_FILES = {"ca.crt": TLS / "ca.crt", "tls.crt": TLS / "client.crt", "tls.key": TLS / "client.key"}
+# What ci/full.yaml's Secret keys hold, where a value matters.
 SECRET_VALUES = {"kafka-key-password": "client-key-secret"}
 # Set by the chart for settings the services are gaining; each leaves this list once it is read.
 NOT_YET_READ = {
@@ -61,37 +58,9 @@ class RecordingEnviron(Mapping[str, str]):
         return len(self._values)
 
 
-def one(rendered: list[Rendered], kind: str, name: str) -> dict[str, Any]:
-    found = [r.obj for r in rendered if r.kind == kind and r.name == name]
-    assert len(found) == 1, f"{kind}/{name}: rendered {len(found)} times"
-    return found[0]
-
-
-def container(workload: dict[str, Any]) -> dict[str, Any]:
-    containers = workload["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
-    result: dict[str, Any] = containers[0]
-    return result
-
-
 def environment(rendered: list[Rendered], component: str) -> dict[str, str]:
-    """What the component's container sees: its ConfigMap, then its env, with the Secrets'
-    values and files stood in for (see SECRET_VALUES and TLS_FILES)."""
     deployment = one(rendered, "Deployment", f"meetings-{component}")
-    spec = container(deployment)
-    env: dict[str, str] = {}
-    for source in spec.get("envFrom", []):
-        env |= one(rendered, "ConfigMap", source["configMapRef"]["name"])["data"]
-    for entry in spec.get("env", []):
-        if "value" in entry:
-            env[entry["name"]] = entry["value"]
-        else:
-            key = entry["valueFrom"]["secretKeyRef"]["key"]
-            env[entry["name"]] = SECRET_VALUES.get(key, "x" * 32)
-    for name, value in env.items():
-        if value.startswith(TLS_MOUNT):
-            env[name] = str(TLS_FILES[value.removeprefix(TLS_MOUNT)])
-    return env
+    return container_environment(rendered, deployment, SECRET_VALUES)
 
 
 def test_the_configuration_is_valid_for_the_services(render: Render) -> None:

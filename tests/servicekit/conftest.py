@@ -46,3 +46,7 @@ def secured_kafka() -> Iterator[SecuredKafka]:
         yield SecuredKafka(broker)
     finally:
         broker.close()
+
+
+# The chart's helm, for rendering the chart's Kafka configuration (see tests/deploy).
+from tests.deploy.conftest import helm  # noqa: E402, F401

@@ -13,15 +13,20 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from schemas.topics import SESSIONS
+from schemas.topics import RAW, SESSIONS
 from servicekit.kafka import KafkaSettings
 from servicekit.settings import load
+from tests.deploy.conftest import CHART
+from tests.deploy.rendered import container, container_environment, one
 from tests.ingest.service import IngestService
 from tests.kafka_helpers import consume_until, create_topic, unique_name
 from tests.service_process import ServiceProcess
+from tools.chartcheck import load_manifests
+from tools.chartcheck.helm import Helm
 from tools.devkafka import free_port
 
 from .conftest import PASSWORD, TLS, USER, SecuredKafka
@@ -196,3 +201,50 @@ async def test_the_pipeline_runs_on_a_cluster_that_demands_sasl_and_tls(
     finally:
         ingest.kill()
         processor.kill()
+
+
+async def test_the_charts_kafka_configuration_connects_for_real(
+    secured_kafka: SecuredKafka, helm: Helm, tmp_path: Path
+) -> None:
+    """The topics Job exactly as the Helm chart renders it for SASL_SSL with SCRAM-SHA-256 and a
+    client certificate (Secrets stood in for), run against the secured broker."""
+    prefix = unique_name("chart") + "."
+    values = {
+        "kafka": {
+            "bootstrapServers": secured_kafka.servers("SASL_SSL"),
+            "securityProtocol": "SASL_SSL",
+            "sasl": {"mechanism": "SCRAM-SHA-256", "username": USER},
+            "tls": {"existingSecret": "kafka-tls", "certKey": "tls.crt", "keyKey": "tls.key"},
+        },
+        "secrets": {
+            "existingSecret": "meetings-secrets",
+            "keys": {"kafkaSaslPassword": "kafka-password", "kafkaSslKeyPassword": "key-password"},
+        },
+        "topics": {"prefix": prefix, "partitions": 2, "replicationFactor": 1},
+    }
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    outcome = helm.template(CHART, path, "1.37")
+    assert outcome.ok, outcome.output
+    rendered = load_manifests(outcome.output)
+    job = one(rendered, "Job", "meetings-topics")
+    secrets = {"kafka-password": PASSWORD, "key-password": "client-key-secret"}
+    environ = container_environment(rendered, job, secrets)
+    assert environ["KAFKA_SSL_CERT_FILE"].endswith("client.crt")  # mounted files stood in for
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, *container(job)["command"][1:4], "--timeout", "30"],  # -m processor topics
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{prefix}callbacks.raw" in done.stdout
+    # The processor's own ConfigMap and env carry the same connection.
+    processor = container_environment(
+        rendered, one(rendered, "Deployment", "meetings-processor"), secrets
+    )
+    kafka = kafka_settings(processor)
+    assert await round_trip(kafka, RAW.name_under(prefix))
