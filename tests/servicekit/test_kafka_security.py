@@ -118,6 +118,24 @@ async def test_the_broker_refuses_what_it_should(
         await producer.stop()
 
 
+async def test_a_refused_login_stops_the_topics_command_saying_why(
+    secured_kafka: SecuredKafka,
+) -> None:
+    environ = security_environ(secured_kafka, "SASL_SSL", "SCRAM-SHA-512", password="wrong-one")
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "processor", "topics", "--timeout", "5"],
+        env={**os.environ, **environ, "LOG_FORMAT": "text"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "SaslAuthenticationFailed" in done.stderr  # the client's log line
+    assert "the KAFKA_SASL_* / KAFKA_SSL_* settings for SASL_SSL" in done.stderr
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(headers={"Content-Type": "application/json"}) as session:

@@ -19,7 +19,8 @@ _SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required
 @dataclass(frozen=True, slots=True)
 class ListenerTls:
     keystore: Path
-    """PEM: the broker's private key (unencrypted PKCS#8) followed by its certificate chain."""
+    """PEM: the broker's private key (unencrypted PKCS#8) followed by its certificate chain
+    (relative paths are taken from the current directory, not the broker's)."""
     truststore: Path
     """PEM: the CA certificates client certificates are verified against."""
 
@@ -52,9 +53,9 @@ def sasl_listeners(
         if protocol == "SASL_SSL" and tls is not None:
             properties |= {
                 f"{prefix}.ssl.keystore.type": "PEM",
-                f"{prefix}.ssl.keystore.location": str(tls.keystore),
+                f"{prefix}.ssl.keystore.location": str(tls.keystore.resolve()),
                 f"{prefix}.ssl.truststore.type": "PEM",
-                f"{prefix}.ssl.truststore.location": str(tls.truststore),
+                f"{prefix}.ssl.truststore.location": str(tls.truststore.resolve()),
                 f"{prefix}.ssl.client.auth": "requested",
             }
     return properties
