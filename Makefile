@@ -6,9 +6,21 @@ BIN := $(VENV)/bin
 # Reinstall when the project's metadata changes.
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest kafka-jars kafka run bench clean
+# The Helm chart: lint, render for each Kubernetes version and validate every object against the
+# strict schemas and the KEDA / Prometheus-operator CRDs (tools/chartcheck). helm is built with
+# `go install` and the CRDs come from their Go modules, once, into the cache; later runs are
+# offline. `make chart CHART=path` checks another chart folder.
+CACHE_DIR ?= $(or $(MEETINGS_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/meetings-pipeline)
+HELM_VERSION := v3.22.0
+KEDA_VERSION := v2.21.0
+PROMETHEUS_OPERATOR_VERSION := v0.85.0
+HELM ?= $(CACHE_DIR)/helm-$(HELM_VERSION)/helm
+CRDS := $(CACHE_DIR)/crds-keda-$(KEDA_VERSION)-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)
+CHART ?= deploy/helm/meetings
 
-test: lint typecheck pytest
+.PHONY: test lint typecheck pytest chart chart-dry-run helm kafka-jars kafka run bench clean
+
+test: lint typecheck chart pytest
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -29,8 +41,37 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
-pytest: $(INSTALLED) kafka-jars
-	$(BIN)/pytest $(PYTEST_ARGS)
+pytest: $(INSTALLED) kafka-jars $(HELM) $(CRDS)/.complete
+	MEETINGS_HELM=$(HELM) MEETINGS_CHART_CRDS=$(CRDS) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The Helm chart: see the variables above.
+helm: $(HELM)
+
+$(HELM):
+	@command -v go >/dev/null || { echo "building helm needs Go (or set HELM=/path/to/helm)" >&2; exit 1; }
+	mkdir -p $(@D)
+	GOBIN=$(abspath $(@D)) go install \
+	  -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" \
+	  helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(CRDS)/.complete: | $(INSTALLED)
+	$(BIN)/python -m tools.chartcheck.crds $(CRDS) --keda $(KEDA_VERSION) \
+	  --prometheus-operator $(PROMETHEUS_OPERATOR_VERSION)
+
+chart: $(INSTALLED) $(HELM) $(CRDS)/.complete
+	$(BIN)/python -m tools.chartcheck $(CHART) --helm $(HELM) --crds $(CRDS)
+
+# A server-side dry run of the chart's defaults and every ci/*.yaml against the cluster of the
+# current kubeconfig (KUBECTL=..., NAMESPACE=...): the API server's own decoding, validation and
+# admission, as `helm install` would meet them; nothing is created.
+KUBECTL ?= kubectl
+NAMESPACE ?= meetings
+chart-dry-run: $(HELM)
+	@set -e; for values in "" $(CHART)/ci/*.yaml; do \
+	  echo "== $${values:-default values}"; \
+	  $(HELM) template meetings $(CHART) --namespace $(NAMESPACE) $${values:+-f $$values} \
+	    | $(KUBECTL) apply --dry-run=server --validate=strict --namespace $(NAMESPACE) -f -; \
+	done
 
 # A broker in the foreground on 127.0.0.1:9092, for trying things by hand.
 kafka: kafka-jars

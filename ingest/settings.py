@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from servicekit.env import Secret
-from servicekit.kafka import KafkaSettings
+from servicekit.kafka import KafkaSettings, kafka_problems
 from servicekit.logs import LOG_LEVELS, LogFormat, log_format_setting
 from servicekit.settings import load, setting
 
@@ -146,6 +146,11 @@ def _secret_lengths(settings: IngestSettings) -> Iterator[str]:
             yield f"{name} must be at least {MIN_SECRET_LENGTH} characters"
 
 
+def _problems(settings: IngestSettings) -> Iterator[str]:
+    yield from kafka_problems(settings.kafka)
+    yield from _secret_lengths(settings)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> IngestSettings:
     """Settings from ``environ`` (default ``os.environ``); ``SettingsError`` lists problems."""
-    return load(IngestSettings, environ, what="ingest", checks=_secret_lengths)
+    return load(IngestSettings, environ, what="ingest", checks=_problems)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from schemas.topics import TopicNames
-from servicekit.kafka import KafkaSettings
+from servicekit.kafka import KafkaSettings, kafka_problems
 from servicekit.logs import LOG_LEVELS, LogFormat, log_format_setting
 from servicekit.settings import load, setting
 
@@ -128,4 +128,6 @@ class ProcessorSettings:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> ProcessorSettings:
     """Settings from ``environ`` (default ``os.environ``); ``SettingsError`` lists problems."""
-    return load(ProcessorSettings, environ, what="processor")
+    return load(
+        ProcessorSettings, environ, what="processor", checks=lambda s: kafka_problems(s.kafka)
+    )

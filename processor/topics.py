@@ -35,6 +35,7 @@ from aiokafka.errors import (
 
 from processor.settings import ProcessorSettings
 from schemas.topics import ALL_TOPICS, CleanupPolicy, Retention
+from servicekit.kafka import SecurityProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -155,10 +156,17 @@ async def ensure_topics(
             TimeoutError,
         ) as exc:
             detail = str(exc) or type(exc).__name__
+            protocol = settings.kafka.security_protocol
+            security = (
+                f", and the KAFKA_SASL_* / KAFKA_SSL_* settings for {protocol.value.upper()} "
+                "(a refused login or certificate is logged above)"
+                if protocol is not SecurityProtocol.PLAINTEXT
+                else ""
+            )
             raise KafkaUnreachableError(
                 f"could not reach Kafka at {settings.kafka.bootstrap_servers} within "
                 f"{timeout_s:.0f} s ({detail}); check KAFKA_BOOTSTRAP_SERVERS and that the "
-                "broker is up"
+                f"broker is up{security}"
             ) from exc
     finally:
         await admin.close()

@@ -25,6 +25,7 @@ from typing import Self
 from tools.devkafka.errors import BrokerStartError
 from tools.devkafka.jars import ensure_kafka_jars
 from tools.devkafka.java import find_java
+from tools.devkafka.sasl import ListenerTls, sasl_listeners, scram_format_arguments
 from tools.devkafka.version import selected_kafka_version
 
 _LOG4J2_PROPERTIES = """\
@@ -62,8 +63,13 @@ def free_port() -> int:
 
 
 def new_cluster_id() -> str:
-    """What ``kafka-storage random-uuid`` prints, without starting a JVM for it."""
-    return base64.urlsafe_b64encode(os.urandom(16)).decode("ascii").rstrip("=")
+    """What ``kafka-storage random-uuid`` prints, without starting a JVM for it. Like Kafka's
+    ``Uuid.randomUuid()`` it never starts with ``-``, which the format command would take for an
+    option (one id in 64 would otherwise fail to format)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode("ascii").rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _die_with_parent() -> None:
@@ -91,6 +97,8 @@ class EmbeddedKafka:
         kafka_version: str | None = None,
         heap: str = "512m",
         extra_properties: Mapping[str, str] | None = None,
+        sasl_users: Mapping[str, str] | None = None,
+        sasl_tls: ListenerTls | None = None,
         start_timeout: float = 120.0,
         stop_timeout: float = 30.0,
     ) -> None:
@@ -103,6 +111,10 @@ class EmbeddedKafka:
         self.log_path = self.workdir / "broker.log"
         self._heap = heap
         self._extra_properties = dict(extra_properties or {})
+        self._sasl_users = dict(sasl_users or {})
+        self._sasl_tls = sasl_tls
+        protocols = ["SASL_PLAINTEXT", "SASL_SSL"] if sasl_tls is not None else ["SASL_PLAINTEXT"]
+        self.sasl_ports = {p: free_port() for p in protocols} if self._sasl_users else {}
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
         self._cluster_id = new_cluster_id()
@@ -113,6 +125,13 @@ class EmbeddedKafka:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def sasl_bootstrap_servers(self, protocol: str = "SASL_PLAINTEXT") -> str:
+        """A SASL listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 for ``sasl_users``):
+        ``SASL_PLAINTEXT``, or ``SASL_SSL`` when the broker was given ``sasl_tls``."""
+        if protocol not in self.sasl_ports:
+            raise ValueError(f"this broker has no {protocol} listener (sasl_users, sasl_tls)")
+        return f"127.0.0.1:{self.sasl_ports[protocol]}"
 
     @property
     def pid(self) -> int | None:
@@ -127,7 +146,7 @@ class EmbeddedKafka:
         if self.is_running():
             return self
         began = time.monotonic()
-        for port in (self.port, self.controller_port):
+        for port in (self.port, self.controller_port, *self.sasl_ports.values()):
             if not port_is_free(port):
                 raise BrokerStartError(
                     f"port {port} on 127.0.0.1 is already in use (another Kafka, or an earlier "
@@ -254,6 +273,10 @@ class EmbeddedKafka:
             # Topics are created on purpose, as a production cluster would insist.
             "auto.create.topics.enable": "false",
         }
+        if self.sasl_ports:
+            properties |= sasl_listeners(
+                properties, self.sasl_ports, self._sasl_users, self._sasl_tls
+            )
         properties.update(self._extra_properties)
         return properties
 
@@ -291,6 +314,7 @@ class EmbeddedKafka:
             "-c",
             str(properties),
             "--ignore-formatted",
+            *scram_format_arguments(self._sasl_users),
         ]
         result = subprocess.run(
             command, capture_output=True, text=True, check=False, timeout=self._start_timeout
