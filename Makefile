@@ -32,15 +32,18 @@ typecheck: $(INSTALLED)
 pytest: $(INSTALLED) kafka-jars
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Embedded Kafka nodes: 1, or 3 for a cluster with replication 3 and min ISR 2 (`make run BROKERS=3`).
+BROKERS ?= 1
+
 # A broker in the foreground on 127.0.0.1:9092, for trying things by hand.
 kafka: kafka-jars
-	$(BIN)/python -m devkafka --port 9092
+	$(BIN)/python -m devkafka --port 9092 --brokers $(BROKERS)
 
 # Kafka (embedded, unless KAFKA_BOOTSTRAP_SERVERS is set), topics, ingest on 127.0.0.1:8080 and
 # one processor, in the foreground; Ctrl-C stops everything.
 run: $(INSTALLED)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/python -m devkafka --fetch-only; fi
-	$(BIN)/python -m devkafka.stack
+	$(BIN)/python -m devkafka.stack --brokers $(BROKERS)
 
 # Throughput figures, each against a baseline measured in the same run (see README).
 bench: $(INSTALLED)
