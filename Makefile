@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Reinstall when the project's metadata changes.
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest kafka-jars kafka run bench clean
+.PHONY: test lint typecheck pytest test-containers kafka-jars kafka run bench clean
 
 test: lint typecheck pytest
 
@@ -34,6 +34,12 @@ pytest: $(INSTALLED) kafka-jars
 
 # Embedded Kafka nodes: 1, or 3 for a cluster with replication 3 and min ISR 2 (`make run BROKERS=3`).
 BROKERS ?= 1
+
+# Builds the image, runs docker-compose.yml (a meeting through, three processors, a graceful
+# stop) and removes everything it created. Needs `docker compose`, or docker-compose with Docker
+# or podman (DOCKER_HOST); host ports 8080 and 9092 must be free. Not part of `make test`.
+test-containers: $(INSTALLED)
+	$(BIN)/pytest -m containers tests/containers $(PYTEST_ARGS)
 
 # A broker in the foreground on 127.0.0.1:9092, for trying things by hand.
 kafka: kafka-jars
