@@ -168,3 +168,67 @@ def test_docker_compose_config_is_valid_where_compose_exists() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+CLUSTER: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())
+CLUSTER_SERVICES: dict[str, Any] = CLUSTER["services"]
+BROKERS = ("kafka-1", "kafka-2", "kafka-3")
+
+
+def cluster_environment(service: str) -> dict[str, str]:
+    return {k: str(v) for k, v in CLUSTER_SERVICES[service].get("environment", {}).items()}
+
+
+def test_the_cluster_file_has_three_voters_replicating_everything_three_times() -> None:
+    ids = {cluster_environment(broker)["KAFKA_NODE_ID"] for broker in BROKERS}
+    assert ids == {"1", "2", "3"}
+    for broker in BROKERS:
+        kafka = cluster_environment(broker)
+        assert CLUSTER_SERVICES[broker]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+        assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"] == (
+            "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+        )
+        assert kafka["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert kafka["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
+        assert kafka["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+        assert kafka["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert len({cluster_environment(b)["CLUSTER_ID"] for b in BROKERS}) == 1
+
+
+@pytest.mark.parametrize(
+    ("service", "read"),
+    [
+        ("ingest", INGEST_VARIABLES),
+        ("processor", PROCESSOR_VARIABLES),
+        ("topics", PROCESSOR_VARIABLES),
+    ],
+)
+def test_cluster_services_read_every_variable_and_reach_all_brokers(
+    service: str, read: set[str]
+) -> None:
+    values = cluster_environment(service)
+    assert not set(values) - read
+    assert values["KAFKA_BOOTSTRAP_SERVERS"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    assert CLUSTER_SERVICES[service]["command"] == SERVICES[service]["command"]
+    assert CLUSTER_SERVICES[service]["read_only"] is True
+
+
+def test_cluster_topics_are_replicated_to_every_broker() -> None:
+    topics = load_processor_settings(cluster_environment("topics"))
+    assert topics.topic_replication_factor == 3
+    load_ingest_settings(cluster_environment("ingest"))
+    load_processor_settings(cluster_environment("processor"))
+
+
+def test_docker_compose_cluster_config_is_valid_where_compose_exists() -> None:
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("no docker-compose client on this machine")
+    result = subprocess.run(
+        [compose, "-f", str(ROOT / "docker-compose.cluster.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
