@@ -14,6 +14,7 @@ RUN pip install . && pip uninstall --yes meetings-pipeline
 COPY schemas ./schemas
 COPY ingest ./ingest
 COPY processor ./processor
+COPY servicekit ./servicekit
 # The console scripts are development tools whose code is not in the image.
 RUN pip install --no-deps . \
     && rm -f /opt/venv/bin/meetings-simulate /opt/venv/bin/meetings-tail \

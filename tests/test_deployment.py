@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from devkafka import KAFKA_VERSION
 from ingest.settings import load_settings as load_ingest_settings
 from processor.settings import load_settings as load_processor_settings
+from tools.devkafka import KAFKA_VERSION
 
 ROOT = Path(__file__).parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -151,7 +151,7 @@ def test_dockerfile_is_multi_stage_non_root_with_exec_form_commands() -> None:
 def test_the_image_holds_only_what_the_services_run() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     copied = set(re.findall(r"^COPY (\S+) ", dockerfile, re.M)) - {"--from=build"}
-    assert copied == {"pyproject.toml", "schemas", "ingest", "processor"}
+    assert copied == {"pyproject.toml", "schemas", "servicekit", "ingest", "processor"}
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignore[ignore.index("*") + 1 :][:1] == ["!pyproject.toml"]  # everything else opted in
     assert not {"!devkafka/", "!tools/", "!tests/", "!bench/"} & set(ignore)

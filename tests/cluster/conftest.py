@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from devkafka import BrokerError
-from devkafka.cluster import EmbeddedKafkaCluster
+from tools.devkafka import BrokerError
+from tools.devkafka.cluster import EmbeddedKafkaCluster
 
 FIGURES = pytest.StashKey[list[str]]()
 

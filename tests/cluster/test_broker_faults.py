@@ -15,7 +15,6 @@ import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from devkafka import free_port
-from devkafka.cluster import EmbeddedKafkaCluster
 from processor.settings import load_settings
 from processor.topics import ensure_topics
+from schemas.topics import PARTICIPANTS, RAW, SESSIONS
 from tests.cluster.load import Meeting, MeetingLoad
 from tests.kafka_helpers import wait_until
 from tests.service_process import ServiceProcess
+from tools.devkafka import free_port
+from tools.devkafka.cluster import EmbeddedKafkaCluster
 
-RAW = "meetings.callbacks.raw"
+RAW_TOPIC = RAW.name
 PARTITIONS = 6
 REPLICATION = 3
 
@@ -42,7 +42,7 @@ async def raw_partitions(bootstrap: str) -> list[dict[str, Any]]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     await admin.start()
     try:
-        (topic,) = await admin.describe_topics([RAW])
+        (topic,) = await admin.describe_topics([RAW_TOPIC])
         return list(topic["partitions"])
     finally:
         await admin.close()
@@ -66,11 +66,12 @@ async def services(
     kafka_cluster: EmbeddedKafkaCluster, tmp_path: Path
 ) -> AsyncIterator[tuple[str, str, aiohttp.ClientSession]]:
     bootstrap = kafka_cluster.bootstrap_servers
-    settings = replace(
-        load_settings({}),
-        kafka_bootstrap_servers=bootstrap,
-        topic_partitions=PARTITIONS,
-        topic_replication_factor=REPLICATION,
+    settings = load_settings(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "TOPIC_PARTITIONS": str(PARTITIONS),
+            "TOPIC_REPLICATION_FACTOR": str(REPLICATION),
+        }
     )
     await ensure_topics(settings)
     ingest_port, processor_port = free_port(), free_port()
@@ -157,7 +158,10 @@ async def read_all(bootstrap: str, topics: list[str], done: Any, what: str) -> l
 
 async def raw_request_ids(bootstrap: str, wanted: set[str]) -> set[str]:
     consumer = AIOKafkaConsumer(
-        RAW, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        RAW_TOPIC,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     stored: set[str] = set()
     await consumer.start()
@@ -234,7 +238,7 @@ async def test_leader_and_controller_kills_lose_and_repeat_nothing(
 
     events = await read_all(
         bootstrap,
-        ["meetings.sessions", "meetings.participants"],
+        [SESSIONS.name, PARTICIPANTS.name],
         all_ended,
         f"{len(wanted)} meetings ended",
     )

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from schemas.topics import RAW, SESSIONS
 from tests.containers.conftest import Stack
 from tests.kafka_helpers import wait_until
 
@@ -40,10 +41,10 @@ def simulate(seed: int, sessions: int) -> None:
 
 
 def tail_sessions(records: int) -> list[str]:
-    """The first ``records`` values of ``meetings.sessions``, read by ``meetings-tail`` on the host
+    """The first ``records`` values of the sessions topic, read by ``meetings-tail`` on the host
     through the broker's host listener (as the README shows)."""
     result = subprocess.run(
-        [str(BIN / "meetings-tail"), "meetings.sessions", "--bootstrap", HOST_BOOTSTRAP,
+        [str(BIN / "meetings-tail"), SESSIONS.name, "--bootstrap", HOST_BOOTSTRAP,
          "--json", "--max", str(records), "--timeout", "120"],
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
@@ -52,10 +53,10 @@ def tail_sessions(records: int) -> list[str]:
 
 
 async def sessions_seen(sessions: int, within: float = 120.0) -> dict[str, set[str]]:
-    """Read ``meetings.sessions`` (read_committed) until ``sessions`` sessions have started and
+    """Read the sessions topic (read_committed) until ``sessions`` sessions have started and
     ended; every event exactly once (a later ``session.ended`` revision has its own id)."""
     consumer = AIOKafkaConsumer(
-        "meetings.sessions",
+        SESSIONS.name,
         bootstrap_servers=HOST_BOOTSTRAP,
         isolation_level="read_committed",
         auto_offset_reset="earliest",
@@ -169,7 +170,7 @@ async def test_compose_stop_loses_no_acknowledged_callback(stack: Stack) -> None
     await asyncio.to_thread(stack.wait_healthy, {"kafka": 1})
     wanted = set(acknowledged)
     consumer = AIOKafkaConsumer(
-        "meetings.callbacks.raw",
+        RAW.name,
         bootstrap_servers=HOST_BOOTSTRAP,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from devkafka import BrokerSetupError, BrokerStartError, EmbeddedKafka
-from devkafka.broker import (
+from tests.kafka_helpers import create_topic
+from tools.devkafka import BrokerSetupError, BrokerStartError, EmbeddedKafka
+from tools.devkafka.broker import (
     answers_kafka_requests,
     formatted_cluster_id,
     min_heap,
     new_cluster_id,
 )
-from devkafka.jars import ensure_kafka_jars, logging_backend, render_pom
-from devkafka.java import find_java
-from tests.kafka_helpers import create_topic
+from tools.devkafka.jars import ensure_kafka_jars, logging_backend, render_pom
+from tools.devkafka.java import find_java
 
 
 def process_exists(pid: int) -> bool:
@@ -131,7 +131,7 @@ async def test_a_restart_on_the_same_data_dir_keeps_the_cluster_and_leaves_no_pr
         assert not process_exists(first_pid)
         assert not broker.is_running()
 
-        # A new run on the same directory (``python -m devkafka --data-dir``): the formatted
+        # A new run on the same directory (``python -m tools.devkafka --data-dir``): the formatted
         # storage and its cluster id are reused, not reformatted.
         again = EmbeddedKafka(workdir=tmp_path, port=broker.port)
         assert again.cluster_id == broker.cluster_id

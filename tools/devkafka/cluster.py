@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from devkafka.broker import EmbeddedKafka, formatted_cluster_id, free_port, new_cluster_id
-from devkafka.errors import BrokerStartError
+from tools.devkafka.broker import EmbeddedKafka, formatted_cluster_id, free_port, new_cluster_id
+from tools.devkafka.errors import BrokerStartError
 
 
 class EmbeddedKafkaCluster:

@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from devkafka.broker import EmbeddedKafka
-from devkafka.cluster import EmbeddedKafkaCluster
-from devkafka.errors import BrokerError
-from devkafka.jars import ensure_kafka_jars
-from devkafka.version import selected_kafka_version
+from tools.devkafka.broker import EmbeddedKafka
+from tools.devkafka.cluster import EmbeddedKafkaCluster
+from tools.devkafka.errors import BrokerError
+from tools.devkafka.jars import ensure_kafka_jars
+from tools.devkafka.version import selected_kafka_version
 
 logger = logging.getLogger("devkafka")
 
