@@ -30,6 +30,18 @@ def kafka_cluster() -> Iterator[EmbeddedKafkaCluster]:
         cluster.close()
 
 
+@pytest.fixture(autouse=True)
+def whole_cluster_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that kills brokers must leave all three running for the next one."""
+    yield
+    if "kafka_cluster" in request.fixturenames:
+        cluster: EmbeddedKafkaCluster = request.getfixturevalue("kafka_cluster")
+        running = cluster.running()
+        assert running == sorted(cluster.nodes), (
+            f"only nodes {running} of the cluster run after the test:\n{cluster.log_tails(15)}"
+        )
+
+
 @pytest.fixture
 def report_figure(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     """Lines appended here appear in the ``broker faults`` section of pytest's summary."""

@@ -96,8 +96,19 @@ class EmbeddedKafkaCluster:
 
     def restart(self, node_id: int) -> None:
         """Start a stopped or killed node again and wait until the cluster counts it."""
-        node = self.nodes[node_id]
-        node.start()
+        self.relaunch(node_id)
+        self.wait_for_node(node_id)
+
+    def relaunch(self, node_id: int) -> None:
+        """Start a stopped or killed node without waiting. Call it from a thread that outlives
+        the node (the main thread): a node dies with the thread that launched it
+        (``PR_SET_PDEATHSIG``), so a worker thread of an executor is the wrong place."""
+        self.nodes[node_id].launch()
+
+    def wait_for_node(self, node_id: int) -> None:
+        """Block until a relaunched node serves and every running node counts it (may run in
+        a worker thread)."""
+        self.nodes[node_id].wait_until_serving()
         self.wait_for_brokers(len(self.running()), time.monotonic() + self._start_timeout)
 
     def stop(self) -> None:
