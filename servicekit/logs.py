@@ -94,11 +94,12 @@ _TRANSIENT = re.compile(
     r"UnknownTopicOrPartition|Topic .* not found in cluster metadata|"
     r"Heartbeat session expired|coordinator (is )?(dead|unavailable)"
 )
-# One per failed connection attempt, several a second while a broker is down: the first failure
-# and the recovery of each broker are logged by ``servicekit.reachability`` instead.
+# One per failed connection attempt, or per request to a broker not connected (NodeNotReady),
+# several a second while a broker is down: the first failure and the recovery of each broker
+# are logged by ``servicekit.reachability`` instead.
 _CONNECT_FAILURE = re.compile(
     r"Unable connect to node with id|Unable connect to \"|Unable to request metadata from|"
-    r"Unable to update metadata from"
+    r"Unable to update metadata from|NodeNotReadyError"
 )
 # Routine client chatter that is not worth an info line in the services' own logs.
 _CHATTER = re.compile(

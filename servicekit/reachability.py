@@ -1,4 +1,6 @@
-"""One log line when a Kafka broker stops accepting connections, one when it accepts them again.
+"""One log line when a Kafka broker stops accepting connections, one when a connection to it
+succeeds again (clients reconnect when they next need the broker, so that can be later than its
+return).
 
 aiokafka logs every failed connection attempt as an error (``Unable connect to node with id 3``),
 several per second per client while a broker is down: hundreds of lines per outage that tell an
@@ -52,7 +54,8 @@ class BrokerReachability:
             return
         since, attempts = entry
         self._log.info(
-            "Kafka broker %s reachable again after %.1f s (%d failed connection attempts)",
+            "Kafka broker %s connected again, %.1f s after the first failure (%d failed "
+            "connection attempts)",
             address,
             self._clock() - since,
             attempts,

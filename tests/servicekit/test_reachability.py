@@ -34,8 +34,8 @@ def test_one_line_when_a_broker_goes_and_one_when_it_is_back(
         ),
         (
             "INFO",
-            "Kafka broker 10.0.0.3:9092 reachable again after 12.5 s (500 failed connection "
-            "attempts)",
+            "Kafka broker 10.0.0.3:9092 connected again, 12.5 s after the first failure (500 "
+            "failed connection attempts)",
         ),
     ]
     assert tracker.unreachable() == []
@@ -47,6 +47,8 @@ def test_aiokafka_connection_failures_are_debug() -> None:
         "Unable connect to node with id 3: [Errno 111] Connect call failed",
         'Unable connect to "127.0.0.1:9092": [Errno 111] Connect call failed',
         "Unable to update metadata from [1, 2, 3]",
+        "Failed fetch messages from 3: NodeNotReadyError: Attempt to send a request to node "
+        "which is not ready (node id 3).",
     ):
         line = logging.LogRecord("aiokafka.client", logging.ERROR, __file__, 1, message, None, None)
         assert noise.filter(line) is False
@@ -76,6 +78,6 @@ async def test_real_clients_report_through_the_tracker(
     await producer.stop()
     assert kafka_bootstrap not in REACHABILITY.unreachable()
     assert any(
-        r.getMessage().startswith(f"Kafka broker {kafka_bootstrap} reachable again")
+        r.getMessage().startswith(f"Kafka broker {kafka_bootstrap} connected again")
         for r in caplog.records
     )
