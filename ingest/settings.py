@@ -34,8 +34,9 @@ class IngestSettings:
     )
     produce_timeout_s: float = setting(
         "INGEST_PRODUCE_TIMEOUT_S",
-        5.0,
-        "longest wait for Kafka's acknowledgement before `503`",
+        15.0,
+        "longest wait for Kafka's acknowledgement before `503`: longer than a broker loss stalls "
+        "writes (about 12 s on a stock cluster), shorter than the sender's HTTP timeout",
         minimum=0.05,
         maximum=300,
     )

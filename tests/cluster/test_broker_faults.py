@@ -15,6 +15,7 @@ import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,30 @@ async def busiest_leader(bootstrap: str) -> int:
     return int(leaders.most_common(1)[0][0])
 
 
+@dataclass
+class Services:
+    ingest_url: str
+    processor_url: str
+    http: aiohttp.ClientSession
+    ingest: ServiceProcess
+    processor: ServiceProcess
+
+
+def warnings_and_errors(service: ServiceProcess) -> list[tuple[str, str]]:
+    """(level, message) of every JSON log line at warning or above."""
+    found = []
+    for line in service.log().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("level") in ("warning", "error", "critical"):
+            found.append((entry["level"], entry["msg"]))
+    return found
+
+
 @pytest.fixture
-async def services(
-    kafka_cluster: EmbeddedKafkaCluster, tmp_path: Path
-) -> AsyncIterator[tuple[str, str, aiohttp.ClientSession]]:
+async def services(kafka_cluster: EmbeddedKafkaCluster, tmp_path: Path) -> AsyncIterator[Services]:
     bootstrap = kafka_cluster.bootstrap_servers
     settings = load_settings(
         {
@@ -91,16 +112,19 @@ async def services(
             "PROCESSOR_HTTP_HOST": "127.0.0.1",
             "PROCESSOR_HTTP_PORT": str(processor_port),
             "PROCESSOR_CREATE_TOPICS": "false",
+            "TOPIC_PARTITIONS": str(PARTITIONS),
+            "TOPIC_REPLICATION_FACTOR": str(REPLICATION),
         },
         tmp_path / "processor.log",
         f"{processor_url}/readyz",
     )
-    timeout = aiohttp.ClientTimeout(total=10)  # the sender's own HTTP timeout
+    # The sender's own HTTP timeout, above INGEST_PRODUCE_TIMEOUT_S as the README advises.
+    timeout = aiohttp.ClientTimeout(total=20)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         try:
             await ingest.start(http)
             await processor.start(http)
-            yield ingest_url, processor_url, http
+            yield Services(ingest_url, processor_url, http, ingest, processor)
             for service in (ingest, processor):
                 service.terminate()
                 assert await service.wait_exit() == 0, service.log()[-4000:]
@@ -121,7 +145,8 @@ async def kill_and_restart(
         what=f"callbacks accepted again after killing node {node_id} ({what})",
         within=90,
     )
-    await asyncio.to_thread(cluster.restart, node_id)
+    cluster.relaunch(node_id)  # in this thread: a node dies with the thread that launched it
+    await asyncio.to_thread(cluster.wait_for_node, node_id)
     await wait_until(
         lambda: fully_replicated(cluster.bootstrap_servers),
         what=f"node {node_id} back in every raw partition's ISR",
@@ -196,10 +221,10 @@ def check_meeting(meeting: Meeting, events: list[dict[str, Any]]) -> None:
 
 async def test_leader_and_controller_kills_lose_and_repeat_nothing(
     kafka_cluster: EmbeddedKafkaCluster,
-    services: tuple[str, str, aiohttp.ClientSession],
+    services: Services,
     report_figure: list[str],
 ) -> None:
-    ingest_url, processor_url, http = services
+    ingest_url, processor_url, http = services.ingest_url, services.processor_url, services.http
     bootstrap = kafka_cluster.bootstrap_servers
     load = MeetingLoad(http, ingest_url)
     load.start()
@@ -208,6 +233,8 @@ async def test_leader_and_controller_kills_lose_and_repeat_nothing(
         leader = await busiest_leader(bootstrap)
         report_figure.append(await kill_and_restart(kafka_cluster, leader, load, "raw leader"))
         controller = kafka_cluster.active_controller()
+        killed = Counter([kafka_cluster.nodes[leader].bootstrap_servers,
+                          kafka_cluster.nodes[controller].bootstrap_servers])  # fmt: skip
         report_figure.append(
             await kill_and_restart(kafka_cluster, controller, load, "active controller")
         )
@@ -249,3 +276,24 @@ async def test_leader_and_controller_kills_lose_and_repeat_nothing(
         by_session[event["session_id"]].append(event)
     for meeting in load.completed:
         check_meeting(meeting, by_session[meeting.session_id])
+
+    # Each broker loss is one warning per service process, not one error per connection attempt.
+    # (A broker that leads nothing a service uses may never be missed by it: at most.)
+    leader_address = kafka_cluster.nodes[leader].bootstrap_servers
+    for service in (services.ingest, services.processor):
+        lines = warnings_and_errors(service)
+        assert not [m for _, m in lines if m.startswith("Unable connect")], lines[:20]
+        for address, kills in killed.items():
+            said = [m for _, m in lines if m.startswith(f"Kafka broker {address} unreachable")]
+            assert len(said) <= kills, (address, lines[:20])
+        # Ingest writes to every raw partition, so it missed the raw leader.
+        if service is services.ingest:
+            assert any(m.startswith(f"Kafka broker {leader_address} unreachable")
+                       for _, m in lines), lines[:20]  # fmt: skip
+    report_figure.append(
+        "warnings and errors logged: "
+        + ", ".join(
+            f"{name} {len(warnings_and_errors(service))}"
+            for name, service in (("ingest", services.ingest), ("processor", services.processor))
+        )
+    )

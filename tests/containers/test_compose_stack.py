@@ -156,7 +156,8 @@ async def test_compose_stop_loses_no_acknowledged_callback(stack: Stack) -> None
         await wait_until(lambda: len(acknowledged) >= 200, what="load before the stop", within=60)
         # The services first, so they drain into a broker that is still there (compose v1 on
         # podman does not always wait for them before stopping what they depend on).
-        await asyncio.to_thread(stack.compose.run, "stop", "--timeout", "30", "ingest", "processor")
+        # Without --timeout: each service's stop_grace_period applies.
+        await asyncio.to_thread(stack.compose.run, "stop", "ingest", "processor")
         await asyncio.to_thread(stack.compose.run, "stop", "--timeout", "30")
         stopping.set()
         await asyncio.gather(*senders)
