@@ -232,3 +232,16 @@ def test_docker_compose_cluster_config_is_valid_where_compose_exists() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("services", [SERVICES, CLUSTER_SERVICES], ids=["single", "cluster"])
+def test_grace_periods_cover_draining_and_the_produce_timeout(services: dict[str, Any]) -> None:
+    ingest = load_ingest_settings({k: str(v) for k, v in services["ingest"]["environment"].items()})
+    grace = {
+        name: int(services[name]["stop_grace_period"].rstrip("s"))
+        for name in ("ingest", "processor")
+    }
+    # SIGTERM: drain delay, then in-flight requests (each bounded by the produce timeout).
+    assert ingest.shutdown_timeout_s > ingest.produce_timeout_s
+    assert grace["ingest"] > ingest.drain_delay_s + ingest.shutdown_timeout_s + 5
+    assert grace["processor"] >= 30
