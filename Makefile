@@ -38,6 +38,7 @@ BROKERS ?= 1
 # Builds the image, runs docker-compose.yml (a meeting through, three processors, a graceful
 # stop) and removes everything it created. Needs `docker compose`, or docker-compose with Docker
 # or podman (DOCKER_HOST); host ports 8080 and 9092 must be free. Not part of `make test`.
+# COMPOSE_STACK=docker-compose.cluster.yml runs it on the three-broker file (ports 9092-9094).
 test-containers: $(INSTALLED)
 	$(BIN)/pytest -m containers tests/containers $(PYTEST_ARGS)
 

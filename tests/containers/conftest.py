@@ -1,13 +1,15 @@
 """The compose stack of ``docker-compose.yml``, built and started once for the container tests.
 
 ``make test-containers`` runs these (never ``make test``: a CI runner may have no container
-engine). A missing compose client or engine fails the run with a message naming what is missing.
-Whatever happens, the project's containers, network and volumes are removed at the end, with the
-image built for the run; a test then proves nothing was left behind.
+engine); ``COMPOSE_STACK=docker-compose.cluster.yml make test-containers`` runs them on the
+three-broker file. A missing compose client or engine fails the run with a message naming what
+is missing. Whatever happens, the project's containers, network and volumes are removed at the
+end, with the image built for the run; a test then proves nothing was left behind.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.containers.engine import (
     Compose,
@@ -37,6 +40,12 @@ class Stack:
     compose: Compose
     engine: Engine
     image: str
+    brokers: list[str]
+    """The Kafka services of the compose file."""
+
+    def healthy(self, processors: int = 1) -> dict[str, int]:
+        """What a running stack has: every broker, ingest and ``processors`` processors."""
+        return {**dict.fromkeys(self.brokers, 1), "ingest": 1, "processor": processors}
 
     def states(self) -> dict[str, list[str]]:
         states: dict[str, list[str]] = {}
@@ -96,17 +105,19 @@ def stack() -> Iterator[Stack]:
         )
     run_id = uuid.uuid4().hex[:8]
     image = f"meetings-pipeline:test-{run_id}"
+    compose_file = ROOT / os.environ.get("COMPOSE_STACK", "docker-compose.yml")
+    services = yaml.safe_load(compose_file.read_text())["services"]
     compose = Compose(
         command=command,
         project=f"meetings-test-{run_id}",
-        files=[ROOT / "docker-compose.yml"],
+        files=[compose_file],
         environ={"MEETINGS_IMAGE": image},
     )
-    built = Stack(compose, engine, image)
+    built = Stack(compose, engine, image, sorted(s for s in services if s.startswith("kafka")))
     try:
         compose.run("build", "topics", timeout=1200)  # one image for topics, ingest, processor
         compose.run("up", "--detach", "--no-build", timeout=600)
-        built.wait_healthy({"kafka": 1, "ingest": 1, "processor": 1})
+        built.wait_healthy(built.healthy())
         yield built
     finally:
         compose.run("down", "--volumes", "--remove-orphans", "--timeout", "30", check=False)

@@ -114,7 +114,7 @@ async def test_three_processors_own_all_partitions_and_the_next_meeting_comes_th
     stack: Stack,
 ) -> None:
     stack.compose.run("up", "--detach", "--no-build", "--no-recreate", "--scale", "processor=3")
-    await asyncio.to_thread(stack.wait_healthy, {"kafka": 1, "ingest": 1, "processor": 3})
+    await asyncio.to_thread(stack.wait_healthy, stack.healthy(processors=3))
 
     async def shared_out() -> bool:
         owned = await asyncio.to_thread(owned_partitions, stack, 3)
@@ -166,9 +166,9 @@ async def test_compose_stop_loses_no_acknowledged_callback(stack: Stack) -> None
     assert states["ingest"] == ["exited:0"], states
     assert states["processor"] == ["exited:0"] * 3, states
 
-    # The broker's data outlives its container's stop: start it alone and read the raw topic.
-    stack.compose.run("start", "kafka")
-    await asyncio.to_thread(stack.wait_healthy, {"kafka": 1})
+    # The brokers' data outlives their containers' stop: start them alone, read the raw topic.
+    stack.compose.run("start", *stack.brokers)
+    await asyncio.to_thread(stack.wait_healthy, dict.fromkeys(stack.brokers, 1))
     wanted = set(acknowledged)
     consumer = AIOKafkaConsumer(
         RAW.name,
