@@ -2,10 +2,13 @@
 
 These tests kill and restart brokers, so they always run on a cluster of their own (never on
 ``KAFKA_BOOTSTRAP_SERVERS``). The figures they measure are printed in pytest's summary.
+``BROKER_SESSION_TIMEOUT_MS`` sets the brokers' ``broker.session.timeout.ms`` (Kafka's default,
+9000, otherwise): how long a dead broker goes unnoticed, which bounds the write stall.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +21,9 @@ FIGURES = pytest.StashKey[list[str]]()
 
 @pytest.fixture(scope="package")
 def kafka_cluster() -> Iterator[EmbeddedKafkaCluster]:
-    cluster = EmbeddedKafkaCluster(3)
+    session_timeout = os.environ.get("BROKER_SESSION_TIMEOUT_MS")
+    extra = {"broker.session.timeout.ms": session_timeout} if session_timeout else None
+    cluster = EmbeddedKafkaCluster(3, extra_properties=extra)
     try:
         cluster.start()
     except BrokerError as exc:
@@ -56,5 +61,7 @@ def pytest_terminal_summary(
     figures = config.stash.get(FIGURES, None)
     if figures:
         terminalreporter.section("broker faults")
+        timeout = os.environ.get("BROKER_SESSION_TIMEOUT_MS") or "9000 (default)"
+        terminalreporter.write_line(f"broker.session.timeout.ms={timeout}")
         for line in figures:
             terminalreporter.write_line(line)

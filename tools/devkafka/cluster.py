@@ -14,6 +14,7 @@ import socket
 import struct
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -34,6 +35,7 @@ class EmbeddedKafkaCluster:
         kafka_version: str | None = None,
         heap: str = "384m",
         start_timeout: float = 180.0,
+        extra_properties: Mapping[str, str] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a cluster needs at least one node")
@@ -57,6 +59,7 @@ class EmbeddedKafkaCluster:
                 cluster_id=cluster_id,
                 quorum_voters=voters,
                 internal_replication=min(size, 3),
+                extra_properties=extra_properties,
             )
             for node_id in node_ids
         }
