@@ -14,6 +14,7 @@ import yaml
 
 from ingest.settings import load_settings as load_ingest_settings
 from processor.settings import load_settings as load_processor_settings
+from tests.containers.engine import EngineMissing, find_compose, find_engine
 from tools.devkafka import KAFKA_VERSION
 
 ROOT = Path(__file__).parent.parent
@@ -245,3 +246,19 @@ def test_grace_periods_cover_draining_and_the_produce_timeout(services: dict[str
     assert ingest.shutdown_timeout_s > ingest.produce_timeout_s
     assert grace["ingest"] > ingest.drain_delay_s + ingest.shutdown_timeout_s + 5
     assert grace["processor"] >= 30
+
+
+def test_make_test_containers_names_a_missing_compose_client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(EngineMissing, match=r"no compose client: install Docker .*docker-compose"):
+        find_compose()
+
+
+def test_make_test_containers_names_a_missing_engine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'docker.sock'}")
+    with pytest.raises(EngineMissing, match=r"no container engine answers at unix://.*podman"):
+        find_engine()

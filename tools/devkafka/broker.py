@@ -120,7 +120,7 @@ class EmbeddedKafka:
         self.port = port if port is not None else free_port()
         self.controller_port = controller_port if controller_port is not None else free_port()
         self.node_id = node_id
-        self._quorum_voters = quorum_voters or f"{node_id}@127.0.0.1:{self.controller_port}"
+        self.quorum_voters = quorum_voters or f"{node_id}@127.0.0.1:{self.controller_port}"
         self._internal_replication = internal_replication
         self.kafka_version = kafka_version or selected_kafka_version()
         self._owns_workdir = workdir is None
@@ -271,7 +271,7 @@ class EmbeddedKafka:
         properties = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
-            "controller.quorum.voters": self._quorum_voters,
+            "controller.quorum.voters": self.quorum_voters,
             "listeners": (
                 f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
             ),
