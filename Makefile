@@ -18,7 +18,7 @@ HELM ?= $(CACHE_DIR)/helm-$(HELM_VERSION)/helm
 CRDS := $(CACHE_DIR)/crds-keda-$(KEDA_VERSION)-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)
 CHART ?= deploy/helm/meetings
 
-.PHONY: test lint typecheck pytest chart chart-dry-run helm kafka-jars kafka run bench clean
+.PHONY: test lint typecheck pytest test-containers chart chart-dry-run helm kafka-jars kafka run bench clean
 
 test: lint typecheck chart pytest
 
@@ -73,15 +73,25 @@ chart-dry-run: $(HELM)
 	    | $(KUBECTL) apply --dry-run=server --validate=strict --namespace $(NAMESPACE) -f -; \
 	done
 
+# Embedded Kafka nodes: 1, or 3 for a cluster with replication 3 and min ISR 2 (`make run BROKERS=3`).
+BROKERS ?= 1
+
+# Builds the image, runs docker-compose.yml (a meeting through, three processors, a graceful
+# stop) and removes everything it created. Needs `docker compose`, or docker-compose with Docker
+# or podman (DOCKER_HOST); host ports 8080 and 9092 must be free. Not part of `make test`.
+# COMPOSE_STACK=docker-compose.cluster.yml runs it on the three-broker file (ports 9092-9094).
+test-containers: $(INSTALLED)
+	$(BIN)/pytest -m containers tests/containers $(PYTEST_ARGS)
+
 # A broker in the foreground on 127.0.0.1:9092, for trying things by hand.
 kafka: kafka-jars
-	$(BIN)/python -m tools.devkafka --port 9092
+	$(BIN)/python -m tools.devkafka --port 9092 --brokers $(BROKERS)
 
 # Kafka (embedded, unless KAFKA_BOOTSTRAP_SERVERS is set), topics, ingest on 127.0.0.1:8080 and
 # one processor, in the foreground; Ctrl-C stops everything.
 run: $(INSTALLED)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/python -m tools.devkafka --fetch-only; fi
-	$(BIN)/python -m tools.devkafka.stack
+	$(BIN)/python -m tools.devkafka.stack --brokers $(BROKERS)
 
 # Throughput figures, each against a baseline measured in the same run (see README).
 bench: $(INSTALLED)

@@ -34,16 +34,18 @@ class IngestSettings:
     )
     produce_timeout_s: float = setting(
         "INGEST_PRODUCE_TIMEOUT_S",
-        5.0,
-        "longest wait for Kafka's acknowledgement before `503`",
+        15.0,
+        "longest wait for Kafka's acknowledgement before `503`: longer than a broker loss stalls "
+        "writes (about 12 s on a stock cluster), shorter than the sender's HTTP timeout",
         minimum=0.05,
         maximum=300,
     )
     retry_after_s: int = setting("INGEST_RETRY_AFTER_S", 5, "`Retry-After` on `503`", minimum=1)
     shutdown_timeout_s: float = setting(
         "INGEST_SHUTDOWN_TIMEOUT_S",
-        15.0,
-        "longest wait for in-flight requests at shutdown",
+        20.0,
+        "longest wait for in-flight requests at shutdown (keep it above "
+        "`INGEST_PRODUCE_TIMEOUT_S`, which bounds each of them)",
         minimum=0,
     )
     drain_delay_s: float = setting(

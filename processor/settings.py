@@ -81,8 +81,17 @@ class ProcessorSettings:
     topic_replication_factor: int = setting(
         "TOPIC_REPLICATION_FACTOR",
         1,
-        "replication of created topics (use 3 on a real cluster)",
+        "replication of created topics (use 3 on a real cluster); existing topics must have at "
+        "least this many replicas",
         minimum=1,
+    )
+    topic_min_insync: int = setting(
+        "TOPIC_MIN_INSYNC",
+        0,
+        "`min.insync.replicas` of created topics (`0`: replication factor - 1, at least 1); "
+        "existing topics must have at least this. A `2xx` from ingest means this many replicas "
+        "have the callback",
+        minimum=0,
     )
     raw_retention_ms: int = setting(
         "RAW_RETENTION_MS",
@@ -124,6 +133,14 @@ class ProcessorSettings:
     @property
     def topics(self) -> TopicNames:
         return self.kafka.topics
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """``TOPIC_MIN_INSYNC``, or by default one less than the replication factor (at least
+        1): with replication 3 a write needs two copies, so one broker may be down."""
+        if self.topic_min_insync:
+            return self.topic_min_insync
+        return max(self.topic_replication_factor - 1, 1)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> ProcessorSettings:

@@ -11,7 +11,8 @@ agree, their count is used for it. Existing session-keyed topics whose count dif
 nobody can repair automatically: ``TopicLayoutError`` names them and the way out.
 
 Existing topics must also have the cleanup policy of their contract (above all the session-state
-topic, the processor's changelog, must be compacted and never deleted by time).
+topic, the processor's changelog, must be compacted and never deleted by time), and be at least as
+durable as configured: replicas and ``min.insync.replicas`` (``processor.topic_replication``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 
+from processor import topic_replication
 from processor.settings import ProcessorSettings
 from schemas.topics import ALL_TOPICS, CleanupPolicy, Retention
 from servicekit.kafka import SecurityProtocol
@@ -63,7 +65,8 @@ class TopicPlan:
     partitions: int
     cleanup_policy: CleanupPolicy
     config: Mapping[str, str]
-    """Topic configs for creation (``cleanup.policy``, ``retention.ms``)."""
+    """Topic configs for creation (``cleanup.policy``, ``retention.ms``,
+    ``min.insync.replicas``)."""
     co_partitioned: bool
     """Must have the raw topic's partition count (SPEC §4 Partitioning)."""
 
@@ -123,6 +126,7 @@ def plan_topics(settings: ProcessorSettings) -> list[TopicPlan]:
             config={
                 _CLEANUP_POLICY: contract.cleanup_policy.value,
                 _RETENTION_MS: str(_retention_ms(settings, contract.retention)),
+                topic_replication.MIN_INSYNC: str(settings.min_insync_replicas),
             },
             co_partitioned=contract.co_partitioned,
         )
@@ -139,6 +143,9 @@ async def ensure_topics(
     created, ``KafkaUnreachableError`` when the cluster does not answer within ``timeout_s``.
     Nothing is created unless every existing topic passes the checks.
     """
+    problem = topic_replication.settings_problem(settings)
+    if problem is not None:
+        raise TopicLayoutError(problem)
     admin = AIOKafkaAdminClient(
         **settings.kafka.client_options(),
         client_id="meetings-processor-topics",
@@ -191,6 +198,7 @@ async def _provision(admin: Any, settings: ProcessorSettings, timeout_s: float) 
     missing = [plan for plan in plans if plan.name not in existing]
     _check_partitions(found, existing, count, source)
     await _check_cleanup_policies(admin, found)
+    await _check_replication(admin, found, settings)
     if missing and not settings.create_topics:
         raise TopicLayoutError(
             "missing topics: "
@@ -199,7 +207,7 @@ async def _provision(admin: Any, settings: ProcessorSettings, timeout_s: float) 
             "or turn it on"
         )
 
-    created, raced = await _create(admin, missing, settings.topic_replication_factor)
+    created, raced = await _create(admin, missing, settings)
     if raced:
         # Another client created these between our look and our create: check them like any
         # topic that was already there.
@@ -207,6 +215,7 @@ async def _provision(admin: Any, settings: ProcessorSettings, timeout_s: float) 
         counts = await _partition_counts(admin, [plan.name for plan in raced], deadline=deadline)
         _check_partitions(raced, counts, count, source)
         await _check_cleanup_policies(admin, raced)
+        await _check_replication(admin, raced, settings)
         existing.update(counts)
         found.extend(raced)
     return ProvisionReport(
@@ -313,12 +322,26 @@ async def _check_cleanup_policies(admin: Any, found: Sequence[TopicPlan]) -> Non
         )
 
 
+async def _check_replication(
+    admin: Any, found: Sequence[TopicPlan], settings: ProcessorSettings
+) -> None:
+    if not found:
+        return
+    names = [plan.name for plan in found]
+    counts = topic_replication.replica_counts(await admin.describe_topics(), names)
+    problems = topic_replication.replication_problems(counts, settings)
+    problems += await topic_replication.min_insync_problems(admin, names, settings)
+    if problems:
+        raise TopicLayoutError("; ".join(problems) + topic_replication.fix_hint(settings))
+
+
 async def _create(
-    admin: Any, missing: Sequence[TopicPlan], replication_factor: int
+    admin: Any, missing: Sequence[TopicPlan], settings: ProcessorSettings
 ) -> tuple[list[TopicPlan], list[TopicPlan]]:
     """Create ``missing``; returns (created, created meanwhile by someone else)."""
     if not missing:
         return [], []
+    replication_factor = settings.topic_replication_factor
     response = await admin.create_topics(
         [
             NewTopic(
@@ -337,6 +360,7 @@ async def _create(
     created: list[TopicPlan] = []
     raced: list[TopicPlan] = []
     failed: list[str] = []
+    codes: set[int] = set()
     for plan in missing:
         code, message = outcomes.get(plan.name, (0, None))
         if code == 0:
@@ -349,10 +373,20 @@ async def _create(
             raced.append(plan)
         else:
             failed.append(f"{plan.name}: error {code} {message or ''}".rstrip())
+            codes.add(code)
     if failed:
+        brokers = len((await admin.describe_cluster())["brokers"])
+        explained = [
+            text
+            for code in sorted(codes)
+            if (text := topic_replication.creation_problem(code, brokers, settings)) is not None
+        ]
         raise TopicLayoutError(
-            "could not create topics ("
+            "; ".join(explained)
+            + ": " * bool(explained)
+            + "could not create topics ("
             + "; ".join(failed)
-            + f"); replication factor {replication_factor} (TOPIC_REPLICATION_FACTOR)"
+            + f"); replication factor {replication_factor} (TOPIC_REPLICATION_FACTOR), "
+            f"min.insync.replicas {settings.min_insync_replicas}"
         )
     return created, raced

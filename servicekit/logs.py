@@ -4,7 +4,9 @@
 not (a container, a file, a log pipeline). Kafka clients report the expected transitions of a
 starting cluster (no group coordinator yet, leaders being elected for new topics) as errors;
 ``KafkaNoiseFilter`` keeps those at debug level during a start-up grace period and as warnings
-after it, so a clean start is quiet and a persisting problem is still seen.
+after it, so a clean start is quiet and a persisting problem is still seen. A broker that stops
+accepting connections is reported once when it goes and once when it is back
+(``servicekit.reachability``); aiokafka's line per failed attempt stays at debug.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from servicekit.reachability import watch_broker_connections
 from servicekit.settings import setting
 
 FIELDS_ATTRIBUTE = "fields"
@@ -91,6 +94,13 @@ _TRANSIENT = re.compile(
     r"UnknownTopicOrPartition|Topic .* not found in cluster metadata|"
     r"Heartbeat session expired|coordinator (is )?(dead|unavailable)"
 )
+# One per failed connection attempt, or per request to a broker not connected (NodeNotReady),
+# several a second while a broker is down: the first failure and the recovery of each broker
+# are logged by ``servicekit.reachability`` instead.
+_CONNECT_FAILURE = re.compile(
+    r"Unable connect to node with id|Unable connect to \"|Unable to request metadata from|"
+    r"Unable to update metadata from|NodeNotReadyError"
+)
 # Routine client chatter that is not worth an info line in the services' own logs.
 _CHATTER = re.compile(
     r"Discovered coordinator|Revoking previously assigned partitions|"
@@ -120,7 +130,7 @@ class KafkaNoiseFilter(logging.Filter):
         if not record.name.startswith("aiokafka") or record.levelno <= logging.DEBUG:
             return True
         message = record.getMessage()
-        if _CHATTER.search(message):
+        if _CHATTER.search(message) or _CONNECT_FAILURE.search(message):
             _set_level(record, logging.DEBUG)
         elif _TRANSIENT.search(message):
             in_grace = self._clock() < self._grace_ends
@@ -151,6 +161,7 @@ def configure_logging(
     handler.setFormatter(TextFormatter() if chosen is LogFormat.TEXT else JsonFormatter())
     threshold = logging.getLevelNamesMapping()[level.upper()]
     handler.addFilter(KafkaNoiseFilter(threshold))
+    watch_broker_connections()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(threshold)

@@ -14,6 +14,7 @@ import yaml
 
 from ingest.settings import load_settings as load_ingest_settings
 from processor.settings import load_settings as load_processor_settings
+from tests.containers.engine import EngineMissing, find_compose, find_engine
 from tools.devkafka import KAFKA_VERSION
 
 ROOT = Path(__file__).parent.parent
@@ -72,7 +73,8 @@ def test_compose_runs_kafka_at_the_tested_version() -> None:
 )
 def test_pipeline_services_use_the_image_and_its_commands(service: str, command: list[str]) -> None:
     spec = SERVICES[service]
-    assert spec["image"] == "meetings-pipeline:latest"
+    # `make test-containers` builds under its own tag (MEETINGS_IMAGE) and removes it after.
+    assert spec["image"] == "${MEETINGS_IMAGE:-meetings-pipeline:latest}"
     assert spec["build"] == "."
     assert spec["command"] == command
     assert spec["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
@@ -99,10 +101,13 @@ def test_compose_values_are_valid_settings() -> None:
     load_processor_settings(environment("topics"))
     assert ingest.port == 8080
     assert SERVICES["ingest"]["ports"] == [f"{ingest.port}:{ingest.port}"]
-    assert f"127.0.0.1:{ingest.port}/readyz" in " ".join(SERVICES["ingest"]["healthcheck"]["test"])
-    assert f"127.0.0.1:{processor.http_port}/readyz" in " ".join(
-        SERVICES["processor"]["healthcheck"]["test"]
-    )
+    for service, port in (("ingest", ingest.port), ("processor", processor.http_port)):
+        test = SERVICES[service]["healthcheck"]["test"]
+        # podman's Docker API splits exec-form arguments at spaces; CMD-SHELL means the same
+        # under Docker and survives it.
+        assert test[0] == "CMD-SHELL", test
+        assert len(test) == 2, test
+        assert f"127.0.0.1:{port}/readyz" in test[1]
 
 
 def test_processor_can_scale_and_waits_for_its_topics() -> None:
@@ -116,18 +121,41 @@ def test_processor_can_scale_and_waits_for_its_topics() -> None:
     assert SERVICES["topics"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
 
 
-def test_no_host_paths_are_mounted() -> None:
+def test_no_host_paths_are_mounted_and_the_root_is_read_only() -> None:
     for name, spec in SERVICES.items():
         assert "volumes" not in spec, name
+    for name in ("topics", "ingest", "processor"):
+        assert SERVICES[name]["read_only"] is True, name
+        assert SERVICES[name]["tmpfs"] == ["/tmp"], name  # ingest workers' metrics files
+
+
+def test_the_broker_has_a_host_listener_for_tools_on_the_host() -> None:
+    kafka = environment("kafka")
+    assert "HOST://127.0.0.1:9092" in kafka["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert "HOST://:19092" in kafka["KAFKA_LISTENERS"].split(",")
+    assert "HOST:PLAINTEXT" in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    assert SERVICES["kafka"]["ports"] == ["127.0.0.1:9092:19092"]
+    assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
 
 def test_dockerfile_is_multi_stage_non_root_with_exec_form_commands() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert len(re.findall(r"^FROM python:\$\{PYTHON_VERSION\}-slim", dockerfile, re.M)) == 2
-    assert re.search(r"^USER meetings$", dockerfile, re.M)
+    # Numeric: no useradd in the build, and runAsNonRoot can be verified by an orchestrator.
+    assert re.search(r"^USER 10001:10001$", dockerfile, re.M)
+    assert "useradd" not in dockerfile
     assert re.search(r'^CMD \["python", "-m", "ingest"\]$', dockerfile, re.M)
     final_stage = dockerfile.rsplit("FROM ", 1)[1]
     assert "pip install" not in final_stage  # no build tools in the final image
+
+
+def test_the_image_holds_only_what_the_services_run() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\S+) ", dockerfile, re.M)) - {"--from=build"}
+    assert copied == {"pyproject.toml", "schemas", "servicekit", "ingest", "processor"}
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ignore[ignore.index("*") + 1 :][:1] == ["!pyproject.toml"]  # everything else opted in
+    assert not {"!devkafka/", "!tools/", "!tests/", "!bench/"} & set(ignore)
 
 
 def test_docker_compose_config_is_valid_where_compose_exists() -> None:
@@ -141,3 +169,96 @@ def test_docker_compose_config_is_valid_where_compose_exists() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+CLUSTER: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())
+CLUSTER_SERVICES: dict[str, Any] = CLUSTER["services"]
+BROKERS = ("kafka-1", "kafka-2", "kafka-3")
+
+
+def cluster_environment(service: str) -> dict[str, str]:
+    return {k: str(v) for k, v in CLUSTER_SERVICES[service].get("environment", {}).items()}
+
+
+def test_the_cluster_file_has_three_voters_replicating_everything_three_times() -> None:
+    ids = {cluster_environment(broker)["KAFKA_NODE_ID"] for broker in BROKERS}
+    assert ids == {"1", "2", "3"}
+    for broker in BROKERS:
+        kafka = cluster_environment(broker)
+        assert CLUSTER_SERVICES[broker]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+        assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"] == (
+            "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+        )
+        assert kafka["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert kafka["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
+        assert kafka["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+        assert kafka["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert len({cluster_environment(b)["CLUSTER_ID"] for b in BROKERS}) == 1
+
+
+@pytest.mark.parametrize(
+    ("service", "read"),
+    [
+        ("ingest", INGEST_VARIABLES),
+        ("processor", PROCESSOR_VARIABLES),
+        ("topics", PROCESSOR_VARIABLES),
+    ],
+)
+def test_cluster_services_read_every_variable_and_reach_all_brokers(
+    service: str, read: set[str]
+) -> None:
+    values = cluster_environment(service)
+    assert not set(values) - read
+    assert values["KAFKA_BOOTSTRAP_SERVERS"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    assert CLUSTER_SERVICES[service]["command"] == SERVICES[service]["command"]
+    assert CLUSTER_SERVICES[service]["read_only"] is True
+
+
+def test_cluster_topics_are_replicated_to_every_broker() -> None:
+    topics = load_processor_settings(cluster_environment("topics"))
+    assert topics.topic_replication_factor == 3
+    load_ingest_settings(cluster_environment("ingest"))
+    load_processor_settings(cluster_environment("processor"))
+
+
+def test_docker_compose_cluster_config_is_valid_where_compose_exists() -> None:
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("no docker-compose client on this machine")
+    result = subprocess.run(
+        [compose, "-f", str(ROOT / "docker-compose.cluster.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("services", [SERVICES, CLUSTER_SERVICES], ids=["single", "cluster"])
+def test_grace_periods_cover_draining_and_the_produce_timeout(services: dict[str, Any]) -> None:
+    ingest = load_ingest_settings({k: str(v) for k, v in services["ingest"]["environment"].items()})
+    grace = {
+        name: int(services[name]["stop_grace_period"].rstrip("s"))
+        for name in ("ingest", "processor")
+    }
+    # SIGTERM: drain delay, then in-flight requests (each bounded by the produce timeout).
+    assert ingest.shutdown_timeout_s > ingest.produce_timeout_s
+    assert grace["ingest"] > ingest.drain_delay_s + ingest.shutdown_timeout_s + 5
+    assert grace["processor"] >= 30
+
+
+def test_make_test_containers_names_a_missing_compose_client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(EngineMissing, match=r"no compose client: install Docker .*docker-compose"):
+        find_compose()
+
+
+def test_make_test_containers_names_a_missing_engine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'docker.sock'}")
+    with pytest.raises(EngineMissing, match=r"no container engine answers at unix://.*podman"):
+        find_engine()

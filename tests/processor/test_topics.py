@@ -129,17 +129,47 @@ def test_plan_covers_every_spec_topic_with_its_policy_and_retention() -> None:
         names.sessions,
         names.participants,
     }
-    assert plans[names.session_state].config == {"cleanup.policy": "compact", "retention.ms": "-1"}
+    assert plans[names.session_state].config == {
+        "cleanup.policy": "compact",
+        "retention.ms": "-1",
+        "min.insync.replicas": "1",
+    }
     for name in (names.raw, names.dlq):
         assert plans[name].config == {
             "cleanup.policy": "delete",
             "retention.ms": str(RAW_RETENTION_MS),
+            "min.insync.replicas": "1",
         }
     for name in (names.sessions, names.participants, names.recordings, names.rooms):
         assert plans[name].config == {
             "cleanup.policy": "delete",
             "retention.ms": str(DERIVED_RETENTION_MS),
+            "min.insync.replicas": "1",
         }
+
+
+@pytest.mark.parametrize(
+    ("replication", "min_insync", "effective"),
+    [(1, 0, 1), (2, 0, 1), (3, 0, 2), (5, 0, 4), (3, 3, 3), (3, 1, 1)],
+)
+def test_min_insync_defaults_to_one_less_than_the_replication(
+    replication: int, min_insync: int, effective: int
+) -> None:
+    settings = make_settings(
+        "unused:9092", topic_replication_factor=replication, topic_min_insync=min_insync
+    )
+    assert settings.min_insync_replicas == effective
+    assert {plan.config["min.insync.replicas"] for plan in plan_topics(settings)} == {
+        str(effective)
+    }
+
+
+async def test_min_insync_above_the_replication_is_refused_before_asking_kafka() -> None:
+    settings = make_settings(
+        f"127.0.0.1:{free_port()}", topic_replication_factor=2, topic_min_insync=3
+    )
+    with pytest.raises(TopicLayoutError, match="TOPIC_MIN_INSYNC=3 is more than"):
+        await ensure_topics(settings, timeout_s=5)
 
 
 async def test_creates_every_topic_with_partitions_policy_and_retention(

@@ -13,6 +13,7 @@ async def create_topic(
     name: str,
     *,
     partitions: int = 1,
+    replication_factor: int = 1,
     config: Mapping[str, str] | None = None,
 ) -> str:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
@@ -23,7 +24,7 @@ async def create_topic(
                 NewTopic(
                     name,
                     num_partitions=partitions,
-                    replication_factor=1,
+                    replication_factor=replication_factor,
                     topic_configs=dict(config or {}),
                 )
             ]

@@ -1,7 +1,8 @@
-"""A real single-node Apache Kafka broker (KRaft) run as a child process.
+"""A real Apache Kafka node (KRaft, broker and controller in one JVM) run as a child process.
 
-Used by the test suite's session fixture and by ``make run``. The broker is the genuine article,
-assembled from Maven Central jars (see ``devkafka.jars``); only the packaging is ours.
+Used by the test suite's session fixture and by ``make run``; ``devkafka.cluster`` joins three of
+them into one cluster. The broker is the genuine article, assembled from Maven Central jars (see
+``devkafka.jars``); only the packaging is ours.
 """
 
 from __future__ import annotations
@@ -79,13 +80,31 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def formatted_cluster_id(data_dir: Path) -> str | None:
+    """The cluster id a formatted log directory belongs to (``None`` when not formatted yet)."""
+    try:
+        text = (data_dir / "meta.properties").read_text()
+    except FileNotFoundError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "cluster.id" and value.strip():
+            return value.strip()
+    return None
+
+
 class EmbeddedKafka:
     """One KRaft node (broker and controller in one JVM) on ``127.0.0.1:<port>``.
 
     ``start()`` formats the log directory on first use and waits until the client port accepts
     connections. ``stop()`` shuts the broker down but keeps its data, so ``start()`` again brings
-    back the same cluster (how tests take the broker away and give it back). ``close()`` also
+    back the same cluster (how tests take the broker away and give it back). A working directory
+    formatted by an earlier run is reused with its cluster id (``--data-dir``). ``close()`` also
     removes the working directory when this object created it.
+
+    Alone (the defaults) the node is a cluster of one. As a member of a cluster it gets its
+    ``node_id``, the shared ``cluster_id``, every voter in ``quorum_voters`` and the replication
+    of the internal topics (``internal_replication``, min ISR one less).
     """
 
     def __init__(
@@ -101,9 +120,16 @@ class EmbeddedKafka:
         sasl_tls: ListenerTls | None = None,
         start_timeout: float = 120.0,
         stop_timeout: float = 30.0,
+        node_id: int = 1,
+        cluster_id: str | None = None,
+        quorum_voters: str | None = None,
+        internal_replication: int = 1,
     ) -> None:
         self.port = port if port is not None else free_port()
         self.controller_port = controller_port if controller_port is not None else free_port()
+        self.node_id = node_id
+        self.quorum_voters = quorum_voters or f"{node_id}@127.0.0.1:{self.controller_port}"
+        self._internal_replication = internal_replication
         self.kafka_version = kafka_version or selected_kafka_version()
         self._owns_workdir = workdir is None
         self.workdir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="kafka-"))
@@ -117,10 +143,13 @@ class EmbeddedKafka:
         self.sasl_ports = {p: free_port() for p in protocols} if self._sasl_users else {}
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
-        self._cluster_id = new_cluster_id()
+        self.cluster_id = (
+            formatted_cluster_id(self.workdir / "data") or cluster_id or new_cluster_id()
+        )
         self._process: subprocess.Popen[bytes] | None = None
         self.last_pid: int | None = None
         self.last_start_seconds: float | None = None
+        self._launched_at = time.monotonic()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -143,9 +172,20 @@ class EmbeddedKafka:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Self:
+        """Launch the node and wait until it serves (a lone node, or the last of a cluster)."""
         if self.is_running():
             return self
         began = time.monotonic()
+        self.launch()
+        self.wait_until_serving(began)
+        return self
+
+    def launch(self) -> None:
+        """Start the JVM without waiting: the nodes of a cluster only serve once a quorum of
+        them runs, so they are all launched first and then waited for."""
+        if self.is_running():
+            return
+        self._launched_at = time.monotonic()
         for port in (self.port, self.controller_port, *self.sasl_ports.values()):
             if not port_is_free(port):
                 raise BrokerStartError(
@@ -179,13 +219,16 @@ class EmbeddedKafka:
                 preexec_fn=_die_with_parent,  # only prctl(), safe before exec
             )
         self.last_pid = self._process.pid
+
+    def wait_until_serving(self, began: float | None = None) -> None:
+        """Block until the client port answers Kafka requests; stops the node on failure."""
+        began = self._launched_at if began is None else began
         try:
             self._wait_until_serving(began)
         except BaseException:
             self.stop()
             raise
         self.last_start_seconds = time.monotonic() - began
-        return self
 
     def stop(self) -> None:
         """SIGTERM the broker's process group (clean shutdown hook), SIGKILL it if it hangs."""
@@ -242,10 +285,12 @@ class EmbeddedKafka:
 
     def _properties(self) -> dict[str, str]:
         data_dir = self.workdir / "data"
+        replication = self._internal_replication
+        min_isr = max(replication - 1, 1)
         properties = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.quorum_voters,
             "listeners": (
                 f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
             ),
@@ -254,13 +299,13 @@ class EmbeddedKafka:
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(data_dir),
-            # One node: internal topics cannot be replicated; these make groups and
-            # transactions work at all.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            # Internal topics replicated across the cluster (on one node: not at all, which is
+            # what makes groups and transactions work there), min ISR one less.
+            "offsets.topic.replication.factor": str(replication),
+            "transaction.state.log.replication.factor": str(replication),
+            "transaction.state.log.min.isr": str(min_isr),
+            "share.coordinator.state.topic.replication.factor": str(replication),
+            "share.coordinator.state.topic.min.isr": str(min_isr),
             # Small and quick on a 2-core machine.
             "offsets.topic.num.partitions": "1",
             "transaction.state.log.num.partitions": "1",
@@ -301,6 +346,8 @@ class EmbeddedKafka:
         return flags
 
     def _format_storage(self, java: str, classpath: str, properties: Path) -> None:
+        if formatted_cluster_id(self.workdir / "data") is not None:
+            return  # formatted by an earlier run: keep its cluster id and data
         command = [
             java,
             "-Xmx256m",
@@ -310,7 +357,7 @@ class EmbeddedKafka:
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            self._cluster_id,
+            self.cluster_id,
             "-c",
             str(properties),
             "--ignore-formatted",

@@ -1,7 +1,8 @@
 """``make run``: the whole pipeline on this machine, in the foreground.
 
-A real Apache Kafka (the embedded broker, unless ``KAFKA_BOOTSTRAP_SERVERS`` names a cluster),
-the topics, ingest on ``127.0.0.1:8080`` and one processor. Ctrl-C (or SIGTERM) stops the
+A real Apache Kafka (the embedded broker, or with ``--brokers 3`` a three-node cluster, unless
+``KAFKA_BOOTSTRAP_SERVERS`` names a cluster), the topics (replicated to every node of the embedded
+cluster), ingest on ``127.0.0.1:8080`` and one processor. Ctrl-C (or SIGTERM) stops the
 services first, so they drain and commit, then the broker; nothing is left running.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from schemas.topics import SESSIONS
 from servicekit.logs import LogFormat, configure_logging
 from tools.devkafka.broker import EmbeddedKafka
+from tools.devkafka.cluster import EmbeddedKafkaCluster
 from tools.devkafka.errors import BrokerError
 
 logger = logging.getLogger("stack")
@@ -37,28 +39,36 @@ _EXAMPLE_CALLBACK = (
 
 
 @contextmanager
-def kafka(port: int, data_dir: Path | None) -> Iterator[str]:
+def kafka(port: int, data_dir: Path | None, brokers: int) -> Iterator[str]:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         logger.info("using the Kafka cluster at %s (KAFKA_BOOTSTRAP_SERVERS)", external)
         yield external
         return
-    with EmbeddedKafka(port=port, workdir=data_dir) as broker:
+    broker: EmbeddedKafka | EmbeddedKafkaCluster = (
+        EmbeddedKafka(port=port, workdir=data_dir)
+        if brokers == 1
+        else EmbeddedKafkaCluster(brokers, workdir=data_dir, first_port=port)
+    )
+    with broker:
         logger.info(
-            "Apache Kafka %s at %s (started in %.1f s; log %s)",
+            "Apache Kafka %s at %s (started in %.1f s; logs under %s)",
             broker.kafka_version,
             broker.bootstrap_servers,
             broker.last_start_seconds or 0.0,
-            broker.log_path,
+            broker.workdir,
         )
         yield broker.bootstrap_servers
 
 
-def provision_topics(bootstrap: str) -> None:
+def provision_topics(bootstrap: str, replication: int | None) -> None:
     from processor.settings import load_settings
     from processor.topics import ensure_topics
 
-    settings = load_settings({**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+    environ = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    if replication is not None:
+        environ.setdefault("TOPIC_REPLICATION_FACTOR", str(replication))
+    settings = load_settings(environ)
     report = asyncio.run(ensure_topics(settings))
     summary, *details = report.describe()
     logger.info("%s", summary)
@@ -111,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
     stop_requested: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda received, _frame: stop_requested.append(received))
-    with kafka(args.kafka_port, args.data_dir) as bootstrap:
-        provision_topics(bootstrap)
+    with kafka(args.kafka_port, args.data_dir, args.brokers) as bootstrap:
+        embedded_cluster = args.brokers > 1 and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        provision_topics(bootstrap, min(args.brokers, 3) if embedded_cluster else None)
         environ = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -162,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("info", LogFormat(os.environ.get("LOG_FORMAT", "auto").lower() or "auto"))
     parser = argparse.ArgumentParser(prog="python -m devkafka.stack", description=__doc__)
     parser.add_argument("--kafka-port", type=int, default=9092)
+    parser.add_argument(
+        "--brokers", type=int, default=1, choices=(1, 3), help="embedded Kafka nodes (default 1)"
+    )
     parser.add_argument("--ingest-port", type=int, default=8080)
     parser.add_argument("--processor-port", type=int, default=8081)
     parser.add_argument(

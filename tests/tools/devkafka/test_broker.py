@@ -11,7 +11,12 @@ from aiokafka import AIOKafkaProducer
 
 from tests.kafka_helpers import create_topic
 from tools.devkafka import BrokerSetupError, BrokerStartError, EmbeddedKafka
-from tools.devkafka.broker import answers_kafka_requests, min_heap, new_cluster_id
+from tools.devkafka.broker import (
+    answers_kafka_requests,
+    formatted_cluster_id,
+    min_heap,
+    new_cluster_id,
+)
 from tools.devkafka.jars import ensure_kafka_jars, logging_backend, render_pom
 from tools.devkafka.java import find_java
 
@@ -104,8 +109,11 @@ def test_a_port_in_use_is_refused_before_starting_java(tmp_path: Path) -> None:
         assert not answers_kafka_requests(taken, timeout=0.3)
 
 
-async def test_stop_keeps_data_for_a_restart_and_leaves_no_process(tmp_path: Path) -> None:
+async def test_a_restart_on_the_same_data_dir_keeps_the_cluster_and_leaves_no_process(
+    tmp_path: Path,
+) -> None:
     broker = EmbeddedKafka(workdir=tmp_path)
+    again: EmbeddedKafka | None = None
     try:
         broker.start()
         first_pid = broker.pid
@@ -123,8 +131,12 @@ async def test_stop_keeps_data_for_a_restart_and_leaves_no_process(tmp_path: Pat
         assert not process_exists(first_pid)
         assert not broker.is_running()
 
-        broker.start()
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+        # A new run on the same directory (``python -m tools.devkafka --data-dir``): the formatted
+        # storage and its cluster id are reused, not reformatted.
+        again = EmbeddedKafka(workdir=tmp_path, port=broker.port)
+        assert again.cluster_id == broker.cluster_id
+        again.start()
+        producer = AIOKafkaProducer(bootstrap_servers=again.bootstrap_servers)
         await producer.start()
         try:
             after = await producer.send_and_wait("kept", b"after-restart")
@@ -133,4 +145,13 @@ async def test_stop_keeps_data_for_a_restart_and_leaves_no_process(tmp_path: Pat
         assert after.offset == before.offset + 1  # same log, not a fresh cluster
     finally:
         broker.close()
+        if again is not None:
+            again.close()
     assert broker.pid is None
+    assert again.pid is None
+
+
+def test_a_formatted_directory_names_its_cluster(tmp_path: Path) -> None:
+    assert formatted_cluster_id(tmp_path) is None
+    (tmp_path / "meta.properties").write_text("#\nnode.id=1\nversion=1\ncluster.id=abc_DEF-1\n")
+    assert formatted_cluster_id(tmp_path) == "abc_DEF-1"
