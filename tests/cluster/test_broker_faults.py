@@ -279,17 +279,15 @@ async def test_leader_and_controller_kills_lose_and_repeat_nothing(
 
     # Each broker loss is one warning per service process, not one error per connection attempt.
     # (A broker that leads nothing a service uses may never be missed by it: at most.)
-    leader_address = kafka_cluster.nodes[leader].bootstrap_servers
     for service in (services.ingest, services.processor):
         lines = warnings_and_errors(service)
         assert not [m for _, m in lines if m.startswith("Unable connect")], lines[:20]
         for address, kills in killed.items():
             said = [m for _, m in lines if m.startswith(f"Kafka broker {address} unreachable")]
             assert len(said) <= kills, (address, lines[:20])
-        # Ingest writes to every raw partition, so it missed the raw leader.
-        if service is services.ingest:
-            assert any(m.startswith(f"Kafka broker {leader_address} unreachable")
-                       for _, m in lines), lines[:20]  # fmt: skip
+        # Whether a client reconnects to the dead broker before its leadership moves depends on
+        # timing (a metadata refresh can point it elsewhere first), so the line itself is
+        # asserted by tests/servicekit/test_reachability.py; here only its bound is.
     report_figure.append(
         "warnings and errors logged: "
         + ", ".join(
