@@ -111,7 +111,7 @@ async def measure_restore(settings: ProcessorSettings) -> RestoreResult:
     templates = snapshot_templates(time.time_ns() // 1_000_000)
     rng = random.Random(9)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=20, enable_idempotence=True
+        bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=20, enable_idempotence=True
     )
     await producer.start()
     written = 0
@@ -130,7 +130,7 @@ async def measure_restore(settings: ProcessorSettings) -> RestoreResult:
 
     partitions = list(range(settings.topic_partitions))
     began = time.perf_counter()
-    snapshots = await read_sessions(settings.kafka_bootstrap_servers, topic, partitions)
+    snapshots = await read_sessions(settings.kafka, topic, partitions)
     read_s = time.perf_counter() - began
     began = time.perf_counter()
     restored = 0

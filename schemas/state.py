@@ -1,4 +1,4 @@
-"""``SessionState``: the latest state of one session, published to ``meetings.session-state``.
+"""``SessionState``: the latest state of one session, published to the session-state topic.
 
 That compacted topic is both a product (query the latest state of any session) and the processor's
 changelog, restored on rebalance and restart.

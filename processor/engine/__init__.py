@@ -2,7 +2,7 @@
 
 No I/O, no clock reads, no Kafka: the runtime around it passes each record's receive time,
 decides when a session is idle, publishes ``Applied.events`` and ``snapshot(session)``, and
-restores sessions from ``meetings.session-state`` with ``restore``.
+restores sessions from the session-state topic with ``restore``.
 
 Design (SPEC §5): the engine keeps per-session *facts*, each combined so that duplicates and
 reordering converge (see ``session``), and derives every published value from the facts alone;

@@ -111,7 +111,7 @@ class KafkaRestoreReader:
 
     async def read(self, partition: int) -> Iterable[SessionState]:
         restored = await read_sessions(
-            self._settings.kafka_bootstrap_servers, self._settings.topics.session_state, [partition]
+            self._settings.kafka, self._settings.topics.session_state, [partition]
         )
         return restored.get(partition, [])
 
@@ -121,7 +121,7 @@ def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
 
     def consumer() -> Consumer:
         consumer: Consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **settings.kafka.client_options(),
             group_id=settings.group_id,
             client_id="meetings-processor",
             enable_auto_commit=False,
@@ -136,13 +136,13 @@ def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
     def producer(transactional_id: str | None, client_id: str) -> Producer:
         if transactional_id is None:
             shared: Producer = AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
+                **settings.kafka.client_options(),
                 enable_idempotence=True,
                 client_id=client_id,
             )
             return shared
         transactional: Producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **settings.kafka.client_options(),
             transactional_id=transactional_id,
             transaction_timeout_ms=settings.transaction_timeout_ms,
             enable_idempotence=True,

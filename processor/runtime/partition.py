@@ -28,22 +28,12 @@ from prometheus_client import Counter
 from processor.engine import Session, apply, expire_idle, restore, room_expired_event, snapshot
 from processor.metrics import DERIVED_EVENTS, DLQ_RECORDS, RECORDS, SESSIONS_EXPIRED
 from processor.runtime.dlq import Headers, dead_letter_copy
-from processor.settings import TopicNames
 from schemas.callbacks import RoomExpiredCallback
 from schemas.codec import encode
 from schemas.decoding import DecodeFailure, decode_callback
-from schemas.events import (
-    DerivedEvent,
-    ParticipantJoinedEvent,
-    ParticipantLeftEvent,
-    RecordingEndedEvent,
-    RecordingReadyEvent,
-    RecordingStartedEvent,
-    RoomExpiredEvent,
-    SessionEndedEvent,
-    SessionStartedEvent,
-)
+from schemas.events import DerivedEvent
 from schemas.state import SessionState
+from schemas.topics import ALL_TOPICS, TopicNames
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +128,12 @@ class PartitionState:
         """The latest timestamp of the records read: the partition's clock while it has a
         backlog (SPEC §5); ``None`` until a record is read."""
         self._topics = topics
+        self._routes: dict[type[DerivedEvent], tuple[str, str]] = {
+            event_type: (topics.of(topic), topic.key_field)
+            for topic in ALL_TOPICS
+            if topic.key_field is not None
+            for event_type in topic.events
+        }
         self.sessions: dict[str, Session] = {}
         self._dirty: dict[str, None] = {}  # insertion-ordered set of touched sessions
         self._tombstones: dict[str, None] = {}
@@ -265,18 +261,10 @@ class PartitionState:
             _derived_counter(type(event)).inc()
 
     def _route(self, event: DerivedEvent) -> tuple[str, str]:
-        """The topic and key of each derived event type (SPEC §4)."""
-        match event:
-            case SessionStartedEvent() | SessionEndedEvent():
-                return self._topics.sessions, event.session_id or ""
-            case ParticipantJoinedEvent() | ParticipantLeftEvent():
-                return self._topics.participants, event.session_id
-            case RecordingStartedEvent() | RecordingEndedEvent() | RecordingReadyEvent():
-                return self._topics.recordings, event.recording_id
-            case RoomExpiredEvent():
-                return self._topics.rooms, event.room_id
-            case _:
-                raise TypeError(f"no topic for {type(event).__name__}")
+        """The topic and key of a derived event, as ``schemas.topics`` declares them."""
+        topic, key_field = self._routes[type(event)]
+        key: str | None = getattr(event, key_field)
+        return topic, key or ""
 
     def _room_expired(self, callback: RoomExpiredCallback) -> None:
         """Rooms have no session state; recent expiries are remembered to drop retries."""

@@ -1,4 +1,4 @@
-"""Read a partition's sessions back from the compacted ``meetings.session-state`` topic.
+"""Read a partition's sessions back from the compacted session-state topic.
 
 The state topic is the processor's changelog: partition *p* holds the latest ``SessionState`` of
 every session of raw partition *p*. Reading it from the beginning to its last stable offset
@@ -17,19 +17,20 @@ from aiokafka.structs import TopicPartition
 
 from schemas.codec import decode_state
 from schemas.state import SessionState
+from servicekit.kafka import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
 
 async def read_sessions(
-    bootstrap_servers: str, topic: str, partitions: Iterable[int]
+    kafka: KafkaSettings, topic: str, partitions: Iterable[int]
 ) -> dict[int, list[SessionState]]:
     """The latest state of every live session, per partition (tombstoned sessions left out)."""
     wanted = [TopicPartition(topic, partition) for partition in partitions]
     if not wanted:
         return {}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka.client_options(),
         enable_auto_commit=False,
         isolation_level="read_committed",
         # Also the reset policy: seek_to_beginning right after assign() can lose a race

@@ -45,9 +45,6 @@ from processor.settings import Guarantee, ProcessorSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RESTORE_TIMEOUT_S = 300.0
-DEFAULT_FATAL_EXIT_DELAY_S = 30.0
-
 
 class PartitionFailedError(Exception):
     """A partition could not be restored and the grace period is over: exit for a restart."""
@@ -57,22 +54,15 @@ class ProcessorService:
     """``await service.run(stop)`` until ``stop`` is set; then drains, commits and leaves.
 
     Raises ``PartitionFailedError`` (after draining the healthy partitions) when a partition
-    could not be restored for ``fatal_exit_delay_s``.
+    could not be restored for ``PROCESSOR_FATAL_EXIT_DELAY_S``.
     """
 
-    def __init__(
-        self,
-        settings: ProcessorSettings,
-        clients: RuntimeClients | None = None,
-        *,
-        restore_timeout_s: float = DEFAULT_RESTORE_TIMEOUT_S,
-        fatal_exit_delay_s: float = DEFAULT_FATAL_EXIT_DELAY_S,
-    ) -> None:
+    def __init__(self, settings: ProcessorSettings, clients: RuntimeClients | None = None) -> None:
         self._settings = settings
         self._clients = kafka_clients(settings) if clients is None else clients
         self._clock = self._clients.clock
-        self._restore_timeout_s = restore_timeout_s
-        self._fatal_exit_delay_s = fatal_exit_delay_s
+        self._restore_timeout_s = settings.restore_timeout_s
+        self._fatal_exit_delay_s = settings.fatal_exit_delay_s
         self._workers: dict[int, PartitionWorker] = {}
         self._assigned = False
         self._running = False

@@ -26,8 +26,9 @@ from processor.runtime import ProcessorService, RuntimeClients
 from processor.runtime.clients import Clock, Producer, SystemClock
 from processor.runtime.partition import RawRecord
 from processor.runtime.restore import decode_sessions
-from processor.settings import ProcessorSettings, TopicNames
+from processor.settings import ProcessorSettings
 from schemas.state import SessionState
+from servicekit.kafka import KafkaSettings
 
 MAX_REQUEST_SIZE = 1_048_576
 """aiokafka's default ``max_request_size``: a larger record fails at ``send``."""
@@ -355,7 +356,7 @@ class ManualClock:
 
 def fake_settings(**overrides: Any) -> ProcessorSettings:
     defaults: dict[str, Any] = {
-        "topics": TopicNames.with_prefix("fake."),
+        "kafka": KafkaSettings(topic_prefix="fake."),
         "commit_interval_ms": 5,
         "expiry_check_interval_s": 0.01,
         "topic_partitions": 2,
@@ -374,14 +375,10 @@ class Running:
 
 @asynccontextmanager
 async def running_on(
-    kafka: FakeKafka,
-    settings: ProcessorSettings,
-    *,
-    clock: Clock | None = None,
-    **service_options: Any,
+    kafka: FakeKafka, settings: ProcessorSettings, *, clock: Clock | None = None
 ) -> AsyncIterator[Running]:
     """A processor on ``kafka`` in this event loop; stopped on exit, its error re-raised."""
-    service = ProcessorService(settings, kafka.clients(settings, clock), **service_options)
+    service = ProcessorService(settings, kafka.clients(settings, clock))
     stop = asyncio.Event()
     running = Running(service, asyncio.create_task(service.run(stop)), stop)
     try:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from devkafka import free_port
 from processor.settings import ProcessorSettings
 from tests.service_process import ServiceProcess
+from tools.devkafka import free_port
 
 
 def environment(settings: ProcessorSettings, http_port: int) -> dict[str, str]:
-    prefix = settings.topics.raw.removesuffix("callbacks.raw")
     return {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "PROCESSOR_GROUP_ID": settings.group_id,
-        "MEETINGS_TOPIC_PREFIX": prefix,
+        "MEETINGS_TOPIC_PREFIX": settings.kafka.topic_prefix,
         "PROCESSING_GUARANTEE": settings.guarantee.value,
         "COMMIT_INTERVAL_MS": str(settings.commit_interval_ms),
         "TOPIC_PARTITIONS": str(settings.topic_partitions),
@@ -25,6 +24,8 @@ def environment(settings: ProcessorSettings, http_port: int) -> dict[str, str]:
         "PROCESSOR_HTTP_PORT": str(http_port),
         "SESSION_IDLE_TIMEOUT": str(settings.session_idle_timeout_s),
         "CONSUMER_SESSION_TIMEOUT_MS": str(settings.consumer_session_timeout_ms),
+        "RESTORE_TIMEOUT_S": str(settings.restore_timeout_s),
+        "PROCESSOR_FATAL_EXIT_DELAY_S": str(settings.fatal_exit_delay_s),
     }
 
 
