@@ -63,6 +63,10 @@ class FakeKafka:
     """``Consumer.committed`` waits for it (records can be appended meanwhile)."""
     fail_producer_start: Callable[[str | None], bool] = lambda transactional_id: False
     producers: list[FakeProducer] = field(default_factory=list)
+    consumers: list[FakeConsumer] = field(default_factory=list)
+    assign_at_start: bool = True
+    """Whether a consumer's first ``getmany`` assigns it every partition (else the test calls
+    ``rebalance``)."""
     commits: int = 0
     aborts: int = 0
 
@@ -95,11 +99,16 @@ class FakeKafka:
 
     def clients(self, settings: ProcessorSettings, clock: Clock | None = None) -> RuntimeClients:
         return RuntimeClients(
-            consumer=lambda: FakeConsumer(self, settings.topics.raw),
+            consumer=lambda: self.consumer(settings.topics.raw),
             producer=self.producer,
             restore=FakeRestoreReader(self, settings.topics.session_state),
             clock=SystemClock() if clock is None else clock,
         )
+
+    def consumer(self, topic: str) -> FakeConsumer:
+        consumer = FakeConsumer(self, topic)
+        self.consumers.append(consumer)
+        return consumer
 
     def producer(self, transactional_id: str | None, client_id: str) -> Producer:
         producer = FakeProducer(self, transactional_id)
@@ -115,9 +124,9 @@ class FakeConsumer:
         self._topic = topic
         self._listener: Any = None
         self._assignment: set[TopicPartition] = set()
-        self._pending: set[TopicPartition] | None = {
-            TopicPartition(topic, p) for p in range(kafka.partitions)
-        }
+        self._pending: set[TopicPartition] | None = None
+        if kafka.assign_at_start:
+            self.rebalance(range(kafka.partitions))
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
         self.stopped = False
