@@ -31,23 +31,19 @@ from processor.metrics import (
     ACTIVE_SESSIONS,
     ASSIGNED_PARTITIONS,
     CONSUMER_LAG,
-    PARTITION_FAILED,
     PARTITION_REBUILDS,
     PARTITION_THROTTLES,
     SESSIONS_IN_MEMORY,
 )
 from processor.runtime.clients import Consumer, Producer, RuntimeClients, kafka_clients
 from processor.runtime.committer import AtLeastOnceCommitter, Committer, TransactionalCommitter
+from processor.runtime.failures import FatalFailures
 from processor.runtime.partition import PartitionState, RawRecord
 from processor.runtime.recovery import Recovery, RecoveryError
 from processor.runtime.worker import PartitionWorker, Status
 from processor.settings import Guarantee, ProcessorSettings
 
 logger = logging.getLogger(__name__)
-
-
-class PartitionFailedError(Exception):
-    """A partition could not be restored and the grace period is over: exit for a restart."""
 
 
 class ProcessorService:
@@ -62,11 +58,10 @@ class ProcessorService:
         self._clients = kafka_clients(settings) if clients is None else clients
         self._clock = self._clients.clock
         self._restore_timeout_s = settings.restore_timeout_s
-        self._fatal_exit_delay_s = settings.fatal_exit_delay_s
+        self._failures = FatalFailures(self._clock, settings.fatal_exit_delay_s)
         self._workers: dict[int, PartitionWorker] = {}
         self._assigned = False
         self._running = False
-        self._failed_since: float | None = None
         self._consumer: Consumer | None = None
         self._shared_producer: Producer | None = None
         self.processed_records = 0
@@ -141,7 +136,7 @@ class ProcessorService:
             if now >= next_tick:
                 next_tick = now + settings.expiry_check_interval_s
                 await self._tick(consumer)
-            self._check_failures(now)
+            self._failures.check()
             for worker in list(self._workers.values()):
                 if worker.status is not Status.ACTIVE:
                     continue
@@ -286,26 +281,11 @@ class ProcessorService:
             return
         worker.status = Status.FAILED
         worker.failure = reason
-        PARTITION_FAILED.labels(partition=str(worker.number), cause=cause).set(1)
-        if self._failed_since is None:
-            self._failed_since = self._clock.monotonic()
-        logger.error(
-            "partition %d cannot be processed (%s): %s; not ready, exiting in %g s unless stopped",
-            worker.number,
-            cause,
-            reason,
-            self._fatal_exit_delay_s,
-        )
+        self._failures.report(worker.number, cause, reason)
         committer, worker.committer = worker.committer, None
         if committer is not None:
             with contextlib.suppress(KafkaError, OSError):
                 await committer.stop()
-
-    def _check_failures(self, now: float) -> None:
-        if self._failed_since is None or now - self._failed_since < self._fatal_exit_delay_s:
-            return
-        failed = "; ".join(f"partition {p}: {why}" for p, why in self.failed_partitions.items())
-        raise PartitionFailedError(f"giving up after {self._fatal_exit_delay_s:g} s: {failed}")
 
     def _resume(self, worker: PartitionWorker) -> None:
         assert self._consumer is not None
