@@ -14,7 +14,7 @@ import uvloop
 from aiohttp import web
 
 from processor.http import init_http_app
-from processor.runtime import ProcessorService
+from processor.runtime import PartitionFailedError, ProcessorService
 from processor.settings import ProcessorSettings, load_settings
 from processor.topics import KafkaUnreachableError, TopicLayoutError, ensure_topics
 from processor.topics_cli import main as topics_main
@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KafkaUnreachableError as exc:
         logger.error("%s", exc)
+        return 1
+    except PartitionFailedError as exc:
+        logger.error("processor exiting: %s", exc)
         return 1
 
 

@@ -13,6 +13,10 @@ class Health(Protocol):
     def ready(self) -> bool: ...
     @property
     def assigned_partitions(self) -> list[int]: ...
+    @property
+    def restoring_partitions(self) -> list[int]: ...
+    @property
+    def failed_partitions(self) -> dict[int, str]: ...
 
 
 HEALTH = web.AppKey("health", Health)
@@ -36,6 +40,11 @@ async def readyz(request: web.Request) -> web.Response:
     body = {
         "status": "ready" if health.ready else "not_ready",
         "partitions": health.assigned_partitions,
+        "restoring": health.restoring_partitions,
+        "failed": [
+            {"partition": partition, "cause": cause}
+            for partition, cause in health.failed_partitions.items()
+        ],
     }
     return web.json_response(body, status=200 if health.ready else 503)
 

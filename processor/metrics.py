@@ -62,3 +62,22 @@ CONSUMER_LAG = Gauge(
     "Records of the raw topic not yet consumed (high watermark minus position), by partition.",
     ["partition"],
 )
+PARTITION_REBUILDS = Counter(
+    "processor_partition_rebuilds_total",
+    "Partitions rebuilt from their last commit, by reason: commit_failed, processing_error.",
+    ["reason"],
+)
+PARTITION_FAILED = Gauge(
+    "processor_partition_failed",
+    "1 per owned partition that could not be restored, by partition and cause (producer, "
+    "restore, restore_timeout); the process exits PROCESSOR_FATAL_EXIT_DELAY_S later.",
+    ["partition", "cause"],
+)
+PARTITION_THROTTLES = Counter(
+    "processor_partition_throttles_total",
+    "Times a partition was paused because its commits fell behind its input (the others go on).",
+)
+DLQ_TRUNCATED = Counter(
+    "processor_dlq_truncated_total",
+    "Dead-letter copies whose value was cut to fit Kafka's record size (dlq-truncated header).",
+)

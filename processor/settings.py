@@ -115,6 +115,20 @@ class ProcessorSettings:
         minimum=1000,
         maximum=3_600_000,
     )
+    restore_timeout_s: float = setting(
+        "RESTORE_TIMEOUT_S",
+        300.0,
+        "seconds a partition may take to be restored (producer, sessions, offset) before it "
+        "counts as failed",
+        minimum=1,
+    )
+    fatal_exit_delay_s: float = setting(
+        "PROCESSOR_FATAL_EXIT_DELAY_S",
+        30.0,
+        "seconds a partition that cannot be restored is reported (`/readyz` 503, metric, log) "
+        "before the process exits with status 1 for its supervisor to restart it",
+        minimum=0,
+    )
     http_host: str = setting(
         "PROCESSOR_HTTP_HOST", "0.0.0.0", "address of the health and metrics endpoint"
     )

@@ -12,15 +12,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import IllegalOperation, KafkaError
 from aiokafka.structs import TopicPartition
 
 from processor.metrics import COMMIT_SECONDS, COMMITS
+from processor.runtime.clients import Consumer, Producer, ProducerFactory
 from processor.runtime.partition import Batch
 from processor.settings import ProcessorSettings
 
@@ -41,7 +42,7 @@ _ABORTED = COMMITS.labels(outcome="aborted")
 
 
 async def send_all(
-    producer: AIOKafkaProducer, batch: Batch, deliveries: list[asyncio.Future[object]]
+    producer: Producer, batch: Batch, deliveries: list[asyncio.Future[object]]
 ) -> None:
     """Hand every output of ``batch`` to ``producer``, collecting into ``deliveries`` the
     futures that resolve on acknowledgement (collected as they come, so a failure half-way
@@ -74,21 +75,24 @@ def transactional_id(settings: ProcessorSettings, partition: int) -> str:
 
 
 class TransactionalCommitter:
-    def __init__(self, settings: ProcessorSettings, partition: int) -> None:
+    def __init__(
+        self, settings: ProcessorSettings, partition: int, producers: ProducerFactory
+    ) -> None:
         self._settings = settings
         self._input = TopicPartition(settings.topics.raw, partition)
-        self._producer = AIOKafkaProducer(
-            **settings.kafka.client_options(),
-            transactional_id=transactional_id(settings, partition),
-            transaction_timeout_ms=settings.transaction_timeout_ms,
-            enable_idempotence=True,
-            client_id=f"meetings-processor-{partition}",
-            linger_ms=0,
+        self._producer = producers(
+            transactional_id(settings, partition), f"meetings-processor-{partition}"
         )
         self._started = False
 
     async def start(self) -> None:
-        await self._producer.start()  # InitProducerId: fences the partition's previous owner
+        try:
+            await self._producer.start()  # InitProducerId: fences the partition's previous owner
+        except BaseException:
+            # A half-started producer still holds connections and a background task.
+            with contextlib.suppress(KafkaError, OSError):
+                await self._producer.stop()
+            raise
         self._started = True
 
     async def commit(self, batch: Batch) -> None:
@@ -127,9 +131,7 @@ class TransactionalCommitter:
 class AtLeastOnceCommitter:
     """Shares one producer and the group consumer with every other partition."""
 
-    def __init__(
-        self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer, partition: int, topic: str
-    ) -> None:
+    def __init__(self, producer: Producer, consumer: Consumer, partition: int, topic: str) -> None:
         self._producer = producer
         self._consumer = consumer
         self._input = TopicPartition(topic, partition)

@@ -5,6 +5,13 @@ No Kafka I/O here: the runtime feeds records and clock ticks in and drains a ``B
 outputs to commit atomically. This is where the poison-message policy lives: a record that
 cannot be decoded goes to the dead-letter topic with its reason and coordinates, and the
 partition moves on.
+
+A record the engine fails on half-way may have changed its session already (the engine updates
+sessions in place, and copying a session per record would cost O(participants) on every record).
+So the state stops taking records (``poisoned``) and the runtime rebuilds it from the last
+commit and replays; the engine being deterministic, the replay reaches the same point, where
+the record's offset is now known (``poison_offsets``) and it is dead-lettered without being
+applied. The normal path costs one emptiness check per record.
 """
 
 from __future__ import annotations
@@ -20,20 +27,13 @@ from prometheus_client import Counter
 
 from processor.engine import Session, apply, expire_idle, restore, room_expired_event, snapshot
 from processor.metrics import DERIVED_EVENTS, DLQ_RECORDS, RECORDS, SESSIONS_EXPIRED
+from processor.runtime.dlq import Headers, dead_letter_copy
 from schemas.callbacks import RoomExpiredCallback
 from schemas.codec import encode
 from schemas.decoding import DecodeFailure, decode_callback
 from schemas.events import DerivedEvent
 from schemas.state import SessionState
-from schemas.topics import (
-    ALL_TOPICS,
-    HEADER_DLQ_ERROR,
-    HEADER_DLQ_REASON,
-    HEADER_SOURCE_OFFSET,
-    HEADER_SOURCE_PARTITION,
-    HEADER_SOURCE_TOPIC,
-    TopicNames,
-)
+from schemas.topics import ALL_TOPICS, TopicNames
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,6 @@ PROCESSING_ERROR = "processing_error"
 """DLQ reason for a decodable callback the engine failed on (a bug; logged with a traceback)."""
 EMPTY_RECORD = "empty_record"
 """DLQ reason for a raw record without a value."""
-
-Headers = tuple[tuple[str, bytes], ...]
 
 # Labelled metric children looked up once, not per record.
 _APPLIED = RECORDS.labels(outcome="applied")
@@ -102,11 +100,33 @@ class Batch:
         return not self.outputs and self.next_offset is None
 
 
+@dataclass(frozen=True, slots=True)
+class PoisonRecord:
+    """A record the engine failed on: its offset and the error, for its DLQ copy."""
+
+    offset: int
+    error: str
+
+
 class PartitionState:
     """Sessions of one raw partition and the uncommitted work on them."""
 
-    def __init__(self, partition: int, topics: TopicNames, *, room_dedup_capacity: int) -> None:
+    def __init__(
+        self,
+        partition: int,
+        topics: TopicNames,
+        *,
+        room_dedup_capacity: int,
+        poison_offsets: dict[int, str] | None = None,
+    ) -> None:
         self.partition = partition
+        self.poison_offsets: dict[int, str] = {} if poison_offsets is None else poison_offsets
+        """Offsets known to fail in the engine, with their error: dead-lettered unapplied."""
+        self.poisoned: PoisonRecord | None = None
+        """Set when a record failed half-way: this state must be rebuilt, not used."""
+        self.stream_time_ms: int | None = None
+        """The latest timestamp of the records read: the partition's clock while it has a
+        backlog (SPEC §5); ``None`` until a record is read."""
         self._topics = topics
         self._routes: dict[type[DerivedEvent], tuple[str, str]] = {
             event_type: (topics.of(topic), topic.key_field)
@@ -143,8 +163,15 @@ class PartitionState:
 
     def process(self, record: RawRecord) -> None:
         """Apply one raw record; its outputs join the next batch and its offset is consumed."""
+        if self.poisoned is not None:
+            return  # the runtime rebuilds this state and the record is read again
         self._batch.next_offset = record.offset + 1
         self._batch.input_records += 1
+        if self.stream_time_ms is None or record.timestamp > self.stream_time_ms:
+            self.stream_time_ms = record.timestamp
+        if self.poison_offsets and record.offset in self.poison_offsets:
+            self._dead_letter(record, PROCESSING_ERROR, self.poison_offsets[record.offset])
+            return
         if record.value is None:
             self._dead_letter(record, EMPTY_RECORD, "the raw record has no value")
             return
@@ -164,17 +191,22 @@ class PartitionState:
                 self._publish(applied.events)
         except Exception as exc:
             logger.exception(
-                "processing failed for %s[%d]@%d", record.topic, record.partition, record.offset
+                "processing failed for %s[%d]@%d; rebuilding the partition from its last commit",
+                record.topic,
+                record.partition,
+                record.offset,
             )
-            self._dead_letter(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+            self.poisoned = PoisonRecord(record.offset, f"{type(exc).__name__}: {exc}")
             return
         _APPLIED.inc()
 
     def expire(self, now_ms: int, *, idle_timeout_ms: int, retention_ms: int) -> None:
         """Close sessions idle for too long; drop finished ones past retention (tombstoned).
 
-        Both are measured from the session's last receive time, which is wall-clock time, so
-        they happen even when no further record arrives on the partition.
+        Both are measured from the session's last receive time to ``now_ms``, the partition's
+        clock: wall-clock time once it has caught up, so they happen even when no further
+        record arrives, and ``stream_time_ms`` while it has a backlog, so a replay or a
+        restart after an outage never times out a session whose next callbacks are waiting.
         """
         for session_id, session in list(self.sessions.items()):
             idle_ms = now_ms - session.last_received_at
@@ -254,16 +286,18 @@ class PartitionState:
             reason,
             message,
         )
-        headers: Headers = (
-            *record.headers,
-            (HEADER_DLQ_REASON, reason.encode()),
-            (HEADER_DLQ_ERROR, message.encode()[:1000]),
-            (HEADER_SOURCE_TOPIC, record.topic.encode()),
-            (HEADER_SOURCE_PARTITION, str(record.partition).encode()),
-            (HEADER_SOURCE_OFFSET, str(record.offset).encode()),
+        value, headers = dead_letter_copy(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=record.headers,
+            reason=reason,
+            message=message,
         )
         self._batch.outputs.append(
-            Output(topic=self._topics.dlq, key=record.key, value=record.value, headers=headers)
+            Output(topic=self._topics.dlq, key=record.key, value=value, headers=headers)
         )
         _DEAD_LETTERED.inc()
         DLQ_RECORDS.labels(reason=str(reason)).inc()

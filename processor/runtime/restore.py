@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterable
 
+import msgspec
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
@@ -60,7 +61,25 @@ async def read_sessions(
         logger.debug("read %s in %.3f s", [tp.partition for tp in wanted], time.monotonic() - began)
     finally:
         await consumer.stop()
-    return {
-        tp.partition: [decode_state(value) for value in values.values()]
-        for tp, values in latest.items()
-    }
+    return {tp.partition: decode_sessions(tp.partition, values) for tp, values in latest.items()}
+
+
+class RestoreError(Exception):
+    """A partition's state cannot be read back; the message names the partition and why."""
+
+    def __init__(self, partition: int, cause: str) -> None:
+        super().__init__(f"partition {partition}: {cause}")
+        self.partition = partition
+        self.cause = cause
+
+
+def decode_sessions(partition: int, values: dict[bytes, bytes]) -> list[SessionState]:
+    """The latest state records of ``partition`` (by key) decoded; ``RestoreError`` names the
+    first that cannot be."""
+    states: list[SessionState] = []
+    for key, value in values.items():
+        try:
+            states.append(decode_state(value))
+        except msgspec.DecodeError as exc:  # also a ValidationError
+            raise RestoreError(partition, f"undecodable state of {key!r}: {exc}") from exc
+    return states

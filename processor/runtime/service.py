@@ -2,14 +2,18 @@
 partition, commits every interval, restores on assignment, drains on revocation and shutdown.
 
 Order of things for a partition:
-1. assigned: its committer starts (fencing any previous owner), its sessions are read back from
-   the state topic, only then are its records processed (aiokafka awaits the rebalance listener
-   before fetching for the new assignment);
+1. assigned: it is paused at once, and restored in the background (``recovery``): its committer
+   starts (fencing any previous owner), its sessions are read back from the state topic, the
+   consumer seeks to its committed offset, and only then does it resume. The other partitions go
+   on meanwhile; ``/readyz`` says ready once every assigned partition is restored;
 2. records are applied as they arrive; every ``COMMIT_INTERVAL_MS`` (or ``COMMIT_MAX_RECORDS``)
-   its batch commits: derived events, one snapshot per touched session, the input offset;
-3. a failed commit leaves nothing visible: the partition's memory is rebuilt from the state
-   topic and the consumer rewinds to the committed offset;
-4. revoked or shutting down: the pending batch commits, the committer stops.
+   its batch commits: derived events, one snapshot per touched session, the input offset. A
+   partition whose commits fall behind is paused on its own until its commit lands;
+3. a failed commit, or a record the engine fails on, pauses the partition and restores it again
+   from its last commit (the poison record is then dead-lettered unapplied);
+4. a partition that cannot be restored turns ``/readyz`` 503, is logged and counted with its
+   cause, its producer is closed, and the process exits non-zero after a bounded delay;
+5. revoked or shutting down: the pending batch commits, the committer stops.
 """
 
 from __future__ import annotations
@@ -17,11 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import TopicPartition
 
@@ -29,64 +31,68 @@ from processor.metrics import (
     ACTIVE_SESSIONS,
     ASSIGNED_PARTITIONS,
     CONSUMER_LAG,
-    RESTORE_SECONDS,
-    RESTORED_SESSIONS,
+    PARTITION_REBUILDS,
+    PARTITION_THROTTLES,
     SESSIONS_IN_MEMORY,
 )
+from processor.runtime.clients import Consumer, Producer, RuntimeClients, kafka_clients
 from processor.runtime.committer import AtLeastOnceCommitter, Committer, TransactionalCommitter
+from processor.runtime.failures import FatalFailures
 from processor.runtime.partition import PartitionState, RawRecord
-from processor.runtime.restore import read_sessions
+from processor.runtime.recovery import Recovery, RecoveryError
+from processor.runtime.worker import PartitionWorker, Status
 from processor.settings import Guarantee, ProcessorSettings
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class PartitionWorker:
-    partition: TopicPartition
-    state: PartitionState
-    committer: Committer
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    last_commit: float = field(default_factory=time.monotonic)
-    failed: BaseException | None = None
-    """Set when a failed commit could not be recovered from: the partition must not commit
-    again (it would skip the lost batch); the process stops and a restart restores it."""
-    committing: asyncio.Task[None] | None = None
-    """The commit in flight, if any: records keep being applied meanwhile (into the next
-    batch), so fetching and processing never wait for Kafka's transaction round trips."""
-
-    @property
-    def commit_in_flight(self) -> bool:
-        return self.committing is not None and not self.committing.done()
-
-    async def settle(self) -> None:
-        """Wait for the commit in flight, if any."""
-        if self.committing is not None:
-            await asyncio.wait({self.committing})
-
-
 class ProcessorService:
-    """``await service.run(stop)`` until ``stop`` is set; then drains, commits and leaves."""
+    """``await service.run(stop)`` until ``stop`` is set; then drains, commits and leaves.
 
-    def __init__(self, settings: ProcessorSettings) -> None:
+    Raises ``PartitionFailedError`` (after draining the healthy partitions) when a partition
+    could not be restored for ``PROCESSOR_FATAL_EXIT_DELAY_S``.
+    """
+
+    def __init__(self, settings: ProcessorSettings, clients: RuntimeClients | None = None) -> None:
         self._settings = settings
+        self._clients = kafka_clients(settings) if clients is None else clients
+        self._clock = self._clients.clock
+        self._restore_timeout_s = settings.restore_timeout_s
+        self._failures = FatalFailures(self._clock, settings.fatal_exit_delay_s)
         self._workers: dict[int, PartitionWorker] = {}
-        self._restoring = 0
+        self._assigned = False
         self._running = False
-        self._consumer: AIOKafkaConsumer | None = None
-        self._shared_producer: AIOKafkaProducer | None = None
+        self._consumer: Consumer | None = None
+        self._shared_producer: Producer | None = None
         self.processed_records = 0
 
     # -- health ----------------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
-        """Consuming, and no assigned partition is still being restored."""
-        return self._running and self._restoring == 0
+        """Consuming, the group has assigned this member its partitions, and every one of
+        them is restored (none restoring, none failed)."""
+        return (
+            self._running
+            and self._assigned
+            and all(w.status is Status.ACTIVE for w in self._workers.values())
+        )
 
     @property
     def assigned_partitions(self) -> list[int]:
         return sorted(self._workers)
+
+    @property
+    def restoring_partitions(self) -> list[int]:
+        return sorted(p for p, w in self._workers.items() if w.status is Status.RESTORING)
+
+    @property
+    def failed_partitions(self) -> dict[int, str]:
+        return {
+            p: w.failure or "unknown"
+            for p, w in sorted(self._workers.items())
+            if w.status is Status.FAILED
+        }
 
     def sessions_of(self, partition: int) -> PartitionState | None:
         worker = self._workers.get(partition)
@@ -96,24 +102,10 @@ class ProcessorService:
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self._settings
-        consumer = AIOKafkaConsumer(
-            **settings.kafka.client_options(),
-            group_id=settings.group_id,
-            client_id="meetings-processor",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_poll_records=settings.commit_max_records,
-            session_timeout_ms=settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 5, 100),
-        )
+        consumer = self._clients.consumer()
         self._consumer = consumer
         if settings.guarantee is Guarantee.AT_LEAST_ONCE:
-            self._shared_producer = AIOKafkaProducer(
-                **settings.kafka.client_options(),
-                enable_idempotence=True,
-                client_id="meetings-processor",
-            )
+            self._shared_producer = self._clients.producer(None, "meetings-processor")
             await self._shared_producer.start()
         await consumer.start()
         consumer.subscribe([settings.topics.raw], listener=_Rebalance(self))
@@ -130,197 +122,244 @@ class ProcessorService:
             self._running = False
             await self._shutdown(consumer)
 
-    async def _loop(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    async def _loop(self, consumer: Consumer, stop: asyncio.Event) -> None:
         settings = self._settings
         interval_s = settings.commit_interval_ms / 1000
-        next_tick = time.monotonic()
+        next_tick = self._clock.monotonic()
         while not stop.is_set():
             batches = await consumer.getmany(
                 timeout_ms=max(int(interval_s * 500), 1), max_records=settings.commit_max_records
             )
             for tp, records in batches.items():
-                self._process(consumer, tp, records)
-            now = time.monotonic()
+                self._process(tp, records)
+            now = self._clock.monotonic()
             if now >= next_tick:
                 next_tick = now + settings.expiry_check_interval_s
-                self._expire_sessions()
-                await self._report(consumer)
+                await self._tick(consumer)
+            self._failures.check()
             for worker in list(self._workers.values()):
-                if worker.failed is not None:
-                    raise RuntimeError(f"{worker.partition} cannot commit") from worker.failed
+                if worker.status is not Status.ACTIVE:
+                    continue
                 pending = worker.state.pending_records
                 if worker.commit_in_flight:
-                    if pending >= 2 * settings.commit_max_records:
-                        await worker.settle()  # backpressure: Kafka is slower than input
+                    if pending >= 2 * settings.commit_max_records and not worker.throttled:
+                        # Kafka is slower than this partition's input: hold it, not the others.
+                        worker.throttled = True
+                        consumer.pause(worker.partition)
+                        PARTITION_THROTTLES.inc()
                     continue
                 if worker.state.has_pending and (
                     now - worker.last_commit >= interval_s or pending >= settings.commit_max_records
                 ):
                     worker.last_commit = now
                     worker.committing = asyncio.create_task(
-                        self._commit(worker), name=f"commit-{worker.partition.partition}"
+                        self._commit(worker), name=f"commit-{worker.number}"
                     )
 
-    def _process(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[RawRecord]
-    ) -> None:
+    def _process(self, tp: TopicPartition, records: list[RawRecord]) -> None:
         worker = self._workers.get(tp.partition)
-        if worker is None:
-            # Not restored yet (a fetch can complete while the assignment is being restored),
-            # or revoked meanwhile. Rewind, so these records are fetched again once the
-            # partition is ready; if it is no longer ours, its next owner reads them.
-            with contextlib.suppress(IllegalStateError, AssertionError):
-                consumer.seek(tp, records[0].offset)
+        if worker is None or worker.status is not Status.ACTIVE:
+            # Fetched before the partition was paused for a restore, which rewinds it to its
+            # committed offset before it resumes: these records will be read again.
             return
+        state = worker.state
         for record in records:
-            worker.state.process(record)
+            state.process(record)
             self.processed_records += 1
+            if state.poisoned is not None:
+                worker.poison_offsets[state.poisoned.offset] = state.poisoned.error
+                self._rebuild(worker, "processing_error")
+                return
 
-    def _expire_sessions(self) -> None:
-        now_ms = time.time_ns() // 1_000_000
+    async def _tick(self, consumer: Consumer) -> None:
+        """Idle expiry and retention on each partition's clock, and the gauges."""
+        wall_ms = self._clock.wall_ms()
         idle_ms = int(self._settings.session_idle_timeout_s * 1000)
         retention_ms = int(self._settings.session_retention_s * 1000)
-        for worker in self._workers.values():
-            worker.state.expire(now_ms, idle_timeout_ms=idle_ms, retention_ms=retention_ms)
-
-    async def _report(self, consumer: AIOKafkaConsumer) -> None:
+        for worker in list(self._workers.values()):
+            if worker.status is not Status.ACTIVE:
+                continue
+            caught_up = await self._caught_up(consumer, worker)
+            if not worker.active:
+                continue  # revoked or rebuilding meanwhile
+            now_ms = wall_ms if caught_up else worker.state.stream_time_ms
+            if now_ms is not None:
+                worker.state.expire(now_ms, idle_timeout_ms=idle_ms, retention_ms=retention_ms)
         sessions = [s for w in self._workers.values() for s in w.state.sessions.values()]
         SESSIONS_IN_MEMORY.set(len(sessions))
         ACTIVE_SESSIONS.set(sum(1 for s in sessions if s.status == "active"))
-        for worker in list(self._workers.values()):
-            highwater = consumer.highwater(worker.partition)
-            if highwater is None:
-                continue
-            with contextlib.suppress(KafkaError, AssertionError, IllegalStateError):
-                position = await consumer.position(worker.partition)
-                CONSUMER_LAG.labels(partition=str(worker.partition.partition)).set(
-                    max(highwater - position, 0)
-                )
 
-    async def _commit(self, worker: PartitionWorker) -> None:
-        async with worker.lock:
-            if worker.partition.partition not in self._workers:
-                return
-            batch = worker.state.drain()
-            if batch.empty:
-                return
-            try:
-                await worker.committer.commit(batch)
-            except Exception:
-                # Whatever went wrong, nothing of this batch is visible (the committer aborts).
-                logger.exception(
-                    "commit of %s failed; rebuilding it from the last commit", worker.partition
-                )
+    async def _caught_up(self, consumer: Consumer, worker: PartitionWorker) -> bool:
+        """Whether the partition has read everything committed so far (and sets its lag)."""
+        try:
+            end = consumer.last_stable_offset(worker.partition)
+            if end is None or end < 0:  # -1: not read_committed
+                end = consumer.highwater(worker.partition)
+            if end is None:
+                return False  # nothing fetched yet: the backlog is unknown
+            position = await consumer.position(worker.partition)
+        except (KafkaError, AssertionError, IllegalStateError):
+            return False
+        CONSUMER_LAG.labels(partition=str(worker.number)).set(max(end - position, 0))
+        return bool(position >= end)
+
+    # -- commits and rebuilds --------------------------------------------------------------
+
+    async def _commit(self, worker: PartitionWorker, *, rebuild_on_failure: bool = True) -> None:
+        try:
+            async with worker.lock:
+                if worker.broken or worker.status not in (Status.ACTIVE, Status.RELEASING):
+                    return
+                batch = worker.state.drain()
+                if batch.empty:
+                    return
+                assert worker.committer is not None
                 try:
-                    await self._rebuild(worker)
-                except Exception as fatal:
-                    logger.exception("could not rebuild %s", worker.partition)
-                    worker.failed = fatal
+                    await worker.committer.commit(batch)
+                except Exception:
+                    # Whatever went wrong, nothing of this batch is visible (the committer aborts).
+                    worker.broken = True
+                    logger.exception(
+                        "commit of partition %d failed; rebuilding it from its last commit",
+                        worker.number,
+                    )
+                    if rebuild_on_failure:
+                        self._rebuild(worker, "commit_failed")
+                    else:
+                        raise
+        finally:
+            if worker.throttled and worker.status is Status.ACTIVE:
+                worker.throttled = False
+                self._resume(worker)
 
-    async def _rebuild(self, worker: PartitionWorker) -> None:
-        """Forget uncommitted work: sessions from the state topic, input from the commit.
+    def _rebuild(self, worker: PartitionWorker, reason: str) -> None:
+        """Pause the partition now (before anything awaits) and restore it in the background."""
+        if worker.status is not Status.ACTIVE:
+            return
+        assert self._consumer is not None
+        self._consumer.pause(worker.partition)
+        worker.status = Status.RESTORING
+        PARTITION_REBUILDS.labels(reason=reason).inc()
+        self._start_restoring(worker)
 
-        The committer is replaced too: a producer that was fenced (another process started one
-        with the same transactional id) or otherwise broken never recovers, and starting a new
-        one fences any zombie and aborts its open transaction before the state is read.
-        """
-        consumer = self._consumer
-        assert consumer is not None
-        with contextlib.suppress(KafkaError):
-            await worker.committer.stop()
-        committer = self._committer(worker.partition.partition)
-        await committer.start()
-        worker.committer = committer
-        state = await self._restored_state(worker.partition.partition)
+    def _start_restoring(self, worker: PartitionWorker) -> None:
+        worker.restoring = asyncio.create_task(
+            self._restore(worker), name=f"restore-{worker.number}"
+        )
+
+    async def _restore(self, worker: PartitionWorker) -> None:
+        try:
+            state = await self._recovery().run(worker)
+        except RecoveryError as exc:
+            await self._fail(worker, exc.cause, exc.reason)
+            return
+        except Exception as exc:
+            logger.exception("restoring partition %d failed", worker.number)
+            await self._fail(worker, "restore", repr(exc))
+            return
+        if self._workers.get(worker.number) is not worker or worker.status is not Status.RESTORING:
+            return
         worker.state = state
-        committed = await consumer.committed(worker.partition)
-        if committed is None:
-            await consumer.seek_to_beginning(worker.partition)
-        else:
-            consumer.seek(worker.partition, committed)
+        worker.status = Status.ACTIVE
+        worker.broken = worker.throttled = False
+        worker.last_commit = self._clock.monotonic()
+        self._resume(worker)
+
+    def _recovery(self) -> Recovery:
+        assert self._consumer is not None
+        return Recovery(
+            consumer=self._consumer,
+            restore=self._clients.restore,
+            clock=self._clock,
+            new_committer=self._committer,
+            new_state=self._new_state,
+            time_limit_s=self._restore_timeout_s,
+        )
+
+    async def _fail(self, worker: PartitionWorker, cause: str, reason: str) -> None:
+        if self._workers.get(worker.number) is not worker or worker.status is not Status.RESTORING:
+            return
+        worker.status = Status.FAILED
+        worker.failure = reason
+        self._failures.report(worker.number, cause, reason)
+        committer, worker.committer = worker.committer, None
+        if committer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await committer.stop()
+
+    def _resume(self, worker: PartitionWorker) -> None:
+        assert self._consumer is not None
+        with contextlib.suppress(IllegalStateError):
+            if worker.partition in self._consumer.assignment():
+                self._consumer.resume(worker.partition)
 
     # -- assignment ------------------------------------------------------------------------
 
-    async def assign(self, partitions: Iterable[TopicPartition]) -> None:
-        partitions = [tp for tp in partitions if tp.partition not in self._workers]
-        if not partitions:
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Take new partitions: paused at once, restored in the background."""
+        self._assigned = True
+        assert self._consumer is not None
+        new = [tp for tp in partitions if tp.partition not in self._workers]
+        if not new:
             return
-        consumer = self._consumer
-        assert consumer is not None
-        # Before anything else (no await yet): no records of these partitions until restored.
-        consumer.pause(*partitions)
-        self._restoring += 1
-        try:
-            committers = {tp.partition: self._committer(tp.partition) for tp in partitions}
-            await asyncio.gather(*(c.start() for c in committers.values()))
-            states = await self._restored_states([tp.partition for tp in partitions])
-            for tp in partitions:
-                self._workers[tp.partition] = PartitionWorker(
-                    partition=tp, state=states[tp.partition], committer=committers[tp.partition]
-                )
-        finally:
-            self._restoring -= 1
+        self._consumer.pause(*new)
+        for tp in new:
+            worker = PartitionWorker(
+                partition=tp, state=self._new_state(tp.partition, {}), committer=None
+            )
+            self._workers[tp.partition] = worker
+            self._start_restoring(worker)
         ASSIGNED_PARTITIONS.set(len(self._workers))
-        consumer.resume(*[tp for tp in partitions if tp in consumer.assignment()])
-        logger.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
+        logger.info("assigned partitions %s", sorted(tp.partition for tp in new))
 
     async def revoke(self, partitions: Iterable[TopicPartition]) -> None:
+        self._assigned = False  # a rebalance is under way: ready again once assigned
         revoked = [
             self._workers[tp.partition] for tp in partitions if tp.partition in self._workers
         ]
         await asyncio.gather(*(self._release(worker) for worker in revoked))
         if revoked:
-            logger.info("released partitions %s", sorted(w.partition.partition for w in revoked))
+            logger.info("released partitions %s", sorted(w.number for w in revoked))
 
     async def _release(self, worker: PartitionWorker) -> None:
+        was_active = worker.status is Status.ACTIVE
+        worker.status = Status.RELEASING
+        if worker.restoring is not None and not worker.restoring.done():
+            worker.restoring.cancel()
+            await asyncio.wait({worker.restoring})
         await worker.settle()
-        if worker.failed is None:
-            await self._commit(worker)
+        if was_active and not worker.broken:
+            try:
+                await self._commit(worker, rebuild_on_failure=False)
+            except Exception:
+                logger.exception("partition %d: its last batch did not commit", worker.number)
         async with worker.lock:
-            self._workers.pop(worker.partition.partition, None)
+            self._workers.pop(worker.number, None)
             ASSIGNED_PARTITIONS.set(len(self._workers))
             with contextlib.suppress(KeyError):
-                CONSUMER_LAG.remove(str(worker.partition.partition))
-            await worker.committer.stop()
+                CONSUMER_LAG.remove(str(worker.number))
+            if worker.committer is not None:
+                with contextlib.suppress(KafkaError, OSError):
+                    await worker.committer.stop()
 
     def _committer(self, partition: int) -> Committer:
         if self._settings.guarantee is Guarantee.EXACTLY_ONCE:
-            return TransactionalCommitter(self._settings, partition)
+            return TransactionalCommitter(self._settings, partition, self._clients.producer)
         assert self._shared_producer is not None
         assert self._consumer is not None
         return AtLeastOnceCommitter(
             self._shared_producer, self._consumer, partition, self._settings.topics.raw
         )
 
-    async def _restored_states(self, partitions: list[int]) -> dict[int, PartitionState]:
-        began = time.perf_counter()
-        snapshots = await read_sessions(
-            self._settings.kafka, self._settings.topics.session_state, partitions
+    def _new_state(self, partition: int, poison_offsets: dict[int, str]) -> PartitionState:
+        return PartitionState(
+            partition,
+            self._settings.topics,
+            room_dedup_capacity=self._settings.room_dedup_capacity,
+            poison_offsets=poison_offsets,
         )
-        states: dict[int, PartitionState] = {}
-        for partition in partitions:
-            state = PartitionState(
-                partition,
-                self._settings.topics,
-                room_dedup_capacity=self._settings.room_dedup_capacity,
-            )
-            restored = state.restore(snapshots.get(partition, []))
-            RESTORED_SESSIONS.inc(restored)
-            states[partition] = state
-        elapsed = time.perf_counter() - began
-        RESTORE_SECONDS.observe(elapsed)
-        logger.info(
-            "restored %d sessions of partitions %s in %.3f s",
-            sum(len(s.sessions) for s in states.values()),
-            partitions,
-            elapsed,
-        )
-        return states
 
-    async def _restored_state(self, partition: int) -> PartitionState:
-        return (await self._restored_states([partition]))[partition]
-
-    async def _shutdown(self, consumer: AIOKafkaConsumer) -> None:
+    async def _shutdown(self, consumer: Consumer) -> None:
         """aiokafka does not call the rebalance listener on stop(): release partitions here."""
         await self.revoke([worker.partition for worker in list(self._workers.values())])
         with contextlib.suppress(KafkaError):
@@ -338,4 +377,4 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         await self._service.revoke(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._service.assign(assigned)
+        self._service.assign(assigned)

@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from processor.runtime import ProcessorService
+from processor.runtime import ProcessorService, RuntimeClients
 from processor.settings import ProcessorSettings
 from schemas.topics import TopicNames
 from servicekit.kafka import KafkaSettings
@@ -109,9 +109,11 @@ async def read_all(
 
 
 @contextlib.asynccontextmanager
-async def running(settings: ProcessorSettings) -> AsyncIterator[ProcessorService]:
+async def running(
+    settings: ProcessorSettings, clients: RuntimeClients | None = None
+) -> AsyncIterator[ProcessorService]:
     """A processor in this event loop; stopped (drain, commit, leave) on exit."""
-    service = ProcessorService(settings)
+    service = ProcessorService(settings, clients)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:

@@ -24,6 +24,8 @@ def environment(settings: ProcessorSettings, http_port: int) -> dict[str, str]:
         "PROCESSOR_HTTP_PORT": str(http_port),
         "SESSION_IDLE_TIMEOUT": str(settings.session_idle_timeout_s),
         "CONSUMER_SESSION_TIMEOUT_MS": str(settings.consumer_session_timeout_ms),
+        "RESTORE_TIMEOUT_S": str(settings.restore_timeout_s),
+        "PROCESSOR_FATAL_EXIT_DELAY_S": str(settings.fatal_exit_delay_s),
     }
 
 

@@ -1,0 +1,159 @@
+"""What the runtime needs from Kafka and from time, as narrow interfaces passed in.
+
+The service never builds a client itself: it gets a ``RuntimeClients`` (``kafka_clients`` for the
+real thing), so every failure path (a send that fails, a commit that fails, a restore that fails
+or hangs, records arriving during recovery) can be exercised with fakes as well as with a broker.
+The protocols list only the parts of aiokafka's API the runtime calls, with aiokafka's meaning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from processor.runtime.partition import RawRecord
+from processor.runtime.restore import read_sessions
+from processor.settings import ProcessorSettings
+from schemas.state import SessionState
+
+
+class Consumer(Protocol):
+    """The group consumer of the raw topic (``AIOKafkaConsumer``)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def subscribe(self, topics: list[str], *, listener: Any) -> None: ...
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[RawRecord]]: ...
+    def assignment(self) -> set[TopicPartition]: ...
+    def pause(self, *partitions: TopicPartition) -> None: ...
+    def resume(self, *partitions: TopicPartition) -> None: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> bool: ...
+    async def committed(self, partition: TopicPartition) -> int | None: ...
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+    async def position(self, partition: TopicPartition) -> int: ...
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+    def last_stable_offset(self, partition: TopicPartition) -> int | None: ...
+
+
+class Producer(Protocol):
+    """A producer of derived records (``AIOKafkaProducer``), transactional or not."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]: ...
+    async def begin_transaction(self) -> None: ...
+    async def commit_transaction(self) -> None: ...
+    async def abort_transaction(self) -> None: ...
+    async def send_offsets_to_transaction(
+        self, offsets: dict[TopicPartition, int], group_id: str
+    ) -> None: ...
+
+
+ProducerFactory = Callable[[str | None, str], Producer]
+"""``(transactional_id or None, client_id)`` to a producer, not started yet."""
+
+
+class RestoreReader(Protocol):
+    async def read(self, partition: int) -> Iterable[SessionState]:
+        """The sessions the last committed transaction left for raw partition ``partition``;
+        raises ``RestoreError`` naming the partition and the cause when it cannot."""
+        ...
+
+
+class Clock(Protocol):
+    def wall_ms(self) -> int:
+        """Epoch milliseconds: what idle expiry compares receive times with once caught up."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds, for intervals (commit pacing, deadlines)."""
+        ...
+
+
+class SystemClock:
+    def wall_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeClients:
+    consumer: Callable[[], Consumer]
+    producer: ProducerFactory
+    restore: RestoreReader
+    clock: Clock
+
+
+class KafkaRestoreReader:
+    """Reads a partition's sessions back from the session-state topic."""
+
+    def __init__(self, settings: ProcessorSettings) -> None:
+        self._settings = settings
+
+    async def read(self, partition: int) -> Iterable[SessionState]:
+        restored = await read_sessions(
+            self._settings.kafka, self._settings.topics.session_state, [partition]
+        )
+        return restored.get(partition, [])
+
+
+def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
+    """The real clients, configured from ``settings``."""
+
+    def consumer() -> Consumer:
+        consumer: Consumer = AIOKafkaConsumer(
+            **settings.kafka.client_options(),
+            group_id=settings.group_id,
+            client_id="meetings-processor",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=settings.commit_max_records,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 5, 100),
+        )
+        return consumer
+
+    def producer(transactional_id: str | None, client_id: str) -> Producer:
+        if transactional_id is None:
+            shared: Producer = AIOKafkaProducer(
+                **settings.kafka.client_options(),
+                enable_idempotence=True,
+                client_id=client_id,
+            )
+            return shared
+        transactional: Producer = AIOKafkaProducer(
+            **settings.kafka.client_options(),
+            transactional_id=transactional_id,
+            transaction_timeout_ms=settings.transaction_timeout_ms,
+            enable_idempotence=True,
+            client_id=client_id,
+            linger_ms=0,
+        )
+        return transactional
+
+    return RuntimeClients(
+        consumer=consumer,
+        producer=producer,
+        restore=KafkaRestoreReader(settings),
+        clock=SystemClock(),
+    )

@@ -1,0 +1,118 @@
+"""Bringing a partition to its last commit: on assignment, after a failed commit, after a
+record the engine failed on.
+
+The order is what makes it exactly-once (SPEC §5, rebalance and restart):
+
+1. the partition is already paused (the caller pauses it before anything can await), so no
+   record of it is applied while it is rebuilt; records fetched anyway are dropped;
+2. the in-flight commit, if any, settles: the committed offset read below includes it or not;
+3. a fresh producer starts: ``InitProducerId`` fences any other owner and aborts its open
+   transaction, so the state topic and the committed offset below are final;
+4. the sessions are read back from the state topic, to its last stable offset;
+5. the consumer seeks to the committed offset, and only then may the partition resume.
+
+Applying records to the restored state before step 5 would let a later commit carry an offset
+past records that were never applied to it; that is why nothing is applied in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiokafka.errors import KafkaError
+
+from processor.metrics import RESTORE_SECONDS, RESTORED_SESSIONS
+from processor.runtime.clients import Clock, Consumer, RestoreReader
+from processor.runtime.committer import Committer
+from processor.runtime.partition import PartitionState
+from processor.runtime.restore import RestoreError
+from processor.runtime.worker import PartitionWorker
+
+logger = logging.getLogger(__name__)
+
+
+class RecoveryError(Exception):
+    """A partition could not be brought to its last commit; ``cause`` says which step failed."""
+
+    def __init__(self, partition: int, cause: str, reason: str) -> None:
+        super().__init__(f"partition {partition}: {reason}")
+        self.partition = partition
+        self.cause = cause
+        """Metric label: ``producer``, ``restore`` or ``restore_timeout``."""
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    consumer: Consumer
+    restore: RestoreReader
+    clock: Clock
+    new_committer: Callable[[int], Committer]
+    new_state: Callable[[int, dict[int, str]], PartitionState]
+    time_limit_s: float
+
+    async def run(self, worker: PartitionWorker) -> PartitionState:
+        """Steps 2 to 5 for ``worker``; returns the restored state, the consumer positioned.
+
+        Raises ``RecoveryError``; the committer it started is left on the worker either way,
+        for the caller to stop.
+        """
+        await worker.settle()
+        began = self.clock.monotonic()
+        number = worker.number
+        async with worker.lock:
+            old, worker.committer = worker.committer, None
+            if old is not None:
+                with contextlib.suppress(KafkaError, OSError):
+                    await old.stop()
+            step = "starting its producer"
+            try:
+                async with asyncio.timeout(self.time_limit_s):
+                    committer = self.new_committer(number)
+                    worker.committer = committer
+                    await committer.start()
+                    step = "reading its sessions back"
+                    sessions = await self.restore.read(number)
+                    state = self.new_state(number, worker.poison_offsets)
+                    restored = state.restore(sessions)
+                    step = "reading its committed offset"
+                    committed = await self.consumer.committed(worker.partition)
+                    _forget_committed_poison(worker.poison_offsets, committed)
+                    if committed is None:
+                        await self.consumer.seek_to_beginning(worker.partition)
+                    else:
+                        self.consumer.seek(worker.partition, committed)
+            except TimeoutError as exc:
+                raise RecoveryError(
+                    number,
+                    "restore_timeout",
+                    f"not restored within {self.time_limit_s:g} s (was {step})",
+                ) from exc
+            except RestoreError as exc:
+                raise RecoveryError(number, "restore", exc.cause) from exc
+            except Exception as exc:  # whatever it is, it must be loud (SPEC §5)
+                cause = "producer" if step == "starting its producer" else "restore"
+                raise RecoveryError(number, cause, f"{step}: {exc!r}") from exc
+        elapsed = self.clock.monotonic() - began
+        RESTORE_SECONDS.observe(elapsed)
+        RESTORED_SESSIONS.inc(restored)
+        logger.info(
+            "restored %d sessions of partition %d in %.3f s; resuming at offset %s",
+            restored,
+            number,
+            elapsed,
+            "the beginning" if committed is None else committed,
+        )
+        return state
+
+
+def _forget_committed_poison(poison_offsets: dict[int, str], committed: int | None) -> None:
+    """Poison records behind the committed offset are dead-lettered for good."""
+    if committed is None:
+        return
+    for offset in [o for o in poison_offsets if o < committed]:
+        del poison_offsets[offset]

@@ -1,0 +1,400 @@
+"""In-memory stand-ins for the runtime's Kafka clients, for fast tests of its failure paths.
+
+``FakeKafka`` is a tiny log store with one consumer group and transactions: a transactional
+producer's records and offsets become visible together on commit, or not at all. Faults are
+plain attributes a test sets (a commit that fails, a commit that hangs, a restore that fails or
+hangs, a producer that cannot start). These fakes prove the runtime's own logic; what Kafka does
+is proved by the real-broker tests beside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError
+from aiokafka.errors import MessageSizeTooLargeError as MessageSizeTooLarge
+from aiokafka.structs import TopicPartition
+
+from processor.runtime import ProcessorService, RuntimeClients
+from processor.runtime.clients import Clock, Producer, SystemClock
+from processor.runtime.partition import RawRecord
+from processor.runtime.restore import decode_sessions
+from processor.settings import ProcessorSettings
+from schemas.state import SessionState
+from servicekit.kafka import KafkaSettings
+
+MAX_REQUEST_SIZE = 1_048_576
+"""aiokafka's default ``max_request_size``: a larger record fails at ``send``."""
+
+
+@dataclass(frozen=True, slots=True)
+class FakeRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass
+class FakeKafka:
+    partitions: int = 2
+    logs: dict[TopicPartition, list[FakeRecord]] = field(default_factory=lambda: defaultdict(list))
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    """The consumer group's committed offsets."""
+    appended: asyncio.Event = field(default_factory=asyncio.Event)
+    # Faults, set by tests.
+    fail_commit: Callable[[str], Exception | None] = lambda transactional_id: None
+    """Called at each commit_transaction; an exception returned is raised instead."""
+    commit_gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    """A commit of this transactional id waits for its event."""
+    fail_restore: dict[int, Exception] = field(default_factory=dict)
+    restore_gates: dict[int, asyncio.Event] = field(default_factory=dict)
+    committed_gate: asyncio.Event | None = None
+    """``Consumer.committed`` waits for it (records can be appended meanwhile)."""
+    fail_producer_start: Callable[[str | None], bool] = lambda transactional_id: False
+    producers: list[FakeProducer] = field(default_factory=list)
+    consumers: list[FakeConsumer] = field(default_factory=list)
+    assign_at_start: bool = True
+    """Whether a consumer's first ``getmany`` assigns it every partition (else the test calls
+    ``rebalance``)."""
+    commits: int = 0
+    aborts: int = 0
+
+    def append(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        timestamp: int = 0,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> FakeRecord:
+        if partition is None:
+            partition = self.partition_for(key)
+        log = self.logs[TopicPartition(topic, partition)]
+        record = FakeRecord(topic, partition, len(log), timestamp, key, value, tuple(headers))
+        log.append(record)
+        self.appended.set()
+        return record
+
+    def partition_for(self, key: bytes | None) -> int:
+        return zlib.crc32(key or b"") % self.partitions
+
+    def records(self, topic: str) -> list[FakeRecord]:
+        return [r for tp, log in sorted(self.logs.items()) if tp.topic == topic for r in log]
+
+    def end(self, tp: TopicPartition) -> int:
+        return len(self.logs[tp])
+
+    def clients(self, settings: ProcessorSettings, clock: Clock | None = None) -> RuntimeClients:
+        return RuntimeClients(
+            consumer=lambda: self.consumer(settings.topics.raw),
+            producer=self.producer,
+            restore=FakeRestoreReader(self, settings.topics.session_state),
+            clock=SystemClock() if clock is None else clock,
+        )
+
+    def consumer(self, topic: str) -> FakeConsumer:
+        consumer = FakeConsumer(self, topic)
+        self.consumers.append(consumer)
+        return consumer
+
+    def producer(self, transactional_id: str | None, client_id: str) -> Producer:
+        producer = FakeProducer(self, transactional_id)
+        self.producers.append(producer)
+        return producer
+
+
+class FakeConsumer:
+    """A group member that owns every raw partition, assigned at its first ``getmany``."""
+
+    def __init__(self, kafka: FakeKafka, topic: str) -> None:
+        self._kafka = kafka
+        self._topic = topic
+        self._listener: Any = None
+        self._assignment: set[TopicPartition] = set()
+        self._pending: set[TopicPartition] | None = None
+        if kafka.assign_at_start:
+            self.rebalance(range(kafka.partitions))
+        self._positions: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
+        self.stopped = False
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    def subscribe(self, topics: list[str], *, listener: Any) -> None:
+        self._listener = listener
+
+    def rebalance(self, partitions: Iterable[int]) -> None:
+        """The next ``getmany`` revokes everything and assigns ``partitions`` (eager)."""
+        self._pending = {TopicPartition(self._topic, p) for p in partitions}
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[RawRecord]]:
+        if self._pending is not None:
+            await self._rebalance(self._pending)
+        batches = self._drain(max_records)
+        if not batches:
+            self._kafka.appended.clear()
+            try:
+                await asyncio.wait_for(self._kafka.appended.wait(), timeout_ms / 1000)
+            except TimeoutError:
+                return {}
+            batches = self._drain(max_records)
+        return batches
+
+    async def _rebalance(self, assigned: set[TopicPartition]) -> None:
+        self._pending = None
+        if self._listener is not None and self._assignment:
+            await self._listener.on_partitions_revoked(sorted(self._assignment))
+        self._assignment = set(assigned)
+        self._paused.clear()
+        self._positions = {tp: self._kafka.committed.get(tp, 0) for tp in assigned}
+        if self._listener is not None:
+            await self._listener.on_partitions_assigned(sorted(assigned))
+
+    def _drain(self, max_records: int | None) -> dict[TopicPartition, list[RawRecord]]:
+        budget = max_records if max_records is not None else 1 << 30
+        batches: dict[TopicPartition, list[RawRecord]] = {}
+        for tp in sorted(self._assignment - self._paused):
+            log = self._kafka.logs[tp]
+            position = self._positions[tp]
+            taken = log[position : position + budget]
+            if taken:
+                batches[tp] = list(taken)
+                self._positions[tp] = position + len(taken)
+                budget -= len(taken)
+            if budget <= 0:
+                break
+        return batches
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._assignment)
+
+    def _check(self, tp: TopicPartition) -> None:
+        if tp not in self._assignment:
+            raise IllegalStateError(f"{tp} is not assigned")
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self._paused.update(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self._paused.difference_update(partitions)
+        self._kafka.appended.set()  # wake a waiting getmany, as a fetch would
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self._paused)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._check(partition)
+        self._positions[partition] = offset
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> bool:
+        for tp in partitions:
+            self.seek(tp, 0)
+        return True
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        if self._kafka.committed_gate is not None:
+            await self._kafka.committed_gate.wait()
+        return self._kafka.committed.get(partition)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        for tp in offsets:
+            self._check(tp)
+        self._kafka.committed.update(offsets)
+
+    async def position(self, partition: TopicPartition) -> int:
+        self._check(partition)
+        return self._positions[partition]
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        self._check(partition)
+        return self._kafka.end(partition)
+
+    def last_stable_offset(self, partition: TopicPartition) -> int | None:
+        return self.highwater(partition)
+
+
+@dataclass
+class _Pending:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None
+    timestamp_ms: int
+    headers: Sequence[tuple[str, bytes]]
+    delivery: asyncio.Future[Any]
+
+
+class FakeProducer:
+    def __init__(self, kafka: FakeKafka, transactional_id: str | None) -> None:
+        self._kafka = kafka
+        self.transactional_id = transactional_id
+        self.started = False
+        self.stopped = False
+        self._transaction: list[_Pending] | None = None
+        self._offsets: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        if self._kafka.fail_producer_start(self.transactional_id):
+            raise KafkaConnectionError("Unable to bootstrap from fake brokers")
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        assert self.started, "send on a producer not started"
+        assert not self.stopped, "send on a stopped producer"
+        headers = tuple(headers or ())
+        size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
+        if size > MAX_REQUEST_SIZE:
+            raise MessageSizeTooLarge(f"The message is {size} bytes")
+        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        pending = _Pending(topic, key, value, partition, timestamp_ms or 0, headers, delivery)
+        if self._transaction is None:
+            self._write(pending)
+        else:
+            self._transaction.append(pending)
+        return delivery
+
+    def _write(self, pending: _Pending) -> None:
+        record = self._kafka.append(
+            pending.topic,
+            pending.key,
+            pending.value,
+            partition=pending.partition,
+            timestamp=pending.timestamp_ms,
+            headers=pending.headers,
+        )
+        pending.delivery.set_result(record)
+
+    async def begin_transaction(self) -> None:
+        assert self._transaction is None, "a transaction is open already"
+        self._transaction = []
+        self._offsets = {}
+
+    async def send_offsets_to_transaction(
+        self, offsets: dict[TopicPartition, int], group_id: str
+    ) -> None:
+        self._offsets.update(offsets)
+
+    async def commit_transaction(self) -> None:
+        assert self._transaction is not None
+        assert self.transactional_id is not None
+        gate = self._kafka.commit_gates.get(self.transactional_id)
+        if gate is not None:
+            await gate.wait()
+        fault = self._kafka.fail_commit(self.transactional_id)
+        if fault is not None:
+            raise fault
+        for pending in self._transaction:
+            self._write(pending)
+        self._kafka.committed.update(self._offsets)
+        self._kafka.commits += 1
+        self._transaction = None
+
+    async def abort_transaction(self) -> None:
+        if self._transaction is None:
+            raise KafkaError("no transaction to abort")
+        for pending in self._transaction:
+            pending.delivery.set_exception(KafkaError("transaction aborted"))
+        self._transaction = None
+        self._kafka.aborts += 1
+
+
+class FakeRestoreReader:
+    def __init__(self, kafka: FakeKafka, topic: str) -> None:
+        self._kafka = kafka
+        self._topic = topic
+
+    async def read(self, partition: int) -> Iterable[SessionState]:
+        gate = self._kafka.restore_gates.get(partition)
+        if gate is not None:
+            await gate.wait()
+        fault = self._kafka.fail_restore.get(partition)
+        if fault is not None:
+            raise fault
+        latest: dict[bytes, bytes] = {}
+        for record in self._kafka.logs[TopicPartition(self._topic, partition)]:
+            assert record.key is not None
+            if record.value is None:
+                latest.pop(record.key, None)
+            else:
+                latest[record.key] = record.value
+        return decode_sessions(partition, latest)
+
+
+class ManualClock:
+    """Wall-clock time set by the test; intervals from the real monotonic clock."""
+
+    def __init__(self, wall_ms: int) -> None:
+        self.now_ms = wall_ms
+
+    def wall_ms(self) -> int:
+        return self.now_ms
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+def fake_settings(**overrides: Any) -> ProcessorSettings:
+    defaults: dict[str, Any] = {
+        "kafka": KafkaSettings(topic_prefix="fake."),
+        "commit_interval_ms": 5,
+        "expiry_check_interval_s": 0.01,
+        "topic_partitions": 2,
+        "create_topics": False,
+    }
+    return ProcessorSettings(**{**defaults, **overrides})
+
+
+@dataclass
+class Running:
+    service: ProcessorService
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+    failure_expected: bool = False
+
+
+@asynccontextmanager
+async def running_on(
+    kafka: FakeKafka, settings: ProcessorSettings, *, clock: Clock | None = None
+) -> AsyncIterator[Running]:
+    """A processor on ``kafka`` in this event loop; stopped on exit, its error re-raised."""
+    service = ProcessorService(settings, kafka.clients(settings, clock))
+    stop = asyncio.Event()
+    running = Running(service, asyncio.create_task(service.run(stop)), stop)
+    try:
+        yield running
+    finally:
+        stop.set()
+        await asyncio.wait({running.task}, timeout=10)
+        assert running.task.done(), "the processor did not stop"
+        if not running.failure_expected:
+            running.task.result()
