@@ -232,8 +232,8 @@ def run(rounds: int = ROUNDS) -> None:
     finally:
         aiokafka_logger.setLevel(level)
     emit(
-        f"processor restore: {STATE_SESSIONS:,} session snapshots "
-        f"(avg {restore.snapshot_bytes:,.0f} bytes) on {PARTITIONS} partitions"
+        f"processor restore: {STATE_SESSIONS:,} sessions' changelog records "
+        f"(avg {restore.record_bytes:,.0f} bytes per session) on {PARTITIONS} partitions"
     )
     for line in restore.lines():
         emit(line)

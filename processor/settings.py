@@ -28,6 +28,8 @@ class TopicNames:
     participants: str
     recordings: str
     rooms: str
+    changelog: str
+    """Internal: the processor's own restore data (``processor.engine.changelog``)."""
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -39,6 +41,7 @@ class TopicNames:
             participants=f"{prefix}participants",
             recordings=f"{prefix}recordings",
             rooms=f"{prefix}rooms",
+            changelog=f"{prefix}processor.session-changelog",
         )
 
 

@@ -40,6 +40,7 @@ from schemas.topics import (
     RAW,
     RECORDINGS,
     ROOMS,
+    SESSION_CHANGELOG,
     SESSION_STATE,
     SESSIONS,
     CleanupPolicy,
@@ -123,6 +124,7 @@ def _contracts(settings: ProcessorSettings) -> tuple[tuple[TopicContract, str, i
         (PARTICIPANTS, names.participants, derived),
         (RECORDINGS, names.recordings, derived),
         (ROOMS, names.rooms, derived),
+        (SESSION_CHANGELOG, names.changelog, -1),
     )
 
 

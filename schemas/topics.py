@@ -13,6 +13,7 @@ import msgspec
 from schemas.callbacks import Callback
 from schemas.events import (
     DerivedEvent,
+    ParticipantAttendanceEvent,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     RecordingEndedEvent,
@@ -83,6 +84,14 @@ SESSION_STATE = TopicContract(
     "passes its retention. Also the processor's changelog.",
     payload=SessionState,
 )
+SESSION_CHANGELOG = TopicContract(
+    name="meetings.processor.session-changelog",
+    key="the processor's own (session_id, chunk, part)",
+    cleanup_policy=CleanupPolicy.COMPACT,
+    description="Internal, not part of the contract: the processor's restore data (every "
+    "participant's stints, in msgpack chunks), co-partitioned with the raw topic.",
+)
+"""Internal: listed in the README, left out of ``ALL_TOPICS`` and the AsyncAPI document."""
 SESSIONS = TopicContract(
     name="meetings.sessions",
     key="session_id",
@@ -94,8 +103,10 @@ PARTICIPANTS = TopicContract(
     name="meetings.participants",
     key="session_id",
     cleanup_policy=CleanupPolicy.DELETE,
-    description="participant.joined and participant.left (with attendance and reason).",
-    events=(ParticipantJoinedEvent, ParticipantLeftEvent),
+    description="participant.joined and participant.left (one pair per stint, with its "
+    "number, attendance and reason); at every session.ended one participant.attendance per "
+    "participant id.",
+    events=(ParticipantJoinedEvent, ParticipantLeftEvent, ParticipantAttendanceEvent),
 )
 RECORDINGS = TopicContract(
     name="meetings.recordings",

@@ -18,7 +18,17 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
-from processor.engine import Session, apply, expire_idle, restore, room_expired_event, snapshot
+from processor.engine import (
+    DEFAULT_MAX_LISTED_PARTICIPANTS,
+    Session,
+    apply,
+    changed_records,
+    expire_idle,
+    room_expired_event,
+    settle,
+    snapshot,
+    tombstones,
+)
 from processor.metrics import DERIVED_EVENTS, DLQ_RECORDS, RECORDS, SESSIONS_EXPIRED
 from processor.settings import TopicNames
 from schemas.callbacks import RoomExpiredCallback
@@ -26,6 +36,7 @@ from schemas.codec import encode
 from schemas.decoding import DecodeFailure, decode_callback
 from schemas.events import (
     DerivedEvent,
+    ParticipantAttendanceEvent,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     RecordingEndedEvent,
@@ -35,7 +46,6 @@ from schemas.events import (
     SessionEndedEvent,
     SessionStartedEvent,
 )
-from schemas.state import SessionState
 from schemas.topics import (
     HEADER_DLQ_ERROR,
     HEADER_DLQ_REASON,
@@ -114,23 +124,31 @@ class Batch:
 class PartitionState:
     """Sessions of one raw partition and the uncommitted work on them."""
 
-    def __init__(self, partition: int, topics: TopicNames, *, room_dedup_capacity: int) -> None:
+    def __init__(
+        self,
+        partition: int,
+        topics: TopicNames,
+        *,
+        room_dedup_capacity: int,
+        max_listed_participants: int = DEFAULT_MAX_LISTED_PARTICIPANTS,
+    ) -> None:
         self.partition = partition
         self._topics = topics
+        self._max_listed = max_listed_participants
         self.sessions: dict[str, Session] = {}
         self._dirty: dict[str, None] = {}  # insertion-ordered set of touched sessions
-        self._tombstones: dict[str, None] = {}
+        self._tombstones: dict[str, Session] = {}  # dropped sessions, to tombstone
         self._batch = Batch()
         self._expired_rooms: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._room_capacity = room_dedup_capacity
 
     # -- restore ---------------------------------------------------------------------------
 
-    def restore(self, states: Iterable[SessionState]) -> int:
-        """Load sessions from their latest snapshots; returns how many."""
+    def restore(self, sessions: Iterable[Session]) -> int:
+        """Load sessions read back from the changelog; returns how many."""
         restored = 0
-        for state in states:
-            self.sessions[state.session_id] = restore(state)
+        for session in sessions:
+            self.sessions[session.session_id] = session
             restored += 1
         return restored
 
@@ -192,34 +210,45 @@ class PartitionState:
             # A timed-out session starts its retention when the timeout fired.
             keep_ms = retention_ms + (idle_timeout_ms if status == "timed_out" else 0)
             if idle_ms > keep_ms:
+                # The summary revision still owed for late changes goes out first.
+                self._publish(settle(session).events)
                 del self.sessions[session_id]
                 # A snapshot not yet committed is superseded: the tombstone is the latest state.
                 self._dirty.pop(session_id, None)
-                self._tombstones[session_id] = None
+                self._tombstones[session_id] = session
                 _RETENTION_EXPIRED.inc()
 
     # -- output ----------------------------------------------------------------------------
 
     def drain(self) -> Batch:
-        """The batch to commit now: outputs so far plus one state record per touched session."""
+        """The batch to commit now: outputs so far, plus for each touched session its public
+        state and its changed changelog records (for each dropped one, their tombstones)."""
         batch, self._batch = self._batch, Batch()
+        outputs = batch.outputs
+        state_topic, changelog_topic = self._topics.session_state, self._topics.changelog
         for session_id in self._dirty:
-            batch.outputs.append(
+            session = self.sessions[session_id]
+            outputs.append(
                 Output(
-                    topic=self._topics.session_state,
+                    topic=state_topic,
                     key=session_id.encode(),
-                    value=encode(snapshot(self.sessions[session_id])),
+                    value=encode(snapshot(session, max_listed=self._max_listed)),
                     partition=self.partition,
                 )
             )
-        for session_id in self._tombstones:
-            batch.outputs.append(
+            outputs.extend(
+                Output(topic=changelog_topic, key=key, value=value, partition=self.partition)
+                for key, value in changed_records(session)
+            )
+        for session_id, session in self._tombstones.items():
+            outputs.append(
                 Output(
-                    topic=self._topics.session_state,
-                    key=session_id.encode(),
-                    value=None,
-                    partition=self.partition,
+                    topic=state_topic, key=session_id.encode(), value=None, partition=self.partition
                 )
+            )
+            outputs.extend(
+                Output(topic=changelog_topic, key=key, value=None, partition=self.partition)
+                for key, _ in tombstones(session)
             )
         self._dirty.clear()
         self._tombstones.clear()
@@ -236,7 +265,7 @@ class PartitionState:
         match event:
             case SessionStartedEvent() | SessionEndedEvent():
                 return self._topics.sessions, event.session_id or ""
-            case ParticipantJoinedEvent() | ParticipantLeftEvent():
+            case ParticipantJoinedEvent() | ParticipantLeftEvent() | ParticipantAttendanceEvent():
                 return self._topics.participants, event.session_id
             case RecordingStartedEvent() | RecordingEndedEvent() | RecordingReadyEvent():
                 return self._topics.recordings, event.recording_id

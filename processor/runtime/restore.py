@@ -1,8 +1,9 @@
-"""Read a partition's sessions back from the compacted ``meetings.session-state`` topic.
+"""Read a partition's sessions back from the processor's internal changelog topic.
 
-The state topic is the processor's changelog: partition *p* holds the latest ``SessionState`` of
-every session of raw partition *p*. Reading it from the beginning to its last stable offset
-(``read_committed``) gives exactly the state the last committed transaction left behind.
+Partition *p* of the compacted changelog holds the latest records (header and participant
+chunks, see ``processor.engine.changelog``) of every session of raw partition *p*. Reading it
+from the beginning to its last stable offset (``read_committed``) gives exactly the sessions the
+last committed transaction left behind.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from schemas.codec import decode_state
-from schemas.state import SessionState
+from processor.engine import Session, restore_sessions
 
 logger = logging.getLogger(__name__)
 
 
 async def read_sessions(
     bootstrap_servers: str, topic: str, partitions: Iterable[int]
-) -> dict[int, list[SessionState]]:
-    """The latest state of every live session, per partition (tombstoned sessions left out)."""
+) -> dict[int, list[Session]]:
+    """Every live session, per partition (tombstoned sessions left out); raises
+    ``ChangelogError`` for records this processor cannot have written."""
     wanted = [TopicPartition(topic, partition) for partition in partitions]
     if not wanted:
         return {}
@@ -59,7 +60,4 @@ async def read_sessions(
         logger.debug("read %s in %.3f s", [tp.partition for tp in wanted], time.monotonic() - began)
     finally:
         await consumer.stop()
-    return {
-        tp.partition: [decode_state(value) for value in values.values()]
-        for tp, values in latest.items()
-    }
+    return {tp.partition: restore_sessions(values.items()) for tp, values in latest.items()}

@@ -295,7 +295,7 @@ class ProcessorService:
     async def _restored_states(self, partitions: list[int]) -> dict[int, PartitionState]:
         began = time.perf_counter()
         snapshots = await read_sessions(
-            self._settings.kafka_bootstrap_servers, self._settings.topics.session_state, partitions
+            self._settings.kafka_bootstrap_servers, self._settings.topics.changelog, partitions
         )
         states: dict[int, PartitionState] = {}
         for partition in partitions:

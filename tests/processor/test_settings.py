@@ -26,6 +26,7 @@ def test_defaults_follow_the_spec() -> None:
         participants="meetings.participants",
         recordings="meetings.recordings",
         rooms="meetings.rooms",
+        changelog="meetings.processor.session-changelog",
     )
 
 
