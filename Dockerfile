@@ -10,7 +10,7 @@ COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY ingest ./ingest
 COPY processor ./processor
-COPY devkafka ./devkafka
+COPY servicekit ./servicekit
 RUN pip install --no-cache-dir .
 
 FROM python:${PYTHON_VERSION}-slim

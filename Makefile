@@ -20,7 +20,7 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	@touch $@
 
 kafka-jars: $(INSTALLED)
-	$(BIN)/python -m devkafka --fetch-only
+	$(BIN)/python -m tools.devkafka --fetch-only
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -34,13 +34,13 @@ pytest: $(INSTALLED) kafka-jars
 
 # A broker in the foreground on 127.0.0.1:9092, for trying things by hand.
 kafka: kafka-jars
-	$(BIN)/python -m devkafka --port 9092
+	$(BIN)/python -m tools.devkafka --port 9092
 
 # Kafka (embedded, unless KAFKA_BOOTSTRAP_SERVERS is set), topics, ingest on 127.0.0.1:8080 and
 # one processor, in the foreground; Ctrl-C stops everything.
 run: $(INSTALLED)
-	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/python -m devkafka --fetch-only; fi
-	$(BIN)/python -m devkafka.stack
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/python -m tools.devkafka --fetch-only; fi
+	$(BIN)/python -m tools.devkafka.stack
 
 # Throughput figures, each against a baseline measured in the same run (see README).
 bench: $(INSTALLED)

@@ -33,7 +33,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -48,10 +48,12 @@ from bench.http_load import RawPool, dispatch_at_rate
 from bench.ingest import ingest_command, kafka
 from bench.meetings import session_id_of
 from bench.report import emit
-from devkafka import free_port
-from processor.settings import Guarantee, ProcessorSettings, TopicNames
+from processor.settings import Guarantee, ProcessorSettings
 from processor.topics import ensure_topics
 from schemas.timestamps import format_epoch_ms
+from schemas.topics import TopicNames
+from servicekit.kafka import KafkaSettings
+from tools.devkafka import free_port
 
 PARTITIONS = 8
 RATE = 1_000.0
@@ -164,9 +166,8 @@ def services(bootstrap: str, prefix: str) -> Iterator[tuple[Service, Service]]:
     """Ingest (1 worker) and the processor as subprocesses; both stopped on the way out
     (SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``), whatever happened."""
     defaults = ProcessorSettings()
-    topics = TopicNames.with_prefix(prefix)
     ingest_port, processor_port = free_port(), free_port()
-    command, ingest_environ = ingest_command(bootstrap, topics.raw, ingest_port, workers=1)
+    command, ingest_environ = ingest_command(bootstrap, prefix, ingest_port, workers=1)
     processor_environ = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "MEETINGS_TOPIC_PREFIX": prefix,
@@ -453,10 +454,8 @@ def run() -> None:
         with kafka() as bootstrap:
             prefix = f"bench-e2e-{uuid.uuid4().hex[:10]}."
             topics = TopicNames.with_prefix(prefix)
-            settings = replace(
-                ProcessorSettings(),
-                kafka_bootstrap_servers=bootstrap,
-                topics=topics,
+            settings = ProcessorSettings(
+                kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix),
                 topic_partitions=PARTITIONS,
             )
             uvloop.run(ensure_topics(settings))

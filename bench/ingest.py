@@ -22,8 +22,9 @@ import orjson
 
 from bench.http_load import max_throughput, open_loop_latency
 from bench.report import emit
-from devkafka import EmbeddedKafka, free_port
-from devkafka.admin import create_topic
+from schemas.topics import RAW
+from tools.devkafka import EmbeddedKafka, free_port
+from tools.devkafka.admin import create_topic
 
 BODY = orjson.dumps(
     {
@@ -78,11 +79,11 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 def ingest_command(
-    bootstrap: str, topic: str, port: int, workers: int
+    bootstrap: str, prefix: str, port: int, workers: int
 ) -> tuple[list[str], dict[str, str]]:
     return [sys.executable, "-m", "ingest"], {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "INGEST_RAW_TOPIC": topic,
+        "MEETINGS_TOPIC_PREFIX": prefix,
         "INGEST_HOST": "127.0.0.1",
         "INGEST_PORT": str(port),
         "INGEST_WORKERS": str(workers),
@@ -93,19 +94,20 @@ def ingest_command(
 def run() -> None:
     emit(f"ingest: POST of a {len(BODY)}-byte callback, {CONNECTIONS} connections, {SECONDS:.0f} s")
     with kafka() as bootstrap:
-        topic = asyncio.run(create_topic(bootstrap, f"bench-raw-{os.getpid()}", partitions=4))
+        prefix = f"bench-{os.getpid()}."
+        asyncio.run(create_topic(bootstrap, RAW.name_under(prefix), partitions=4))
         port = free_port()
         with serving([sys.executable, "-m", "bench.bare_server", str(port)], port, {}) as url:
             bare = max_throughput(url, BODY, connections=CONNECTIONS, seconds=SECONDS)
         port = free_port()
-        command, environ = ingest_command(bootstrap, topic, port, workers=1)
+        command, environ = ingest_command(bootstrap, prefix, port, workers=1)
         with serving(command, port, environ) as url:
             ingest = max_throughput(url, BODY, connections=CONNECTIONS, seconds=SECONDS)
             latency = asyncio.run(
                 open_loop_latency(url, BODY, rate=ingest.requests_per_second / 2, seconds=SECONDS)
             )
         port = free_port()
-        command, environ = ingest_command(bootstrap, topic, port, workers=2)
+        command, environ = ingest_command(bootstrap, prefix, port, workers=2)
         with serving(command, port, environ) as url:
             scaled = max_throughput(url, BODY, connections=CONNECTIONS, seconds=SECONDS)
 

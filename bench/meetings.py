@@ -1,6 +1,6 @@
 """Realistic raw callbacks of many concurrent meetings, as ingest writes them to the raw topic.
 
-Each meeting comes from ``ingest.simulator.meetings`` (shared with ``meetings-simulate``): 2-12
+Each meeting comes from ``tools.simulator.meetings`` (shared with ``meetings-simulate``): 2-12
 participants, about 30% with a recording; about 1% of callbacks are retried by Vonage. Receive
 times lie in the hour before ``now_ms`` (older raw records would fall to the topic's time
 retention), and meetings overlap, so thousands are active at once.
@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import orjson
 
-from ingest.simulator.meetings import MINUTE_MS, Body, meeting, session_id_of
 from schemas.topics import (
     HEADER_CONTENT_TYPE,
     HEADER_RECEIVED_AT,
     HEADER_REQUEST_ID,
     HEADER_SOURCE_ROUTE,
 )
+from tools.simulator.meetings import MINUTE_MS, Body, meeting, session_id_of
 
 __all__ = ["MINUTE_MS", "Body", "RawCallback", "meeting", "raw_callbacks", "session_id_of"]
 

@@ -21,7 +21,7 @@ import logging
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import uvloop
@@ -30,12 +30,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from bench.ingest import kafka
-from bench.meetings import raw_callbacks
+from bench.meetings import RawCallback, raw_callbacks
 from bench.processor_state import STATE_SESSIONS, measure_memory, measure_restore
 from bench.report import emit
 from processor.runtime import ProcessorService
-from processor.settings import Guarantee, ProcessorSettings, TopicNames
+from processor.settings import Guarantee, ProcessorSettings
 from processor.topics import ensure_topics
+from servicekit.kafka import KafkaSettings
 
 PARTITIONS = 8
 SESSIONS = 4_000
@@ -47,30 +48,27 @@ ROUNDS = 3
 Ends = dict[TopicPartition, int]
 
 
-def bench_settings(
-    bootstrap: str, guarantee: Guarantee, raw: str | None = None
-) -> ProcessorSettings:
-    """Defaults, with topics under a prefix no earlier run used (``raw`` shared if given)."""
+def bench_settings(bootstrap: str, guarantee: Guarantee) -> ProcessorSettings:
+    """Defaults, with topics under a prefix no earlier run used."""
     prefix = f"bench-{uuid.uuid4().hex[:10]}."
-    topics = TopicNames.with_prefix(prefix)
-    if raw is not None:
-        topics = dataclasses.replace(topics, raw=raw)
     return ProcessorSettings(
-        kafka_bootstrap_servers=bootstrap,
+        kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix),
         group_id=f"{prefix}processor",
-        topics=topics,
         guarantee=guarantee,
         topic_partitions=PARTITIONS,
         http_port=0,
     )
 
 
-async def preload(bootstrap: str) -> tuple[str, Ends]:
-    """Create the raw topic and fill it; returns its name and end offsets."""
-    settings = bench_settings(bootstrap, Guarantee.EXACTLY_ONCE)
+async def preload(settings: ProcessorSettings, callbacks: Sequence[RawCallback]) -> Ends:
+    """Create the topics of ``settings`` and fill its raw topic; returns the end offsets.
+
+    Every measured run gets a raw topic of its own with the same records, so no run restores
+    state another one left behind."""
     await ensure_topics(settings)
-    callbacks = raw_callbacks(SESSIONS, now_ms=time.time_ns() // 1_000_000)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(
+        **settings.kafka.client_options(), enable_idempotence=True, linger_ms=5
+    )
     await producer.start()
     try:
         deliveries = [
@@ -90,7 +88,7 @@ async def preload(bootstrap: str) -> tuple[str, Ends]:
     for metadata in delivered:
         tp = TopicPartition(metadata.topic, metadata.partition)
         ends[tp] = max(ends.get(tp, 0), metadata.offset + 1)
-    return settings.topics.raw, ends
+    return ends
 
 
 async def until_committed(
@@ -177,10 +175,12 @@ class Passthrough:
             await producer.stop()
 
 
-async def measure_passthrough(bootstrap: str, raw: str, ends: Ends) -> float:
-    settings = bench_settings(bootstrap, Guarantee.AT_LEAST_ONCE, raw)
-    await ensure_topics(settings)
-    passthrough = Passthrough(bootstrap, raw, settings.topics.sessions, settings.group_id)
+async def measure_passthrough(bootstrap: str, callbacks: Sequence[RawCallback]) -> float:
+    settings = bench_settings(bootstrap, Guarantee.AT_LEAST_ONCE)
+    ends = await preload(settings, callbacks)
+    passthrough = Passthrough(
+        bootstrap, settings.topics.raw, settings.topics.sessions, settings.group_id
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(passthrough.run(stop))
     try:
@@ -194,10 +194,12 @@ async def measure_passthrough(bootstrap: str, raw: str, ends: Ends) -> float:
     return sum(ends.values()) / elapsed
 
 
-async def measure_processor(bootstrap: str, raw: str, ends: Ends, guarantee: Guarantee) -> float:
+async def measure_processor(
+    bootstrap: str, callbacks: Sequence[RawCallback], guarantee: Guarantee
+) -> float:
     """Records/s of ``ProcessorService`` in this event loop (as ``tests/…/conftest.running``)."""
-    settings = bench_settings(bootstrap, guarantee, raw)
-    await ensure_topics(settings)
+    settings = bench_settings(bootstrap, guarantee)
+    ends = await preload(settings, callbacks)
     service = ProcessorService(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
@@ -244,9 +246,9 @@ def run(rounds: int = ROUNDS) -> None:
 
 
 def _throughput(bootstrap: str, rounds: int) -> None:
-    raw, ends = uvloop.run(preload(bootstrap))
+    callbacks = raw_callbacks(SESSIONS, now_ms=time.time_ns() // 1_000_000)
     emit(
-        f"processor: {sum(ends.values()):,} raw callbacks of {SESSIONS:,} concurrent meetings on "
+        f"processor: {len(callbacks):,} raw callbacks of {SESSIONS:,} concurrent meetings on "
         f"{PARTITIONS} partitions, commit every {COMMIT_INTERVAL_S * 1000:.0f} ms, uvloop, "
         f"median of {rounds} interleaved rounds"
     )
@@ -254,12 +256,12 @@ def _throughput(bootstrap: str, rounds: int) -> None:
     exactly_once: list[float] = []
     at_least_once: list[float] = []
     for _ in range(rounds):  # interleave so drift on a shared machine hits all alike
-        baseline.append(uvloop.run(measure_passthrough(bootstrap, raw, ends)))
+        baseline.append(uvloop.run(measure_passthrough(bootstrap, callbacks)))
         exactly_once.append(
-            uvloop.run(measure_processor(bootstrap, raw, ends, Guarantee.EXACTLY_ONCE))
+            uvloop.run(measure_processor(bootstrap, callbacks, Guarantee.EXACTLY_ONCE))
         )
         at_least_once.append(
-            uvloop.run(measure_processor(bootstrap, raw, ends, Guarantee.AT_LEAST_ONCE))
+            uvloop.run(measure_processor(bootstrap, callbacks, Guarantee.AT_LEAST_ONCE))
         )
     emit(_median_line("bare aiokafka passthrough (ceiling)", baseline))
     emit(_median_line("processor, exactly-once", exactly_once))

@@ -176,7 +176,7 @@ async def _write(
     settings: ProcessorSettings, records: list[tuple[bytes, bytes, int | None]]
 ) -> int:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
         linger_ms=20,
         enable_idempotence=True,
         max_request_size=2**20,
@@ -220,9 +220,7 @@ async def measure_restore(settings: ProcessorSettings) -> RestoreResult:
 
     partitions = list(range(settings.topic_partitions))
     began = time.perf_counter()
-    sessions = await read_sessions(
-        settings.kafka_bootstrap_servers, settings.topics.changelog, partitions
-    )
+    sessions = await read_sessions(settings.kafka, settings.topics.changelog, partitions)
     read_s = time.perf_counter() - began
     began = time.perf_counter()
     restored = 0
@@ -244,7 +242,7 @@ async def measure_big_restore(settings: ProcessorSettings) -> BigRestoreResult:
     records = [(k, v) for k, v in all_records(webinar) if v is not None]
     await _write(settings, [(key, value, 0) for key, value in records])
     began = time.perf_counter()
-    sessions = await read_sessions(settings.kafka_bootstrap_servers, settings.topics.changelog, [0])
+    sessions = await read_sessions(settings.kafka, settings.topics.changelog, [0])
     restore_s = time.perf_counter() - began
     [restored] = sessions[0]
     if restored != webinar or restored.active_count != WEBINAR_PRESENT:

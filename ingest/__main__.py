@@ -11,8 +11,8 @@ import uvloop
 from ingest.server import serve
 from ingest.settings import load_settings
 from ingest.supervisor import WORKER_VARIABLE, supervise
-from schemas.env import SettingsError
-from schemas.logs import configure_logging
+from servicekit.env import SettingsError
+from servicekit.logs import configure_logging
 
 logger = logging.getLogger("ingest")
 
@@ -23,7 +23,7 @@ def main() -> int:
     except SettingsError as exc:
         sys.stderr.write(f"ingest: {exc}\n")
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     is_worker = os.environ.get(WORKER_VARIABLE) == "1"
     if settings.workers > 1 and not is_worker:
         return supervise(settings)

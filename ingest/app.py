@@ -27,13 +27,13 @@ from ingest.prometheus import render_metrics
 from ingest.publisher import PublishError, RawPublisher
 from ingest.settings import IngestSettings
 from ingest.validation import Rejection, check_content_type, inspect_body
-from schemas.logs import FIELDS_ATTRIBUTE
 from schemas.topics import (
     HEADER_CONTENT_TYPE,
     HEADER_RECEIVED_AT,
     HEADER_REQUEST_ID,
     HEADER_SOURCE_ROUTE,
 )
+from servicekit.logs import FIELDS_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("ingest.access")

@@ -51,10 +51,6 @@ class Authenticator:
             )
             warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
-    @property
-    def enabled(self) -> bool:
-        return self._token is not None or self._jwt_secret is not None
-
     def check(
         self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes
     ) -> AuthFailure | None:

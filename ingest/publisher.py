@@ -162,7 +162,7 @@ class RawPublisher:
         attempt = 0
         while not self._stopped:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                **self._settings.kafka.client_options(),
                 client_id="meetings-ingest",
                 enable_idempotence=True,  # implies acks=all
                 acks="all",
@@ -181,7 +181,7 @@ class RawPublisher:
                 await asyncio.sleep(delay)
                 continue
             self._producer = producer
-            logger.info("Kafka producer connected to %s", self._settings.kafka_bootstrap_servers)
+            logger.info("Kafka producer connected to %s", self._settings.kafka.bootstrap_servers)
             self._prober = asyncio.create_task(self._probe_forever(), name="kafka-probe")
             return
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ingest.app import begin_shutdown, init_app
 from ingest.settings import IngestSettings
-from schemas.logs import FIELDS_ATTRIBUTE
+from servicekit.logs import FIELDS_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ async def serve(settings: IngestSettings, *, reuse_port: bool = False) -> None:
             "ingest listening on http://%s:%d",
             settings.host,
             settings.port,
-            extra={FIELDS_ATTRIBUTE: {"kafka": settings.kafka_bootstrap_servers}},
+            extra={FIELDS_ATTRIBUTE: {"kafka": settings.kafka.bootstrap_servers}},
         )
         await stop.wait()
         logger.info("SIGTERM received: draining")

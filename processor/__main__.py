@@ -18,16 +18,19 @@ from processor.runtime import ProcessorService
 from processor.settings import ProcessorSettings, load_settings
 from processor.topics import KafkaUnreachableError, TopicLayoutError, ensure_topics
 from processor.topics_cli import main as topics_main
-from schemas.env import SettingsError
-from schemas.logs import configure_logging
+from servicekit.env import SettingsError
+from servicekit.logs import configure_logging
 
 logger = logging.getLogger("processor")
 
 
 async def serve(settings: ProcessorSettings) -> int:
     report = await ensure_topics(settings)
-    for line in report.describe():
-        logger.info("%s", line)
+    summary, *details = report.describe()
+    # Checking topics that are all in place is routine; creating some is worth a line.
+    logger.log(logging.INFO if report.created else logging.DEBUG, "%s", summary)
+    for line in details:
+        logger.debug("%s", line)
     service = ProcessorService(settings)
     runner = web.AppRunner(init_http_app(service), access_log=None, handle_signals=False)
     await runner.setup()
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         sys.stderr.write(f"processor: {exc}\n")
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return uvloop.run(serve(settings))
     except TopicLayoutError as exc:

@@ -34,18 +34,7 @@ from aiokafka.errors import (
 )
 
 from processor.settings import ProcessorSettings
-from schemas.topics import (
-    DLQ,
-    PARTICIPANTS,
-    RAW,
-    RECORDINGS,
-    ROOMS,
-    SESSION_CHANGELOG,
-    SESSION_STATE,
-    SESSIONS,
-    CleanupPolicy,
-    TopicContract,
-)
+from schemas.topics import ALL_TOPICS, CleanupPolicy, Retention
 
 logger = logging.getLogger(__name__)
 
@@ -112,36 +101,31 @@ class ProvisionReport:
         return lines
 
 
-def _contracts(settings: ProcessorSettings) -> tuple[tuple[TopicContract, str, int], ...]:
-    """Each SPEC §4 contract with its configured name and time retention (-1: none)."""
-    names = settings.topics
-    raw, derived = settings.raw_retention_ms, settings.derived_retention_ms
-    return (
-        (RAW, names.raw, raw),
-        (DLQ, names.dlq, raw),
-        (SESSION_STATE, names.session_state, -1),
-        (SESSIONS, names.sessions, derived),
-        (PARTICIPANTS, names.participants, derived),
-        (RECORDINGS, names.recordings, derived),
-        (ROOMS, names.rooms, derived),
-        (SESSION_CHANGELOG, names.changelog, -1),
-    )
+def _retention_ms(settings: ProcessorSettings, retention: Retention) -> int:
+    """The ``retention.ms`` a topic of this retention class is created with (-1: none)."""
+    match retention:
+        case Retention.RAW:
+            return settings.raw_retention_ms
+        case Retention.DERIVED:
+            return settings.derived_retention_ms
+        case Retention.NONE:
+            return -1
 
 
 def plan_topics(settings: ProcessorSettings) -> list[TopicPlan]:
     """Every topic of SPEC §4 with ``settings.topic_partitions`` partitions; the raw topic first."""
     return [
         TopicPlan(
-            name=name,
+            name=settings.topics.of(contract),
             partitions=settings.topic_partitions,
             cleanup_policy=contract.cleanup_policy,
             config={
                 _CLEANUP_POLICY: contract.cleanup_policy.value,
-                _RETENTION_MS: str(retention_ms),
+                _RETENTION_MS: str(_retention_ms(settings, contract.retention)),
             },
             co_partitioned=contract.co_partitioned,
         )
-        for contract, name, retention_ms in _contracts(settings)
+        for contract in ALL_TOPICS
     ]
 
 
@@ -155,7 +139,7 @@ async def ensure_topics(
     Nothing is created unless every existing topic passes the checks.
     """
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka.client_options(),
         client_id="meetings-processor-topics",
         request_timeout_ms=int(timeout_s * 1000),
     )
@@ -172,7 +156,7 @@ async def ensure_topics(
         ) as exc:
             detail = str(exc) or type(exc).__name__
             raise KafkaUnreachableError(
-                f"could not reach Kafka at {settings.kafka_bootstrap_servers} within "
+                f"could not reach Kafka at {settings.kafka.bootstrap_servers} within "
                 f"{timeout_s:.0f} s ({detail}); check KAFKA_BOOTSTRAP_SERVERS and that the "
                 "broker is up"
             ) from exc
@@ -218,7 +202,7 @@ async def _provision(admin: Any, settings: ProcessorSettings, timeout_s: float) 
         existing.update(counts)
         found.extend(raced)
     return ProvisionReport(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
         co_partitions=count,
         co_partitions_from=source,
         created=tuple(TopicStatus(p.name, p.partitions, p.cleanup_policy) for p in created),
@@ -349,11 +333,11 @@ async def _create(
         code, message = outcomes.get(plan.name, (0, None))
         if code == 0:
             created.append(plan)
-            logger.info(
+            logger.debug(
                 "created topic %s with %d partitions (%s)", plan.name, plan.partitions, plan.config
             )
         elif code == TopicAlreadyExistsError.errno:
-            logger.info("topic %s was created meanwhile by another client", plan.name)
+            logger.debug("topic %s was created meanwhile by another client", plan.name)
             raced.append(plan)
         else:
             failed.append(f"{plan.name}: error {code} {message or ''}".rstrip())

@@ -14,8 +14,8 @@ from processor.topics import (
     TopicLayoutError,
     ensure_topics,
 )
-from schemas.env import SettingsError
-from schemas.logs import configure_logging
+from servicekit.env import SettingsError
+from servicekit.logs import configure_logging
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     except SettingsError as exc:
         sys.stderr.write(f"processor topics: {exc}\n")
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         report = asyncio.run(ensure_topics(settings, timeout_s=args.timeout))
     except TopicLayoutError as exc:

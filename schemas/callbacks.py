@@ -47,11 +47,6 @@ class BaseCallback(msgspec.Struct, frozen=True, kw_only=True, tag_field="event")
         """The callback's own time (SPEC §2 "time field"), or ``None`` when it carries none."""
         return None
 
-    @property
-    def partition_key(self) -> str:
-        """What the raw topic is keyed by: ``session_id``, else ``room_id``."""
-        raise NotImplementedError
-
 
 class RoomExpiredCallback(BaseCallback, frozen=True, kw_only=True, tag="room:expired"):
     canonical_event: ClassVar[str] = "room:expired"
@@ -70,10 +65,6 @@ class RoomExpiredCallback(BaseCallback, frozen=True, kw_only=True, tag="room:exp
     def event_time(self) -> datetime:
         return self.expires_at
 
-    @property
-    def partition_key(self) -> str:
-        return self.room_id
-
 
 class SessionStartedCallback(BaseCallback, frozen=True, kw_only=True, tag="session:started"):
     canonical_event: ClassVar[str] = "session:started"
@@ -89,10 +80,6 @@ class SessionStartedCallback(BaseCallback, frozen=True, kw_only=True, tag="sessi
     @property
     def event_time(self) -> datetime:
         return self.started_at
-
-    @property
-    def partition_key(self) -> str:
-        return self.session_id
 
 
 class SessionEndedCallback(BaseCallback, frozen=True, kw_only=True, tag="session:ended"):
@@ -111,20 +98,12 @@ class SessionEndedCallback(BaseCallback, frozen=True, kw_only=True, tag="session
     def event_time(self) -> datetime:
         return self.ended_at
 
-    @property
-    def partition_key(self) -> str:
-        return self.session_id
-
 
 class _RecordingCallback(BaseCallback, frozen=True, kw_only=True):
     recording_id: Identifier
     session_id: Identifier
     room_id: Identifier | None = None
     """Often missing on recording callbacks; the session's state knows the room."""
-
-    @property
-    def partition_key(self) -> str:
-        return self.session_id
 
 
 class RecordingStartedCallback(
@@ -180,10 +159,6 @@ class _ParticipantCallback(BaseCallback, frozen=True, kw_only=True):
     type: str | None = None
     """Participant type (e.g. ``Guest``); often missing."""
     is_host: bool = False
-
-    @property
-    def partition_key(self) -> str:
-        return self.session_id
 
 
 class ParticipantJoinedCallback(

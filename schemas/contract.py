@@ -18,7 +18,7 @@ import msgspec
 from schemas.callbacks import Callback
 from schemas.events import DERIVED_EVENT_TYPES, DerivedEvent, event_type_name
 from schemas.state import SessionState
-from schemas.topics import ALL_TOPICS, TopicContract
+from schemas.topics import PUBLIC_TOPICS, SESSION_STATE, TopicContract
 
 CONTRACT_DIR = Path(__file__).parent / "contract"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -54,7 +54,7 @@ def all_json_schemas() -> dict[str, dict[str, Any]]:
     schemas[schema_file_name(SESSION_STATE_NAME)] = json_schema(
         SessionState,
         title=SESSION_STATE_NAME,
-        description="Latest state of one session (meetings.session-state).",
+        description=f"Latest state of one session ({SESSION_STATE.name}).",
     )
     schemas[schema_file_name(CALLBACK_NAME)] = json_schema(
         Callback,
@@ -71,7 +71,7 @@ def _message_id(name: str) -> str:
 
 
 def _channel_id(topic: TopicContract) -> str:
-    return _message_id(topic.name.removeprefix("meetings."))
+    return _message_id(topic.suffix)
 
 
 def _message(name: str, topic: TopicContract, summary: str) -> dict[str, Any]:
@@ -115,7 +115,7 @@ def asyncapi_document() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    for topic in ALL_TOPICS:
+    for topic in PUBLIC_TOPICS:
         channel = _channel_id(topic)
         topic_messages = _topic_messages(topic)
         messages.update(topic_messages)
@@ -185,5 +185,5 @@ def write_contract(directory: Path = CONTRACT_DIR) -> list[Path]:
 
 def unused_derived_types() -> list[type[DerivedEvent]]:
     """Derived event types no topic publishes (must be empty; checked by tests)."""
-    published = {t for topic in ALL_TOPICS for t in topic.events}
+    published = {t for topic in PUBLIC_TOPICS for t in topic.events}
     return [t for t in DERIVED_EVENT_TYPES if t not in published]

@@ -1,4 +1,4 @@
-"""``SessionState``: the latest state of one session, published to ``meetings.session-state``.
+"""``SessionState``: the latest state of one session, published to the session-state topic.
 
 Bounded whatever the session's size: it lists at most ``STATE_MAX_LISTED_PARTICIPANTS`` present
 participants (the earliest joined first) and says whether some were left out; the counts are

@@ -1,6 +1,10 @@
-"""The Kafka topics of SPEC §4: names, keys, cleanup policies, headers and payloads.
+"""The Kafka topics of SPEC §4, declared once: names, keys, cleanup, retention, routing, headers.
 
-Everything here is public API: downstream teams subscribe by these names and headers.
+Everything here is public API: downstream teams subscribe by these names and headers. Every
+other part of the pipeline (ingest, the processor's routing and topic provisioning, the published
+contract, the tools and the tests) reads topic knowledge from this module; a topic name is
+written nowhere else. Names are the suffixes below under a prefix (``DEFAULT_PREFIX``, or the
+services' ``MEETINGS_TOPIC_PREFIX``).
 """
 
 from __future__ import annotations
@@ -25,35 +29,63 @@ from schemas.events import (
 )
 from schemas.state import SessionState
 
+DEFAULT_PREFIX = "meetings."
+"""The prefix of every topic name unless configured otherwise."""
+
 
 class CleanupPolicy(enum.StrEnum):
     DELETE = "delete"
     COMPACT = "compact"
 
 
+class Retention(enum.StrEnum):
+    """Which time retention a topic gets when it is created (the durations are settings)."""
+
+    RAW = "raw"
+    """Input and dead letters: ``RAW_RETENTION_MS``."""
+    DERIVED = "derived"
+    """Derived event topics: ``DERIVED_RETENTION_MS``."""
+    NONE = "none"
+    """Never deleted by time (compacted changelogs): ``retention.ms=-1``."""
+
+
 @dataclass(frozen=True, slots=True)
 class TopicContract:
-    name: str
+    suffix: str
+    """The name without its prefix: ``callbacks.raw`` is ``meetings.callbacks.raw``."""
     key: str
     """What the record key holds."""
     cleanup_policy: CleanupPolicy
+    retention: Retention
     description: str
     events: tuple[type[DerivedEvent], ...] = ()
     """Derived event types published here (empty for raw, DLQ and state topics)."""
+    key_field: str | None = None
+    """For derived topics: the event field whose value is the record key."""
     payload: type[msgspec.Struct] | object | None = None
     """The payload type when it is not a derived event (state, raw callbacks)."""
     co_partitioned: bool = True
     """Keyed by ``session_id`` with the raw topic's partition count (SPEC §4 Partitioning)."""
+    public: bool = True
+    """Part of the contract; internal topics are the processor's own and may change."""
+
+    @property
+    def name(self) -> str:
+        """The name under ``DEFAULT_PREFIX``."""
+        return self.name_under(DEFAULT_PREFIX)
+
+    def name_under(self, prefix: str) -> str:
+        return f"{prefix}{self.suffix}"
 
 
-# Headers on meetings.callbacks.raw (written by ingest).
+# Headers on the raw topic (written by ingest).
 HEADER_RECEIVED_AT = "received-at"
 """Epoch milliseconds at which ingest received the callback (also the record timestamp)."""
 HEADER_SOURCE_ROUTE = "source-route"
 HEADER_REQUEST_ID = "request-id"
 HEADER_CONTENT_TYPE = "content-type"
 
-# Headers added on meetings.callbacks.dlq (the raw record's own headers are kept).
+# Headers added on the DLQ topic (the raw record's own headers are kept).
 HEADER_DLQ_REASON = "dlq-reason"
 HEADER_DLQ_ERROR = "dlq-error"
 HEADER_SOURCE_TOPIC = "source-topic"
@@ -61,67 +93,80 @@ HEADER_SOURCE_PARTITION = "source-partition"
 HEADER_SOURCE_OFFSET = "source-offset"
 
 RAW = TopicContract(
-    name="meetings.callbacks.raw",
+    suffix="callbacks.raw",
     key="session_id, else room_id",
     cleanup_policy=CleanupPolicy.DELETE,
+    retention=Retention.RAW,
     description="Every accepted callback body exactly as received, with ingest's headers.",
     payload=Callback,
 )
 DLQ = TopicContract(
-    name="meetings.callbacks.dlq",
+    suffix="callbacks.dlq",
     key="as on the raw topic",
     cleanup_policy=CleanupPolicy.DELETE,
+    retention=Retention.RAW,
     description="Raw records the processor could not use, unchanged, with dlq-* and source-* "
     "headers saying why and where they came from.",
     payload=Callback,
     co_partitioned=False,
 )
 SESSION_STATE = TopicContract(
-    name="meetings.session-state",
+    suffix="session-state",
     key="session_id",
     cleanup_policy=CleanupPolicy.COMPACT,
-    description="Latest SessionState of each session; a tombstone once a finished session "
-    "passes its retention. Also the processor's changelog.",
+    retention=Retention.NONE,
+    description="Latest SessionState of each session (bounded: at most "
+    "STATE_MAX_LISTED_PARTICIPANTS listed); a tombstone once a finished session passes its "
+    "retention.",
     payload=SessionState,
 )
 SESSION_CHANGELOG = TopicContract(
-    name="meetings.processor.session-changelog",
-    key="the processor's own (session_id, chunk, part)",
+    suffix="processor.session-changelog",
+    key="the processor's own: msgpack [session_id, chunk, part]",
     cleanup_policy=CleanupPolicy.COMPACT,
-    description="Internal, not part of the contract: the processor's restore data (every "
-    "participant's stints, in msgpack chunks), co-partitioned with the raw topic.",
+    retention=Retention.NONE,
+    description="Internal: what the processor restores sessions from (every participant's "
+    "stints, in msgpack chunks of a few kilobytes), written per partition like the state.",
+    public=False,
 )
-"""Internal: listed in the README, left out of ``ALL_TOPICS`` and the AsyncAPI document."""
 SESSIONS = TopicContract(
-    name="meetings.sessions",
+    suffix="sessions",
     key="session_id",
     cleanup_policy=CleanupPolicy.DELETE,
+    retention=Retention.DERIVED,
     description="Session lifecycle: session.started, session.ended with its summary.",
     events=(SessionStartedEvent, SessionEndedEvent),
+    key_field="session_id",
 )
 PARTICIPANTS = TopicContract(
-    name="meetings.participants",
+    suffix="participants",
     key="session_id",
     cleanup_policy=CleanupPolicy.DELETE,
+    retention=Retention.DERIVED,
     description="participant.joined and participant.left (one pair per stint, with its "
     "number, attendance and reason); at every session.ended one participant.attendance per "
     "participant id.",
     events=(ParticipantJoinedEvent, ParticipantLeftEvent, ParticipantAttendanceEvent),
+    key_field="session_id",
 )
 RECORDINGS = TopicContract(
-    name="meetings.recordings",
+    suffix="recordings",
     key="recording_id",
     cleanup_policy=CleanupPolicy.DELETE,
+    retention=Retention.DERIVED,
     description="Recording lifecycle: recording.started, recording.ended, recording.ready.",
     events=(RecordingStartedEvent, RecordingEndedEvent, RecordingReadyEvent),
+    key_field="recording_id",
     co_partitioned=False,
 )
 ROOMS = TopicContract(
-    name="meetings.rooms",
+    suffix="rooms",
     key="room_id",
     cleanup_policy=CleanupPolicy.DELETE,
+    retention=Retention.DERIVED,
     description="room.expired.",
     events=(RoomExpiredEvent,),
+    key_field="room_id",
     co_partitioned=False,
 )
 
@@ -133,5 +178,51 @@ ALL_TOPICS: tuple[TopicContract, ...] = (
     PARTICIPANTS,
     RECORDINGS,
     ROOMS,
+    SESSION_CHANGELOG,
 )
-DERIVED_TOPICS: tuple[TopicContract, ...] = (SESSIONS, PARTICIPANTS, RECORDINGS, ROOMS)
+"""Every topic the pipeline uses, the raw topic first (provisioning relies on that order)."""
+
+PUBLIC_TOPICS: tuple[TopicContract, ...] = tuple(topic for topic in ALL_TOPICS if topic.public)
+
+
+def topic_of(event_type: type[DerivedEvent]) -> TopicContract:
+    """The topic a derived event type is published to."""
+    return _TOPIC_OF_EVENT[event_type]
+
+
+_TOPIC_OF_EVENT: dict[type[DerivedEvent], TopicContract] = {
+    event_type: topic for topic in ALL_TOPICS for event_type in topic.events
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicNames:
+    """Every topic's full name under one prefix."""
+
+    prefix: str
+    raw: str
+    dlq: str
+    session_state: str
+    sessions: str
+    participants: str
+    recordings: str
+    rooms: str
+    changelog: str
+    """Internal: the processor's restore data (``SESSION_CHANGELOG``)."""
+
+    @classmethod
+    def with_prefix(cls, prefix: str = DEFAULT_PREFIX) -> TopicNames:
+        return cls(
+            prefix=prefix,
+            raw=RAW.name_under(prefix),
+            dlq=DLQ.name_under(prefix),
+            session_state=SESSION_STATE.name_under(prefix),
+            sessions=SESSIONS.name_under(prefix),
+            participants=PARTICIPANTS.name_under(prefix),
+            recordings=RECORDINGS.name_under(prefix),
+            rooms=ROOMS.name_under(prefix),
+            changelog=SESSION_CHANGELOG.name_under(prefix),
+        )
+
+    def of(self, topic: TopicContract) -> str:
+        return topic.name_under(self.prefix)

@@ -1,7 +1,7 @@
 """Suite-wide fixtures: one real Kafka broker per test session.
 
-The broker is the embedded Apache Kafka of ``devkafka`` unless ``KAFKA_BOOTSTRAP_SERVERS`` names an
-existing cluster. Tests that take the ``kafka_bootstrap`` fixture are marked ``kafka``
+The broker is the embedded Apache Kafka of ``tools.devkafka`` unless ``KAFKA_BOOTSTRAP_SERVERS``
+names an existing cluster. Tests that take the ``kafka_bootstrap`` fixture are marked ``kafka``
 automatically; when one fails, the broker's log tail is attached to its report.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import settings
 
-from devkafka import BrokerError, EmbeddedKafka
 from tests.kafka_helpers import create_topic, unique_name
+from tools.devkafka import BrokerError, EmbeddedKafka
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from devkafka.admin import create_topic as create_topic  # re-exported for the tests
+from tools.devkafka.admin import create_topic as create_topic  # re-exported for the tests
 
 ConsumerRecord = Any  # aiokafka.structs.ConsumerRecord; aiokafka ships no type information
 

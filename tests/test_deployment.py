@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from devkafka import KAFKA_VERSION
 from ingest.settings import load_settings as load_ingest_settings
 from processor.settings import load_settings as load_processor_settings
+from tools.devkafka import KAFKA_VERSION
 
 ROOT = Path(__file__).parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

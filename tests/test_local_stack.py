@@ -1,5 +1,5 @@
-"""The newcomer's flow, automated: `make run` (devkafka.stack), `meetings-simulate`, then
-`meetings-tail meetings.sessions`; Ctrl-C leaves nothing running."""
+"""The newcomer's flow, automated: `make run` (tools.devkafka.stack), `meetings-simulate`, then
+`meetings-tail` of the sessions topic; Ctrl-C leaves nothing running."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devkafka import free_port
+from schemas.topics import SESSIONS
 from tests.kafka_helpers import wait_until
+from tools.devkafka import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -59,7 +60,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, i
             [
                 sys.executable,
                 "-m",
-                "devkafka.stack",
+                "tools.devkafka.stack",
                 "--kafka-port",
                 str(ports["kafka"]),
                 "--ingest-port",
@@ -113,6 +114,18 @@ async def test_run_simulate_tail_and_stop_leaving_nothing_behind(
             within=60,
         )
 
+    await wait_until(
+        lambda: "The pipeline is running" in log.read_text(), what="the banner", within=60
+    )
+    start_up = log.read_text().split("The pipeline is running")[0].splitlines()
+    # A clean start says what started and nothing alarming: no warning or error lines, and
+    # none of the Kafka clients' routine chatter.
+    alarming = [
+        line for line in start_up if '"level":"warning"' in line or '"level":"error"' in line
+    ]
+    assert alarming == [], "\n".join(start_up)
+    assert len(start_up) <= 15, "\n".join(start_up)
+
     code, simulated = await run_command(
         str(BIN / "meetings-simulate"), "--url", ingest, "--sessions", "10", "--seed", "1",
         "--quiet", within=120,
@@ -121,7 +134,7 @@ async def test_run_simulate_tail_and_stop_leaving_nothing_behind(
     assert "every callback was accepted" in simulated
 
     code, tailed = await run_command(
-        str(BIN / "meetings-tail"), "meetings.sessions", "--bootstrap",
+        str(BIN / "meetings-tail"), SESSIONS.name, "--bootstrap",
         f"127.0.0.1:{ports['kafka']}", "--max", "20", "--timeout", "90", within=120,
     )  # fmt: skip
     assert code == 0, tailed

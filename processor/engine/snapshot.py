@@ -1,4 +1,4 @@
-"""``Session`` → ``SessionState``: the public, bounded snapshot of ``meetings.session-state``.
+"""``Session`` → ``SessionState``: the public, bounded snapshot of the session-state topic.
 
 Its cost does not grow with the session: at most ``max_listed`` present participants are listed
 (the earliest joined first, read off the front of the session's sorted present lists) and every
@@ -15,6 +15,12 @@ from schemas.state import ActiveParticipant, RecordingState, RecordingStatus, Se
 from schemas.timestamps import Timestamp, format_epoch_ms
 
 DEFAULT_MAX_LISTED_PARTICIPANTS = 1000
+MAX_LISTED_BYTES = 640 * 1024
+"""The most the listed participants may take in the JSON state, counted at worst."""
+_LISTED_OVERHEAD = 100
+"""JSON bytes of a listed participant besides its id and name (field names, time, flags)."""
+_JSON_BYTES_PER_CHAR = 6
+"""The worst case of a character in JSON (a control character is escaped as ``\u0000``)."""
 
 
 def snapshot(
@@ -27,17 +33,27 @@ def snapshot(
     if closed_at is not None:
         duration_ms = 0 if started_at is None else max(0, closed_at - started_at)
     participants = session.participants
-    listed = [
-        ActiveParticipant(
-            participant_id=participant_id,
-            name=participants[participant_id].name,
-            is_host=participants[participant_id].is_host,
-            joined_at=format_epoch_ms(joined_at),
+    listed: list[ActiveParticipant] = []
+    budget = MAX_LISTED_BYTES
+    for joined_at, participant_id in itertools.islice(
+        zip(session.present_at, session.present_ids, strict=True), max_listed
+    ):
+        participant = participants[participant_id]
+        # Names are not bounded by Vonage: the list also stops at a size, so the state
+        # record stays far below Kafka's 1 MB whatever the names.
+        budget -= _LISTED_OVERHEAD + _JSON_BYTES_PER_CHAR * (
+            len(participant_id) + len(participant.name or "")
         )
-        for joined_at, participant_id in itertools.islice(
-            zip(session.present_at, session.present_ids, strict=True), max_listed
+        if budget < 0:
+            break
+        listed.append(
+            ActiveParticipant(
+                participant_id=participant_id,
+                name=participant.name,
+                is_host=participant.is_host,
+                joined_at=format_epoch_ms(joined_at),
+            )
         )
-    ]
     summary = session.summary
     return SessionState(
         session_id=session.session_id,

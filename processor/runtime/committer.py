@@ -78,7 +78,7 @@ class TransactionalCommitter:
         self._settings = settings
         self._input = TopicPartition(settings.topics.raw, partition)
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **settings.kafka.client_options(),
             transactional_id=transactional_id(settings, partition),
             transaction_timeout_ms=settings.transaction_timeout_ms,
             enable_idempotence=True,

@@ -30,28 +30,18 @@ from processor.engine import (
     tombstones,
 )
 from processor.metrics import DERIVED_EVENTS, DLQ_RECORDS, RECORDS, SESSIONS_EXPIRED
-from processor.settings import TopicNames
 from schemas.callbacks import RoomExpiredCallback
 from schemas.codec import encode
 from schemas.decoding import DecodeFailure, decode_callback
-from schemas.events import (
-    DerivedEvent,
-    ParticipantAttendanceEvent,
-    ParticipantJoinedEvent,
-    ParticipantLeftEvent,
-    RecordingEndedEvent,
-    RecordingReadyEvent,
-    RecordingStartedEvent,
-    RoomExpiredEvent,
-    SessionEndedEvent,
-    SessionStartedEvent,
-)
+from schemas.events import DerivedEvent
 from schemas.topics import (
+    ALL_TOPICS,
     HEADER_DLQ_ERROR,
     HEADER_DLQ_REASON,
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
+    TopicNames,
 )
 
 logger = logging.getLogger(__name__)
@@ -135,6 +125,12 @@ class PartitionState:
         self.partition = partition
         self._topics = topics
         self._max_listed = max_listed_participants
+        self._routes: dict[type[DerivedEvent], tuple[str, str]] = {
+            event_type: (topics.of(topic), topic.key_field)
+            for topic in ALL_TOPICS
+            if topic.key_field is not None
+            for event_type in topic.events
+        }
         self.sessions: dict[str, Session] = {}
         self._dirty: dict[str, None] = {}  # insertion-ordered set of touched sessions
         self._tombstones: dict[str, Session] = {}  # dropped sessions, to tombstone
@@ -261,18 +257,10 @@ class PartitionState:
             _derived_counter(type(event)).inc()
 
     def _route(self, event: DerivedEvent) -> tuple[str, str]:
-        """The topic and key of each derived event type (SPEC §4)."""
-        match event:
-            case SessionStartedEvent() | SessionEndedEvent():
-                return self._topics.sessions, event.session_id or ""
-            case ParticipantJoinedEvent() | ParticipantLeftEvent() | ParticipantAttendanceEvent():
-                return self._topics.participants, event.session_id
-            case RecordingStartedEvent() | RecordingEndedEvent() | RecordingReadyEvent():
-                return self._topics.recordings, event.recording_id
-            case RoomExpiredEvent():
-                return self._topics.rooms, event.room_id
-            case _:
-                raise TypeError(f"no topic for {type(event).__name__}")
+        """The topic and key of a derived event, as ``schemas.topics`` declares them."""
+        topic, key_field = self._routes[type(event)]
+        key: str | None = getattr(event, key_field)
+        return topic, key or ""
 
     def _room_expired(self, callback: RoomExpiredCallback) -> None:
         """Rooms have no session state; recent expiries are remembered to drop retries."""

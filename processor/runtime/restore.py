@@ -16,12 +16,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from processor.engine import Session, restore_sessions
+from servicekit.kafka import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
 
 async def read_sessions(
-    bootstrap_servers: str, topic: str, partitions: Iterable[int]
+    kafka: KafkaSettings, topic: str, partitions: Iterable[int]
 ) -> dict[int, list[Session]]:
     """Every live session, per partition (tombstoned sessions left out); raises
     ``ChangelogError`` for records this processor cannot have written."""
@@ -29,7 +30,7 @@ async def read_sessions(
     if not wanted:
         return {}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka.client_options(),
         enable_auto_commit=False,
         isolation_level="read_committed",
         # Also the reset policy: seek_to_beginning right after assign() can lose a race

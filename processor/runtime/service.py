@@ -97,7 +97,7 @@ class ProcessorService:
     async def run(self, stop: asyncio.Event) -> None:
         settings = self._settings
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **settings.kafka.client_options(),
             group_id=settings.group_id,
             client_id="meetings-processor",
             enable_auto_commit=False,
@@ -110,7 +110,7 @@ class ProcessorService:
         self._consumer = consumer
         if settings.guarantee is Guarantee.AT_LEAST_ONCE:
             self._shared_producer = AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
+                **settings.kafka.client_options(),
                 enable_idempotence=True,
                 client_id="meetings-processor",
             )
@@ -295,7 +295,7 @@ class ProcessorService:
     async def _restored_states(self, partitions: list[int]) -> dict[int, PartitionState]:
         began = time.perf_counter()
         snapshots = await read_sessions(
-            self._settings.kafka_bootstrap_servers, self._settings.topics.changelog, partitions
+            self._settings.kafka, self._settings.topics.changelog, partitions
         )
         states: dict[int, PartitionState] = {}
         for partition in partitions:
@@ -303,6 +303,7 @@ class ProcessorService:
                 partition,
                 self._settings.topics,
                 room_dedup_capacity=self._settings.room_dedup_capacity,
+                max_listed_participants=self._settings.state_max_listed_participants,
             )
             restored = state.restore(snapshots.get(partition, []))
             RESTORED_SESSIONS.inc(restored)

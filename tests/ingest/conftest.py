@@ -13,22 +13,28 @@ from aiokafka import AIOKafkaConsumer
 
 from ingest.app import init_app
 from ingest.settings import IngestSettings
-from tests.conftest import TopicFactory
-from tests.kafka_helpers import ConsumerRecord, consume_until
+from schemas.topics import RAW
+from servicekit.kafka import KafkaSettings
+from tests.kafka_helpers import ConsumerRecord, consume_until, create_topic, unique_name
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest.fixture
-async def raw_topic(new_topic: TopicFactory) -> str:
-    return await new_topic("raw", partitions=4)
+def topic_prefix() -> str:
+    """Names this test's topics (``<prefix>callbacks.raw``, ...)."""
+    return unique_name("ingest") + "."
 
 
 @pytest.fixture
-def ingest_settings(kafka_bootstrap: str, raw_topic: str) -> IngestSettings:
+async def raw_topic(kafka_bootstrap: str, topic_prefix: str) -> str:
+    return await create_topic(kafka_bootstrap, RAW.name_under(topic_prefix), partitions=4)
+
+
+@pytest.fixture
+def ingest_settings(kafka_bootstrap: str, topic_prefix: str, raw_topic: str) -> IngestSettings:
     return IngestSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        raw_topic=raw_topic,
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix),
         produce_timeout_s=5.0,
         readiness_interval_s=0.2,
     )

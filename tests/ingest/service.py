@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from devkafka import free_port
 from tests.service_process import ServiceProcess
+from tools.devkafka import free_port
 
 
 class IngestService(ServiceProcess):

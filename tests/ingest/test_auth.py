@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from ingest.settings import IngestSettings
-from schemas.env import Secret
+from servicekit.env import Secret
 from tests.callback_fixtures import valid_body
 from tests.ingest.conftest import ClientFactory, read_raw
 
@@ -133,7 +133,7 @@ async def test_refused_callbacks_are_not_stored(
     accepted = await client.post("/callbacks", data=sentinel, headers={"X-Callback-Token": TOKEN})
     assert accepted.status == 204
     records = await read_raw(
-        ingest_settings.kafka_bootstrap_servers, ingest_settings.raw_topic, until_body=sentinel
+        ingest_settings.kafka.bootstrap_servers, ingest_settings.raw_topic, until_body=sentinel
     )
     assert [record.value for record in records] == [sentinel]
 

@@ -94,7 +94,7 @@ async def test_refused_requests_never_reach_kafka(
     sentinel = b'{"event": "session:started", "session_id": "sentinel", "room_id": "r", "started_at": "2021-11-02T15:53:28.753Z"}'  # noqa: E501
     assert (await client.post("/callbacks", data=sentinel)).status == 204
     records = await read_raw(
-        ingest_settings.kafka_bootstrap_servers, ingest_settings.raw_topic, until_body=sentinel
+        ingest_settings.kafka.bootstrap_servers, ingest_settings.raw_topic, until_body=sentinel
     )
     assert [record.value for record in records] == [sentinel]
 

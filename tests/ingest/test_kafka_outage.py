@@ -14,17 +14,21 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from devkafka import EmbeddedKafka, free_port
 from ingest.settings import IngestSettings
+from schemas.topics import RAW
+from servicekit.kafka import KafkaSettings
 from tests.ingest.conftest import ClientFactory, raw_reader
 from tests.kafka_helpers import consume_until, create_topic, wait_until
+from tools.devkafka import EmbeddedKafka, free_port
 
 
 async def test_unreachable_kafka_gives_503_with_retry_after_in_time(
     make_client: ClientFactory,
 ) -> None:
     client = await make_client(
-        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", produce_timeout_s=0.5, retry_after_s=7
+        kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"),
+        produce_timeout_s=0.5,
+        retry_after_s=7,
     )
     began = time.monotonic()
     response = await client.post("/callbacks", data=b'{"event": "session:started"}')
@@ -39,17 +43,19 @@ async def test_unreachable_kafka_gives_503_with_retry_after_in_time(
 
 
 async def test_missing_raw_topic_makes_ingest_unready(
-    make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+    make_client: ClientFactory, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     healthy = await make_client()
-    missing = await make_client(raw_topic="meetings.callbacks.raw-does-not-exist")
+    missing = await make_client(
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix="does-not-exist.")
+    )
 
     async def ready(client: TestClient[Any, Any]) -> bool:
         return (await client.get("/readyz")).status == 200
 
     await wait_until(lambda: ready(healthy), what="the control instance to be ready")
     await wait_until(
-        lambda: "meetings.callbacks.raw-does-not-exist does not exist" in caplog.text,
+        lambda: f"{RAW.name_under('does-not-exist.')} does not exist" in caplog.text,
         what="the readiness probe to look for the topic",
     )
     assert not await ready(missing)
@@ -107,9 +113,9 @@ async def test_requests_through_a_broker_restart_lose_nothing(
     make_client: ClientFactory, own_broker: EmbeddedKafka
 ) -> None:
     bootstrap = own_broker.bootstrap_servers
-    topic = await create_topic(bootstrap, "meetings.callbacks.raw", partitions=4)
+    topic = await create_topic(bootstrap, RAW.name, partitions=4)
     client = await make_client(
-        kafka_bootstrap_servers=bootstrap, raw_topic=topic, produce_timeout_s=1.0
+        kafka=KafkaSettings(bootstrap_servers=bootstrap), produce_timeout_s=1.0
     )
 
     async def ready() -> bool:
@@ -144,6 +150,6 @@ async def test_requests_through_a_broker_restart_lose_nothing(
 def test_settings_defaults_match_the_spec() -> None:
     defaults = IngestSettings()
     assert (defaults.host, defaults.port) == ("0.0.0.0", 8080)
-    assert defaults.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert defaults.kafka.bootstrap_servers == "127.0.0.1:9092"
     assert defaults.max_body_bytes == 64 * 1024
-    assert defaults.raw_topic == "meetings.callbacks.raw"
+    assert defaults.raw_topic == RAW.name_under("meetings.")

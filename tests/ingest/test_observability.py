@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from schemas.logs import JsonFormatter
+from servicekit.logs import JsonFormatter
 from tests.callback_fixtures import valid_body
 from tests.kafka_helpers import wait_until
 

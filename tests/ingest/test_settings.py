@@ -9,7 +9,8 @@ import pytest
 
 from ingest.settings import load_settings
 from ingest.validation import check_content_type, inspect_body
-from schemas.env import SettingsError
+from schemas.topics import RAW
+from servicekit.env import SettingsError
 
 
 def test_every_setting_is_read_from_its_variable() -> None:
@@ -19,7 +20,7 @@ def test_every_setting_is_read_from_its_variable() -> None:
             "INGEST_HOST": "127.0.0.1",
             "INGEST_PORT": "9000",
             "INGEST_WORKERS": "4",
-            "INGEST_RAW_TOPIC": "raw",
+            "MEETINGS_TOPIC_PREFIX": "staging.",
             "INGEST_MAX_BODY_BYTES": "1024",
             "INGEST_PRODUCE_TIMEOUT_S": "2.5",
             "INGEST_RETRY_AFTER_S": "9",
@@ -36,9 +37,9 @@ def test_every_setting_is_read_from_its_variable() -> None:
             "INGEST_LOG_LEVEL": "debug",
         }
     )
-    assert settings.kafka_bootstrap_servers == "kafka:9092"
+    assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 9000, 4)
-    assert (settings.raw_topic, settings.max_body_bytes) == ("raw", 1024)
+    assert (settings.raw_topic, settings.max_body_bytes) == (RAW.name_under("staging."), 1024)
     assert (settings.produce_timeout_s, settings.retry_after_s) == (2.5, 9)
     assert (settings.shutdown_timeout_s, settings.drain_delay_s) == (20.0, 3.0)
     assert (settings.readiness_interval_s, settings.linger_ms) == (1.0, 5)
@@ -47,8 +48,7 @@ def test_every_setting_is_read_from_its_variable() -> None:
     assert (settings.auth_token_header, settings.auth_token_query) == ("X-Token", "t")
     assert settings.jwt_secret is not None
     assert (settings.jwt_payload_hash, settings.jwt_leeway_s) == ("required", 5.0)
-    assert settings.log_level == "DEBUG"
-    assert settings.auth_enabled
+    assert settings.log_level == "debug"
 
 
 def test_all_problems_are_reported_at_once() -> None:

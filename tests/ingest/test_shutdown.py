@@ -69,11 +69,15 @@ class Load:
 
 
 async def test_sigterm_under_load_drains_and_loses_nothing(
-    kafka_bootstrap: str, raw_topic: str, tmp_path: Path, http: aiohttp.ClientSession
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    raw_topic: str,
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
 ) -> None:
     environ = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "INGEST_RAW_TOPIC": raw_topic,
+        "MEETINGS_TOPIC_PREFIX": topic_prefix,
         "INGEST_DRAIN_DELAY_S": "1",
     }
     async with running_service(environ, tmp_path, http) as service:
@@ -117,11 +121,15 @@ def is_alive(pid: int) -> bool:
 
 
 async def test_several_workers_share_the_port_and_stop_together(
-    kafka_bootstrap: str, raw_topic: str, tmp_path: Path, http: aiohttp.ClientSession
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    raw_topic: str,
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
 ) -> None:
     environ = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "INGEST_RAW_TOPIC": raw_topic,
+        "MEETINGS_TOPIC_PREFIX": topic_prefix,
         "INGEST_WORKERS": "3",
     }
     async with running_service(environ, tmp_path, http) as service:

@@ -10,16 +10,19 @@ from aiohttp.test_utils import TestClient
 
 from ingest.app import CALLBACK_ROUTES
 from ingest.settings import IngestSettings
-from schemas import BaseCallback, decode_callback
+from schemas import BaseCallback, RoomExpiredCallback, decode_callback
 from tests.callback_fixtures import valid_body, valid_names
 from tests.ingest.conftest import header_map, raw_reader
 from tests.kafka_helpers import consume_count
 
 
 def expected_key(body: bytes) -> bytes:
+    """SPEC §4: the raw topic is keyed by ``session_id``, else ``room_id``."""
     decoded = decode_callback(body)
     assert isinstance(decoded, BaseCallback)
-    return decoded.partition_key.encode()
+    key = decoded.room_id if isinstance(decoded, RoomExpiredCallback) else decoded.session_id
+    assert key is not None
+    return key.encode()
 
 
 async def test_every_example_on_every_route_is_stored_exactly_as_sent(
@@ -36,7 +39,7 @@ async def test_every_example_on_every_route_is_stored_exactly_as_sent(
             assert response.status == 204, (name, route, await response.text())
             sent[response.headers["X-Request-Id"]] = (route, body, before_ms)
 
-    async with raw_reader(ingest_settings.kafka_bootstrap_servers, ingest_settings.raw_topic) as c:
+    async with raw_reader(ingest_settings.kafka.bootstrap_servers, ingest_settings.raw_topic) as c:
         records = await consume_count(c, len(sent))
     assert len(records) == len(sent) == len(valid_names()) * len(CALLBACK_ROUTES)
 
@@ -59,7 +62,7 @@ async def test_same_session_lands_on_one_partition(
     for name in names:
         response = await client.post("/callbacks", data=valid_body(name))
         assert response.status == 204
-    async with raw_reader(ingest_settings.kafka_bootstrap_servers, ingest_settings.raw_topic) as c:
+    async with raw_reader(ingest_settings.kafka.bootstrap_servers, ingest_settings.raw_topic) as c:
         records = await consume_count(c, len(names))
     assert len({record.partition for record in records}) == 1
 
@@ -70,7 +73,7 @@ async def test_unknown_events_are_accepted_for_forward_compatibility(
     body = b'{"event": "session:paused", "session_id": "s-1", "room_id": "r-1"}'
     response = await client.post("/callbacks", data=body)
     assert response.status == 204
-    async with raw_reader(ingest_settings.kafka_bootstrap_servers, ingest_settings.raw_topic) as c:
+    async with raw_reader(ingest_settings.kafka.bootstrap_servers, ingest_settings.raw_topic) as c:
         [record] = await consume_count(c, 1)
     assert (record.key, record.value) == (b"s-1", body)
 
@@ -83,7 +86,7 @@ async def test_a_callers_request_id_is_kept_and_a_missing_one_is_made(
     assert given.headers["X-Request-Id"] == "vonage-42"
     unsafe = await client.post("/callbacks", data=body, headers={"X-Request-Id": "a b\tc"})
     assert re.fullmatch(r"[0-9a-f]{20}", unsafe.headers["X-Request-Id"])
-    async with raw_reader(ingest_settings.kafka_bootstrap_servers, ingest_settings.raw_topic) as c:
+    async with raw_reader(ingest_settings.kafka.bootstrap_servers, ingest_settings.raw_topic) as c:
         records = await consume_count(c, 2)
     assert [header_map(r)["request-id"] for r in records] == [
         b"vonage-42",

@@ -6,10 +6,11 @@ import logging
 
 import pytest
 
-from devkafka import free_port
 from processor.__main__ import main as processor_main
-from processor.settings import Guarantee, ProcessorSettings, TopicNames, load_settings
-from schemas.env import SettingsError
+from processor.settings import Guarantee, ProcessorSettings, load_settings
+from schemas.topics import ALL_TOPICS, DEFAULT_PREFIX, RAW, TopicNames
+from servicekit.env import SettingsError
+from tools.devkafka import free_port
 
 
 def test_defaults_follow_the_spec() -> None:
@@ -18,16 +19,10 @@ def test_defaults_follow_the_spec() -> None:
     assert settings.guarantee is Guarantee.EXACTLY_ONCE
     assert settings.session_idle_timeout_s == 21600
     assert settings.commit_interval_ms == 100
-    assert settings.topics == TopicNames(
-        raw="meetings.callbacks.raw",
-        dlq="meetings.callbacks.dlq",
-        session_state="meetings.session-state",
-        sessions="meetings.sessions",
-        participants="meetings.participants",
-        recordings="meetings.recordings",
-        rooms="meetings.rooms",
-        changelog="meetings.processor.session-changelog",
-    )
+    assert settings.topics == TopicNames.with_prefix(DEFAULT_PREFIX)
+    assert {settings.topics.of(topic) for topic in ALL_TOPICS} == {
+        DEFAULT_PREFIX + topic.suffix for topic in ALL_TOPICS
+    }
 
 
 def test_settings_are_read_from_their_variables() -> None:
@@ -46,9 +41,9 @@ def test_settings_are_read_from_their_variables() -> None:
             "CONSUMER_SESSION_TIMEOUT_MS": "6000",
         }
     )
-    assert settings.kafka_bootstrap_servers == "kafka:9092"
+    assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.group_id == "g"
-    assert settings.topics.raw == "staging.meetings.callbacks.raw"
+    assert settings.topics.raw == RAW.name_under("staging.meetings.")
     assert settings.guarantee is Guarantee.AT_LEAST_ONCE
     assert (settings.commit_interval_ms, settings.commit_max_records) == (250, 100)
     assert (settings.session_idle_timeout_s, settings.session_retention_s) == (60.0, 30.0)

@@ -14,8 +14,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from devkafka.broker import free_port
-from processor.settings import ProcessorSettings, TopicNames
+from processor.settings import ProcessorSettings
 from processor.topics import (
     KafkaUnreachableError,
     ProvisionReport,
@@ -24,7 +23,10 @@ from processor.topics import (
     plan_topics,
 )
 from processor.topics_cli import main
+from schemas.topics import ALL_TOPICS, TopicNames
+from servicekit.kafka import KafkaSettings
 from tests.kafka_helpers import create_topic, unique_name, wait_until
+from tools.devkafka.broker import free_port
 
 RAW_RETENTION_MS = 3_600_000
 DERIVED_RETENTION_MS = 7_200_000
@@ -42,8 +44,7 @@ class Layout:
 
 def make_settings(bootstrap: str, **overrides: Any) -> ProcessorSettings:
     values: dict[str, Any] = {
-        "kafka_bootstrap_servers": bootstrap,
-        "topics": TopicNames.with_prefix(unique_name("t") + "."),
+        "kafka": KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=unique_name("t") + "."),
         "topic_partitions": 3,
         "raw_retention_ms": RAW_RETENTION_MS,
         "derived_retention_ms": DERIVED_RETENTION_MS,
@@ -52,7 +53,7 @@ def make_settings(bootstrap: str, **overrides: Any) -> ProcessorSettings:
 
 
 def all_names(settings: ProcessorSettings) -> list[str]:
-    return [getattr(settings.topics, field.name) for field in dataclasses.fields(TopicNames)]
+    return [settings.topics.of(topic) for topic in ALL_TOPICS]
 
 
 def names_of(report: ProvisionReport, which: str) -> set[str]:

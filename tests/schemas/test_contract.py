@@ -8,16 +8,16 @@ from pathlib import Path
 import msgspec
 
 from schemas.contract import CONTRACT_DIR, asyncapi_document, rendered_files, unused_derived_types
-from schemas.topics import ALL_TOPICS, CleanupPolicy
+from schemas.topics import DEFAULT_PREFIX, PUBLIC_TOPICS, CleanupPolicy
 
 SPEC_TOPICS = {
-    "meetings.callbacks.raw": ("session_id, else room_id", CleanupPolicy.DELETE),
-    "meetings.callbacks.dlq": ("as on the raw topic", CleanupPolicy.DELETE),
-    "meetings.session-state": ("session_id", CleanupPolicy.COMPACT),
-    "meetings.sessions": ("session_id", CleanupPolicy.DELETE),
-    "meetings.participants": ("session_id", CleanupPolicy.DELETE),
-    "meetings.recordings": ("recording_id", CleanupPolicy.DELETE),
-    "meetings.rooms": ("room_id", CleanupPolicy.DELETE),
+    "callbacks.raw": ("session_id, else room_id", CleanupPolicy.DELETE),
+    "callbacks.dlq": ("as on the raw topic", CleanupPolicy.DELETE),
+    "session-state": ("session_id", CleanupPolicy.COMPACT),
+    "sessions": ("session_id", CleanupPolicy.DELETE),
+    "participants": ("session_id", CleanupPolicy.DELETE),
+    "recordings": ("recording_id", CleanupPolicy.DELETE),
+    "rooms": ("room_id", CleanupPolicy.DELETE),
 }
 
 
@@ -35,7 +35,8 @@ def test_committed_contract_files_are_up_to_date() -> None:
 
 
 def test_topics_are_the_spec_topics() -> None:
-    assert {t.name: (t.key, t.cleanup_policy) for t in ALL_TOPICS} == SPEC_TOPICS
+    assert {t.suffix: (t.key, t.cleanup_policy) for t in PUBLIC_TOPICS} == SPEC_TOPICS
+    assert {t.name for t in PUBLIC_TOPICS} == {DEFAULT_PREFIX + suffix for suffix in SPEC_TOPICS}
 
 
 def test_every_derived_event_type_is_published_on_a_topic() -> None:
@@ -46,9 +47,10 @@ def test_asyncapi_describes_every_topic_with_key_payload_and_cleanup_policy() ->
     document = asyncapi_document()
     assert document["asyncapi"].startswith("3.")
     channels = {channel["address"]: channel for channel in document["channels"].values()}
-    assert set(channels) == set(SPEC_TOPICS)
+    assert set(channels) == {DEFAULT_PREFIX + suffix for suffix in SPEC_TOPICS}
     messages = document["components"]["messages"]
-    for address, (key, policy) in SPEC_TOPICS.items():
+    for suffix, (key, policy) in SPEC_TOPICS.items():
+        address = DEFAULT_PREFIX + suffix
         channel = channels[address]
         assert channel["bindings"]["kafka"]["topicConfiguration"]["cleanup.policy"] == [policy]
         assert channel["messages"], address

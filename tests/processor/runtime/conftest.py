@@ -13,7 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from processor.runtime import ProcessorService
-from processor.settings import ProcessorSettings, TopicNames
+from processor.settings import ProcessorSettings
+from schemas.topics import TopicNames
+from servicekit.kafka import KafkaSettings
 from tests.kafka_helpers import ConsumerRecord, create_topic, unique_name
 
 PARTITIONS = 4
@@ -45,9 +47,8 @@ async def settings(kafka_bootstrap: str) -> ProcessorSettings:
             kafka_bootstrap, name, partitions=PARTITIONS, config={"cleanup.policy": "compact"}
         )
     return ProcessorSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topics.prefix),
         group_id=unique_name("processor"),
-        topics=topics,
         commit_interval_ms=50,
         expiry_check_interval_s=0.1,
         create_topics=False,
@@ -58,7 +59,7 @@ async def settings(kafka_bootstrap: str) -> ProcessorSettings:
 
 async def feed(settings: ProcessorSettings, callbacks: Sequence[RawCallback]) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
+        bootstrap_servers=settings.kafka.bootstrap_servers, enable_idempotence=True
     )
     await producer.start()
     try:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from devkafka import free_port
 from processor.settings import ProcessorSettings
 from tests.service_process import ServiceProcess
+from tools.devkafka import free_port
 
 
 def environment(settings: ProcessorSettings, http_port: int) -> dict[str, str]:
-    prefix = settings.topics.raw.removesuffix("callbacks.raw")
     return {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "PROCESSOR_GROUP_ID": settings.group_id,
-        "MEETINGS_TOPIC_PREFIX": prefix,
+        "MEETINGS_TOPIC_PREFIX": settings.kafka.topic_prefix,
         "PROCESSING_GUARANTEE": settings.guarantee.value,
         "COMMIT_INTERVAL_MS": str(settings.commit_interval_ms),
         "TOPIC_PARTITIONS": str(settings.topic_partitions),

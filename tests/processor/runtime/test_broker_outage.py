@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from devkafka import EmbeddedKafka
-from devkafka.admin import create_topic
-from processor.settings import ProcessorSettings, TopicNames
+from processor.settings import ProcessorSettings
 from schemas import SessionEndedEvent, decode_event
+from schemas.topics import TopicNames
+from servicekit.kafka import KafkaSettings
 from tests.kafka_helpers import unique_name, wait_until
 from tests.processor.runtime.conftest import PARTITIONS, feed, read_all, running
 from tests.processor.runtime.meeting import scripted_meeting
+from tools.devkafka import EmbeddedKafka
+from tools.devkafka.admin import create_topic
 
 
 @pytest.fixture
@@ -38,7 +40,9 @@ async def test_a_broker_restart_under_a_running_processor_loses_and_duplicates_n
         await create_topic(
             bootstrap, name, partitions=PARTITIONS, config={"cleanup.policy": "compact"}
         )
-    settings = replace(settings, kafka_bootstrap_servers=bootstrap, topics=topics)
+    settings = replace(
+        settings, kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=topics.prefix)
+    )
     sessions = [unique_name("2_MX40-outage") for _ in range(12)]
     records = [r for s in sessions for r in scripted_meeting(s, unique_name("room"))[:-1]]
     half = len(records) // 2

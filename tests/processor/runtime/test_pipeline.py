@@ -24,7 +24,7 @@ from tests.processor.runtime.meeting import recent_ms, scripted_meeting
 
 
 async def derived(settings: ProcessorSettings, topic: str) -> list[Any]:
-    return [decode_event(r.value) for r in await read_all(settings.kafka_bootstrap_servers, topic)]
+    return [decode_event(r.value) for r in await read_all(settings.kafka.bootstrap_servers, topic)]
 
 
 async def wait_for_summary(settings: ProcessorSettings, session_id: str) -> SessionEndedEvent:
@@ -52,7 +52,7 @@ async def test_a_scripted_meeting_yields_exactly_the_expected_records(
         await wait_for_summary(settings, session_id)
 
         async def room_expired() -> bool:
-            return bool(await read_all(settings.kafka_bootstrap_servers, settings.topics.rooms))
+            return bool(await read_all(settings.kafka.bootstrap_servers, settings.topics.rooms))
 
         await wait_until(room_expired, what="room.expired")
 
@@ -94,7 +94,7 @@ async def test_a_scripted_meeting_yields_exactly_the_expected_records(
     rooms = await derived(settings, settings.topics.rooms)
     assert [(type(e).__name__, e.room_id) for e in rooms] == [("RoomExpiredEvent", room_id)]
 
-    states = await read_all(settings.kafka_bootstrap_servers, settings.topics.session_state)
+    states = await read_all(settings.kafka.bootstrap_servers, settings.topics.session_state)
     assert {r.key for r in states} == {session_id.encode()}
     final = decode_state(states[-1].value)
     assert (final.status, final.active_count, final.recording_active) == ("ended", 0, False)
@@ -103,7 +103,7 @@ async def test_a_scripted_meeting_yields_exactly_the_expected_records(
     # Everything keyed by session id sits on one partition, the state on the same one.
     raw_partition = {r.partition for r in states}
     assert len(raw_partition) == 1
-    assert await read_all(settings.kafka_bootstrap_servers, settings.topics.dlq) == []
+    assert await read_all(settings.kafka.bootstrap_servers, settings.topics.dlq) == []
 
 
 def shuffled_keeping_each_participant_in_order(records: list[RawCallback]) -> list[RawCallback]:
@@ -174,12 +174,12 @@ async def test_poison_records_go_to_the_dlq_and_the_stream_goes_on(
         await wait_for_summary(settings, session_id)
 
         async def all_dead_lettered() -> bool:
-            dlq = await read_all(settings.kafka_bootstrap_servers, settings.topics.dlq)
+            dlq = await read_all(settings.kafka.bootstrap_servers, settings.topics.dlq)
             return len(dlq) >= 4
 
         await wait_until(all_dead_lettered, what="four DLQ records")
 
-    dlq = await read_all(settings.kafka_bootstrap_servers, settings.topics.dlq)
+    dlq = await read_all(settings.kafka.bootstrap_servers, settings.topics.dlq)
     by_value = {r.value: dict(r.headers) for r in dlq}
     expected = {
         b"{not json": b"invalid_json",

@@ -24,7 +24,7 @@ from tests.processor.runtime.service import ProcessorProcess
 
 
 async def events_of(settings: ProcessorSettings, topic: str) -> list[Any]:
-    return [decode_event(r.value) for r in await read_all(settings.kafka_bootstrap_servers, topic)]
+    return [decode_event(r.value) for r in await read_all(settings.kafka.bootstrap_servers, topic)]
 
 
 async def summaries(settings: ProcessorSettings) -> dict[str, SessionEndedEvent]:
@@ -47,7 +47,7 @@ async def test_a_restarted_processor_resumes_from_restored_state(
     async with running(settings):
 
         async def joined_three() -> bool:
-            states = await read_all(settings.kafka_bootstrap_servers, settings.topics.session_state)
+            states = await read_all(settings.kafka.bootstrap_servers, settings.topics.session_state)
             return bool(states) and decode_state(states[-1].value).active_count == 3
 
         await wait_until(joined_three, what="the first processor to commit three joins")
@@ -106,7 +106,7 @@ async def test_an_idle_session_is_closed_by_timeout_without_further_input(
         if type(e).__name__ == "ParticipantLeftEvent"
     ]
     assert sorted(e.left_reason for e in lefts) == ["timeout", "timeout", "timeout"]
-    states = await read_all(settings.kafka_bootstrap_servers, settings.topics.session_state)
+    states = await read_all(settings.kafka.bootstrap_servers, settings.topics.session_state)
     assert decode_state(states[-1].value).status == "timed_out"
 
 
@@ -279,13 +279,13 @@ async def test_finished_sessions_leave_memory_and_are_tombstoned_after_retention
     async with running(replace(settings, session_retention_s=300)) as service:
 
         async def tombstoned() -> bool:
-            states = await read_all(settings.kafka_bootstrap_servers, settings.topics.session_state)
+            states = await read_all(settings.kafka.bootstrap_servers, settings.topics.session_state)
             return any(r.key == session_id.encode() and r.value is None for r in states)
 
         await wait_until(tombstoned, what="the finished session's tombstone")
         assert session_id not in _sync_keys(service)
 
-    states = await read_all(settings.kafka_bootstrap_servers, settings.topics.session_state)
+    states = await read_all(settings.kafka.bootstrap_servers, settings.topics.session_state)
     mine = [r for r in states if r.key == session_id.encode()]
     assert mine[-1].value is None  # the tombstone is the session's latest record
     assert decode_state(mine[-2].value).status == "ended"  # after its final state
@@ -304,13 +304,13 @@ async def test_a_fenced_processor_rebuilds_its_partitions_and_carries_on(
         await feed(settings, records[:half])
 
         async def committed_some() -> bool:
-            states = await read_all(settings.kafka_bootstrap_servers, settings.topics.session_state)
+            states = await read_all(settings.kafka.bootstrap_servers, settings.topics.session_state)
             return len(states) > 0
 
         await wait_until(committed_some, what="first commits")
         for partition in range(PARTITIONS):
             rogue = AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
+                bootstrap_servers=settings.kafka.bootstrap_servers,
                 transactional_id=transactional_id(settings, partition),
             )
             await rogue.start()  # InitProducerId fences the processor's producer

@@ -14,19 +14,21 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from devkafka import free_port
 from ingest.app import init_app
 from ingest.settings import IngestSettings
-from ingest.simulator.cli import main
-from ingest.simulator.plan import Plan, Scenario, build_plan
-from ingest.simulator.progress import Progress
-from ingest.simulator.sender import RetryPolicy, Target
-from ingest.simulator.tally import Tally
 from schemas import DecodeFailure, decode_callback
 from schemas.timestamps import parse_timestamp, to_epoch_ms
+from schemas.topics import RAW
+from servicekit.kafka import KafkaSettings
 from tests.conftest import TopicFactory
 from tests.ingest.conftest import header_map, raw_reader
-from tests.kafka_helpers import consume_until
+from tests.kafka_helpers import consume_until, create_topic, unique_name
+from tools.devkafka import free_port
+from tools.simulator.cli import main
+from tools.simulator.plan import Plan, Scenario, build_plan
+from tools.simulator.progress import Progress
+from tools.simulator.sender import RetryPolicy, Target
+from tools.simulator.tally import Tally
 
 START = "2021-11-02T15:00:00.000Z"
 START_MS = to_epoch_ms(parse_timestamp(START))
@@ -180,9 +182,11 @@ class Ingest:
 @pytest.fixture
 async def ingest(kafka_bootstrap: str, new_topic: TopicFactory) -> AsyncIterator[Ingest]:
     """The real ingest app on a real port, storing into a topic of its own."""
-    raw_topic = await new_topic("raw", partitions=4)
+    prefix = unique_name("sim") + "."
+    raw_topic = await create_topic(kafka_bootstrap, RAW.name_under(prefix), partitions=4)
     settings = IngestSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, raw_topic=raw_topic, readiness_interval_s=0.2
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix),
+        readiness_interval_s=0.2,
     )
     server = TestServer(init_app(settings))
     await server.start_server()
@@ -228,8 +232,7 @@ async def test_a_run_that_cannot_store_its_callbacks_exits_1(
     new_topic: TopicFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = IngestSettings(
-        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",  # nothing listens there
-        raw_topic=await new_topic("raw"),
+        kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"),  # nothing listens
         produce_timeout_s=0.3,
         retry_after_s=1,
     )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ingest.simulator.plan import Plan
-from ingest.simulator.tally import Tally
+from tools.simulator.plan import Plan
+from tools.simulator.tally import Tally
 
 
 def summary(plan: Plan, tally: Tally, *, elapsed_s: float, interrupted: bool) -> list[str]:

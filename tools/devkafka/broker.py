@@ -22,10 +22,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from devkafka.errors import BrokerStartError
-from devkafka.jars import ensure_kafka_jars
-from devkafka.java import find_java
-from devkafka.version import selected_kafka_version
+from tools.devkafka.errors import BrokerStartError
+from tools.devkafka.jars import ensure_kafka_jars
+from tools.devkafka.java import find_java
+from tools.devkafka.version import selected_kafka_version
 
 _LOG4J2_PROPERTIES = """\
 status = warn

@@ -24,7 +24,8 @@ from typing import TextIO
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from processor.tail_lines import LineFormat, Record
+from schemas.topics import DLQ, SESSIONS
+from tools.tail.lines import LineFormat, Record
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 _LEGAL_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -171,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
         "callbacks) and print one readable line per record. Reads read_committed, joins no "
         "consumer group, commits nothing.",
     )
-    parser.add_argument("topic", help="e.g. meetings.sessions, meetings.callbacks.dlq")
+    parser.add_argument("topic", help=f"e.g. {SESSIONS.name}, {DLQ.name}")
     parser.add_argument(
         "--bootstrap",
         default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP,

@@ -9,7 +9,7 @@ import asyncio
 import time
 from typing import TextIO
 
-from ingest.simulator.tally import Tally
+from tools.simulator.tally import Tally
 
 TERMINAL_INTERVAL_S = 0.25
 PLAIN_INTERVAL_S = 5.0

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from devkafka.errors import BrokerSetupError
+from tools.devkafka.errors import BrokerSetupError
 
 # Pinned so that a Maven upgrade on the machine cannot change how jars are resolved.
 _DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"

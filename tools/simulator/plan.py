@@ -1,6 +1,6 @@
 """What a simulation sends, and when: a pure function of the scenario (no clock, no I/O).
 
-Meetings come from ``ingest.simulator.meetings``. On top of their timeline the plan adds what
+Meetings come from ``tools.simulator.meetings``. On top of their timeline the plan adds what
 Vonage's delivery does to it: exact re-sends (retries) and callbacks that arrive after later
 ones. Finally it paces the sends to the target rate. The same scenario always yields the same
 deliveries, byte for byte and in the same order, which is what makes a run repeatable.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import orjson
 
-from ingest.simulator.meetings import MINUTE_MS, Body, Timeline, meeting, session_id_of
+from tools.simulator.meetings import MINUTE_MS, Body, Timeline, meeting, session_id_of
 
 ROUTES = {
     "room": "/callbacks/rooms",

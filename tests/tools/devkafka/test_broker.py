@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from devkafka import BrokerSetupError, BrokerStartError, EmbeddedKafka
-from devkafka.broker import answers_kafka_requests, min_heap, new_cluster_id
-from devkafka.jars import ensure_kafka_jars, logging_backend, render_pom
-from devkafka.java import find_java
 from tests.kafka_helpers import create_topic
+from tools.devkafka import BrokerSetupError, BrokerStartError, EmbeddedKafka
+from tools.devkafka.broker import answers_kafka_requests, min_heap, new_cluster_id
+from tools.devkafka.jars import ensure_kafka_jars, logging_backend, render_pom
+from tools.devkafka.java import find_java
 
 
 def process_exists(pid: int) -> bool:

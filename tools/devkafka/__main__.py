@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from devkafka.broker import EmbeddedKafka
-from devkafka.errors import BrokerError
-from devkafka.jars import ensure_kafka_jars
-from devkafka.version import selected_kafka_version
+from tools.devkafka.broker import EmbeddedKafka
+from tools.devkafka.errors import BrokerError
+from tools.devkafka.jars import ensure_kafka_jars
+from tools.devkafka.version import selected_kafka_version
 
 logger = logging.getLogger("devkafka")
 

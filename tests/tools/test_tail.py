@@ -12,7 +12,6 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from processor.tail import main
 from schemas import (
     ActiveParticipant,
     ParticipantJoinedEvent,
@@ -28,9 +27,11 @@ from schemas.topics import (
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
+    RAW,
 )
 from tests.conftest import TopicFactory
 from tests.kafka_helpers import wait_until
+from tools.tail import main
 
 SESSION = "2_MX40NjMzOTg5Mn5-fjE2MzU4NzA0ODI2NjN-Rk9vTjJ3cXlhRk1YcmJ0-fg"
 ROOM = "7d0e1b36-1c8b-4bd1-a0a4-0ad6a5b5c0de"
@@ -164,7 +165,7 @@ async def test_state_tombstones_and_dlq_records_get_lines_of_their_own(
     dlq_headers = [
         (HEADER_DLQ_REASON, b"unknown_event"),
         (HEADER_DLQ_ERROR, b"unknown event 'session:paused'"),
-        (HEADER_SOURCE_TOPIC, b"meetings.callbacks.raw"),
+        (HEADER_SOURCE_TOPIC, RAW.name.encode()),
         (HEADER_SOURCE_PARTITION, b"3"),
         (HEADER_SOURCE_OFFSET, b"1234"),
     ]
@@ -185,7 +186,7 @@ async def test_state_tombstones_and_dlq_records_get_lines_of_their_own(
     )
     assert tombstone.endswith(" tombstone          key=2_MX..k1YcmJ0-fg")
     assert dlq.endswith(
-        " dlq                reason=unknown_event source=meetings.callbacks.raw[3]@1234 "
+        f" dlq                reason=unknown_event source={RAW.name}[3]@1234 "
         "key=2_MX..k1YcmJ0-fg error=\"unknown event 'session:paused'\""
     )
 
@@ -212,7 +213,7 @@ async def test_ctrl_c_ends_a_follow_cleanly(
     out_path, err_path = tmp_path / "tail.out", tmp_path / "tail.err"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "processor.tail", events_topic, "--bootstrap", kafka_bootstrap),
+            *(sys.executable, "-m", "tools.tail", events_topic, "--bootstrap", kafka_bootstrap),
             stdout=out,
             stderr=err,
         )

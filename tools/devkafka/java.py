@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from devkafka.errors import BrokerSetupError
+from tools.devkafka.errors import BrokerSetupError
 
 MINIMUM_JAVA = 17
 _INSTALL_HINT = (

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ingest.simulator.plan import Delivery, Plan
-from ingest.simulator.tally import Tally
+from tools.simulator.plan import Delivery, Plan
+from tools.simulator.tally import Tally
 
 _RETRIED_STATUSES = frozenset({408, 429})
 

@@ -45,12 +45,15 @@ class EnvReader:
     def text(self, name: str, default: str) -> str:
         return self._raw(name) or default
 
+    def optional_text(self, name: str) -> str | None:
+        return self._raw(name)
+
     def optional_secret(self, name: str) -> Secret | None:
         raw = self._raw(name)
         return Secret(raw) if raw is not None else None
 
     def integer(
-        self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+        self, name: str, default: int, *, minimum: int | None = 0, maximum: int | None = None
     ) -> int:
         raw = self._raw(name)
         if raw is None:
@@ -63,7 +66,12 @@ class EnvReader:
         return self._bounded(name, value, minimum, maximum, default)
 
     def number(
-        self, name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None
+        self,
+        name: str,
+        default: float,
+        *,
+        minimum: float | None = 0.0,
+        maximum: float | None = None,
     ) -> float:
         raw = self._raw(name)
         if raw is None:
@@ -107,10 +115,18 @@ class EnvReader:
             raise SettingsError(f"invalid {what} settings:\n{listed}")
 
     def _bounded(
-        self, name: str, value: _Number, minimum: _Number, maximum: _Number | None, default: _Number
+        self,
+        name: str,
+        value: _Number,
+        minimum: _Number | None,
+        maximum: _Number | None,
+        default: _Number,
     ) -> _Number:
-        if value < minimum or (maximum is not None and value > maximum):
-            upper = f" and at most {maximum}" if maximum is not None else ""
-            self._problems.append(f"{name}={value} must be at least {minimum}{upper}")
+        too_small = minimum is not None and value < minimum
+        too_large = maximum is not None and value > maximum
+        if too_small or too_large:
+            bounds = [f"at least {minimum}"] if minimum is not None else []
+            bounds += [f"at most {maximum}"] if maximum is not None else []
+            self._problems.append(f"{name}={value} must be {' and '.join(bounds)}")
             return default
         return value

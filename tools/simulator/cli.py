@@ -16,12 +16,12 @@ import time
 import urllib.parse
 from collections.abc import Callable
 
-from ingest.simulator.plan import Scenario, build_plan
-from ingest.simulator.progress import Progress
-from ingest.simulator.sender import RetryPolicy, Sender, Target
-from ingest.simulator.summary import summary
-from ingest.simulator.tally import Tally
 from schemas.timestamps import parse_timestamp, to_epoch_ms
+from tools.simulator.plan import Scenario, build_plan
+from tools.simulator.progress import Progress
+from tools.simulator.sender import RetryPolicy, Sender, Target
+from tools.simulator.summary import summary
+from tools.simulator.tally import Tally
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 

@@ -15,17 +15,21 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
-from devkafka.broker import EmbeddedKafka
-from devkafka.errors import BrokerError
+from schemas.topics import SESSIONS
+from servicekit.logs import LogFormat, configure_logging
+from tools.devkafka.broker import EmbeddedKafka
+from tools.devkafka.errors import BrokerError
 
-logger = logging.getLogger("devkafka.stack")
+logger = logging.getLogger("stack")
 
 _STOP_TIMEOUT_S = 45.0
+_READY_TIMEOUT_S = 90.0
 _EXAMPLE_CALLBACK = (
     '{"event":"session:started","session_id":"s-1","room_id":"r-1",'
     '"started_at":"2021-11-02T15:53:28.753Z"}'
@@ -54,10 +58,35 @@ def provision_topics(bootstrap: str) -> None:
     from processor.settings import load_settings
     from processor.topics import ensure_topics
 
-    settings = replace(load_settings(), kafka_bootstrap_servers=bootstrap)
+    settings = load_settings({**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap})
     report = asyncio.run(ensure_topics(settings))
-    for line in report.describe():
-        logger.info("%s", line)
+    summary, *details = report.describe()
+    logger.info("%s", summary)
+    for line in details:
+        logger.debug("%s", line)
+
+
+def ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_ready(urls: dict[str, str], services: dict[str, subprocess.Popen[bytes]]) -> bool:
+    """Whether every service answered its readiness probe before the timeout (and none died)."""
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    pending = dict(urls)
+    while pending and time.monotonic() < deadline:
+        if any(process.poll() is not None for process in services.values()):
+            return False
+        pending = {name: url for name, url in pending.items() if not ready(url)}
+        if pending:
+            time.sleep(0.2)  # readiness poll
+    if pending:
+        logger.warning("%s not ready after %.0f s", " and ".join(pending), _READY_TIMEOUT_S)
+    return not pending
 
 
 def spawn(module: str, environ: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -73,7 +102,7 @@ def banner(ingest_port: int, processor_port: int, bootstrap: str) -> str:
       -H 'Content-Type: application/json' \\
       -d '{_EXAMPLE_CALLBACK}'
   Simulate meetings:   meetings-simulate --url http://127.0.0.1:{ingest_port} --sessions 50 --seed 1
-  Watch derived data:  meetings-tail meetings.sessions --bootstrap {bootstrap}
+  Watch derived data:  meetings-tail {SESSIONS.name} --bootstrap {bootstrap}
   Health and metrics:  http://127.0.0.1:{ingest_port}/readyz  http://127.0.0.1:{processor_port}/metrics
 """
 
@@ -93,8 +122,16 @@ def run(args: argparse.Namespace) -> int:
             "PROCESSOR_HTTP_PORT": str(args.processor_port),
         }
         services = {name: spawn(name, environ) for name in ("ingest", "processor")}
-        sys.stdout.write(banner(args.ingest_port, args.processor_port, bootstrap))
-        sys.stdout.flush()
+        wait_ready(
+            {
+                "ingest": f"http://127.0.0.1:{args.ingest_port}/readyz",
+                "processor": f"http://127.0.0.1:{args.processor_port}/readyz",
+            },
+            services,
+        )
+        if not stop_requested:
+            sys.stdout.write(banner(args.ingest_port, args.processor_port, bootstrap))
+            sys.stdout.flush()
         exit_code = 0
         while not stop_requested:
             failed = [name for name, process in services.items() if process.poll() is not None]
@@ -122,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("info", LogFormat(os.environ.get("LOG_FORMAT", "auto").lower() or "auto"))
     parser = argparse.ArgumentParser(prog="python -m devkafka.stack", description=__doc__)
     parser.add_argument("--kafka-port", type=int, default=9092)
     parser.add_argument("--ingest-port", type=int, default=8080)

@@ -3,10 +3,10 @@
 Shared by the test suite and ``make run``; not used by the services themselves.
 """
 
-from devkafka.broker import EmbeddedKafka, free_port
-from devkafka.errors import BrokerError, BrokerSetupError, BrokerStartError
-from devkafka.jars import ensure_kafka_jars
-from devkafka.version import KAFKA_VERSION, selected_kafka_version
+from tools.devkafka.broker import EmbeddedKafka, free_port
+from tools.devkafka.errors import BrokerError, BrokerSetupError, BrokerStartError
+from tools.devkafka.jars import ensure_kafka_jars
+from tools.devkafka.version import KAFKA_VERSION, selected_kafka_version
 
 __all__ = [
     "KAFKA_VERSION",

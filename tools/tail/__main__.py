@@ -1,0 +1,5 @@
+import sys
+
+from tools.tail.cli import main
+
+sys.exit(main())
