@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from processor.engine import apply, expire_idle, snapshot
+from schemas.codec import encode
 from schemas.state import ActiveParticipant
 from tests.processor.builders import (
     Delivery,
@@ -139,3 +140,16 @@ def test_an_unchanged_apply_publishes_the_same_snapshot() -> None:
     callback, received = MEETING[9]  # session:ended again
     assert apply(fed.current, callback, received + 1_000).changed is False
     assert snapshot(fed.current) == before
+
+
+def test_huge_names_cut_the_list_short_but_never_the_count() -> None:
+    name = "\x00" * 50_000  # escaped as \u0000 in JSON: 300 kB each
+    fed = replay(
+        [session_started(0)]
+        + [joined(f"p{number}", 1_000 + number, name=name) for number in range(8)]
+    )
+    state = snapshot(fed.current)
+
+    assert (state.active_count, state.active_participants_truncated) == (8, True)
+    assert len(state.active_participants) == 2
+    assert len(encode(state)) < 1024 * 1024
