@@ -1,7 +1,8 @@
 """The processor's own restore data: ``Session`` ⇄ records of its internal changelog topic.
 
 A session is written as a header (its own facts, recordings and summary bookkeeping) and one
-chunk per ``CHUNK_PARTICIPANTS`` participants (their stints), each msgpack-encoded. A commit
+chunk per ``CHUNK_PARTICIPANTS`` participants (their stints), each msgpack-encoded; a session
+with at most one chunk of participants (most of them) carries it in its header: one record. A commit
 rewrites the header of each changed session and only the chunks whose participants changed, so
 the cost of a commit follows what changed, not the session's size. A header or chunk whose
 encoding exceeds ``MAX_PART_BYTES`` is split into parts, so no record comes near Kafka's 1 MB.
@@ -58,6 +59,8 @@ class SessionHeader(msgspec.Struct, array_like=True, frozen=True):
     unsettled_changes: int
     version: int
     chunks: int
+    inline: list[ParticipantRow] | None
+    """A session with a single chunk carries it here: one record for most sessions."""
 
 
 class ParticipantRow(msgspec.Struct, array_like=True, frozen=True):
@@ -86,12 +89,16 @@ class ChangelogError(ValueError):
 def changed_records(session: Session) -> list[Record]:
     """The records of everything changed since the last call: the header, the dirty chunks."""
     records = _encoded(session, HEADER_CHUNK, _header(session))
-    participants = session.participants
-    for chunk in sorted(set(session.dirty_chunks)):
-        rows = [_row(pid, participants[pid]) for pid in session.chunks[chunk]]
-        records.extend(_encoded(session, chunk, rows))
+    if len(session.chunks) > 1:
+        for chunk in sorted(set(session.dirty_chunks)):
+            records.extend(_encoded(session, chunk, _rows(session, chunk)))
     session.dirty_chunks.clear()
     return records
+
+
+def _rows(session: Session, chunk: int) -> list[ParticipantRow]:
+    participants = session.participants
+    return [_row(pid, participants[pid]) for pid in session.chunks[chunk]]
 
 
 def all_records(session: Session) -> list[Record]:
@@ -104,7 +111,8 @@ def tombstones(session: Session) -> list[Record]:
     """Tombstones for every record of the session (it leaves the changelog)."""
     records: list[Record] = []
     split = session.split_parts or {}
-    for chunk in range(HEADER_CHUNK, len(session.chunks)):
+    separate = len(session.chunks) if len(session.chunks) > 1 else 0
+    for chunk in range(HEADER_CHUNK, separate):
         parts = split.get(chunk, 1)
         records.extend((_key(session.session_id, chunk, part), None) for part in range(parts))
     return records
@@ -147,7 +155,10 @@ def _restored(session_id: str, chunks: dict[int, dict[int, bytes]]) -> Session:
             split_parts=session.split_parts,
         )
         for chunk in range(header.chunks):
-            rows = _CHUNK.decode(_joined(session, chunk, chunks))
+            if header.inline is not None:
+                rows = header.inline
+            else:
+                rows = _CHUNK.decode(_joined(session, chunk, chunks))
             members: list[str] = []
             for row in rows:
                 session.participants[row.participant_id] = Participant(
@@ -242,6 +253,7 @@ def _header(session: Session) -> SessionHeader:
         unsettled_changes=session.unsettled_changes,
         version=session.version,
         chunks=len(session.chunks),
+        inline=_rows(session, 0) if len(session.chunks) == 1 else None,
     )
 
 

@@ -177,6 +177,8 @@ class Session:
         if not chunks or len(chunks[-1]) >= CHUNK_PARTICIPANTS:
             chunks.append([])
             chunk = len(chunks) - 1
+            if chunk == 1:  # the first chunk leaves the header for a record of its own
+                self.dirty_chunks.append(0)
         else:
             # Every member of a chunk refers to one int object rather than an equal copy each.
             chunk = self.participants[chunks[-1][0]].chunk

@@ -52,6 +52,19 @@ def test_a_commit_rewrites_the_header_and_only_the_changed_chunks() -> None:
     assert changed_records(fed.current) == second[:1]  # nothing changed since: header only
 
 
+def test_a_small_session_is_one_record_until_it_outgrows_one_chunk() -> None:
+    fed = replay([session_started(0), *crowd(CHUNK_PARTICIPANTS)])
+    written = changed_records(fed.current)
+    assert len(written) == 1
+
+    fed.feed(crowd(1, offset=CHUNK_PARTICIPANTS))
+    grown = changed_records(fed.current)
+
+    assert len(grown) == 3  # the header, the first chunk now on its own, the second
+    [restored] = restore_sessions(latest(written + grown).items())
+    assert restored == fed.current
+
+
 def test_the_changelog_written_commit_by_commit_restores_the_session() -> None:
     fed = Replay()
     written: list[tuple[bytes, bytes | None]] = []
