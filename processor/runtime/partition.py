@@ -177,7 +177,6 @@ class PartitionState:
                 if applied.changed:
                     self.sessions[decoded.session_id] = applied.session
                     self._dirty[decoded.session_id] = None
-                    self._tombstones.pop(decoded.session_id, None)
                 self._publish(applied.events)
         except Exception as exc:
             logger.exception(
@@ -222,6 +221,18 @@ class PartitionState:
         batch, self._batch = self._batch, Batch()
         outputs = batch.outputs
         state_topic, changelog_topic = self._topics.session_state, self._topics.changelog
+        # Tombstones first: a session that came back after its tombstone (a new, partial
+        # session under the same id) then overwrites them, and no stale record stays behind.
+        for session_id, session in self._tombstones.items():
+            outputs.append(
+                Output(
+                    topic=state_topic, key=session_id.encode(), value=None, partition=self.partition
+                )
+            )
+            outputs.extend(
+                Output(topic=changelog_topic, key=key, value=None, partition=self.partition)
+                for key, _ in tombstones(session)
+            )
         for session_id in self._dirty:
             session = self.sessions[session_id]
             outputs.append(
@@ -235,16 +246,6 @@ class PartitionState:
             outputs.extend(
                 Output(topic=changelog_topic, key=key, value=value, partition=self.partition)
                 for key, value in changed_records(session)
-            )
-        for session_id, session in self._tombstones.items():
-            outputs.append(
-                Output(
-                    topic=state_topic, key=session_id.encode(), value=None, partition=self.partition
-                )
-            )
-            outputs.extend(
-                Output(topic=changelog_topic, key=key, value=None, partition=self.partition)
-                for key, _ in tombstones(session)
             )
         self._dirty.clear()
         self._tombstones.clear()
