@@ -68,6 +68,10 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     schema_version: int = SCHEMA_VERSION
     active_participants_truncated: bool = False
     """Whether present participants were left out of ``active_participants``."""
+    recordings_truncated: bool = False
+    """Whether recordings were left out of ``recordings`` (only when their URLs together are
+    very long: the state record stays far below Kafka's 1 MB); ``summary.recordings`` counts
+    them all."""
     session_started_seen: bool = False
     """Whether ``session:started`` was seen (else ``started_at`` came from ``session:ended``)."""
     summary: SessionSummary | None = None

@@ -17,8 +17,12 @@ from schemas.timestamps import Timestamp, format_epoch_ms
 DEFAULT_MAX_LISTED_PARTICIPANTS = 1000
 MAX_LISTED_BYTES = 640 * 1024
 """The most the listed participants may take in the JSON state, counted at worst."""
+MAX_LISTED_RECORDING_BYTES = 256 * 1024
+"""The same for the recordings: together far below Kafka's 1 MB per record."""
 _LISTED_OVERHEAD = 100
 """JSON bytes of a listed participant besides its id and name (field names, time, flags)."""
+_RECORDING_OVERHEAD = 300
+"""JSON bytes of a listed recording besides its id and URL."""
 _JSON_BYTES_PER_CHAR = 6
 """The worst case of a character in JSON (a control character is escaped as ``\u0000``)."""
 
@@ -28,6 +32,7 @@ def snapshot(
 ) -> SessionState:
     closed_at = session.closed_at
     recordings = sorted(session.recordings.values(), key=recording_order)
+    listed_recordings = _within_budget(recordings)
     started_at = session.started_at
     duration_ms = None
     if closed_at is not None:
@@ -70,7 +75,8 @@ def snapshot(
         else summary.peak_concurrency,
         unique_participants=len(participants),
         total_joins=session.total_joins,
-        recordings=[_recording_state(recording) for recording in recordings],
+        recordings=[_recording_state(recording) for recording in listed_recordings],
+        recordings_truncated=len(listed_recordings) < len(recordings),
         recording_active=closed_at is None
         and any(recording.status == "started" for recording in recordings),
         last_event_at=format_epoch_ms(session.last_event_at),
@@ -79,6 +85,18 @@ def snapshot(
         session_started_seen=session.session_started_seen,
         summary=summary,
     )
+
+
+def _within_budget(recordings: list[RecordingFacts]) -> list[RecordingFacts]:
+    """The first recordings that fit ``MAX_LISTED_RECORDING_BYTES`` (URLs are not bounded)."""
+    budget = MAX_LISTED_RECORDING_BYTES
+    for count, recording in enumerate(recordings):
+        budget -= _RECORDING_OVERHEAD + _JSON_BYTES_PER_CHAR * (
+            len(recording.recording_id) + len(recording.url or "")
+        )
+        if budget < 0:
+            return recordings[:count]
+    return recordings
 
 
 def recording_order(recording: RecordingFacts) -> tuple[bool, int, str]:

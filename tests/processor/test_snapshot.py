@@ -153,3 +153,17 @@ def test_huge_names_cut_the_list_short_but_never_the_count() -> None:
     assert (state.active_count, state.active_participants_truncated) == (8, True)
     assert len(state.active_participants) == 2
     assert len(encode(state)) < 1024 * 1024
+
+
+def test_huge_recording_urls_cut_the_recordings_short() -> None:
+    fed = replay([session_started(0)])
+    for number in range(20):
+        fed.feed([recording_started(f"rec-{number}", 1_000 + number)])
+        recording = fed.current.recordings[f"rec-{number}"]
+        recording.url = "\x00" * 30_000
+    state = snapshot(fed.current)
+
+    assert state.recordings_truncated
+    assert 0 < len(state.recordings) < 20
+    assert len(encode(state)) < 1024 * 1024
+    assert not snapshot(replay(MEETING).current).recordings_truncated
