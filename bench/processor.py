@@ -9,8 +9,10 @@
    c. ``ProcessorService`` at-least-once.
    Each is timed from its first record consumed until its group's committed offsets cover the
    whole raw topic, on uvloop as in production; three interleaved rounds, median kept.
-2. Restore: ``read_sessions`` plus ``PartitionState.restore`` of 100,000 session snapshots.
-3. Memory per active session of the engine (``bench.processor_state``).
+2. Restore: ``read_sessions`` plus ``PartitionState.restore`` of 100,000 sessions' changelogs,
+   and of one webinar of 50,000 participant ids.
+3. Memory per active session and per known participant of a webinar, and the engine's speed
+   inside that webinar (``bench.processor_state``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from aiokafka.structs import TopicPartition
 
 from bench.ingest import kafka
 from bench.meetings import RawCallback, raw_callbacks
-from bench.processor_state import STATE_SESSIONS, measure_memory, measure_restore
+from bench.processor_state import (
+    STATE_SESSIONS,
+    measure_big_restore,
+    measure_big_session,
+    measure_memory,
+    measure_restore,
+)
 from bench.report import emit
 from processor.runtime import ProcessorService
 from processor.settings import Guarantee, ProcessorSettings
@@ -231,17 +239,27 @@ def run(rounds: int = ROUNDS) -> None:
         with kafka() as bootstrap:
             _throughput(bootstrap, rounds)
             restore = uvloop.run(measure_restore(bench_settings(bootstrap, Guarantee.EXACTLY_ONCE)))
+            big_restore = uvloop.run(
+                measure_big_restore(bench_settings(bootstrap, Guarantee.EXACTLY_ONCE))
+            )
     finally:
         aiokafka_logger.setLevel(level)
     emit(
-        f"processor restore: {STATE_SESSIONS:,} session snapshots "
-        f"(avg {restore.snapshot_bytes:,.0f} bytes) on {PARTITIONS} partitions"
+        f"processor restore: {STATE_SESSIONS:,} sessions' changelog records "
+        f"(avg {restore.record_bytes:,.0f} bytes per session) on {PARTITIONS} partitions"
     )
     for line in restore.lines():
         emit(line)
+    emit("processor restore: one webinar of 50,000 participant ids, 10,000 present")
+    for line in big_restore.lines():
+        emit(line)
     memory = measure_memory()
-    emit(f"processor memory: {memory.sessions:,} active sessions in the engine")
+    emit(f"processor memory: {memory.sessions:,} active sessions; one 50,000-id webinar")
     for line in memory.lines():
+        emit(line)
+    big = measure_big_session()
+    emit("processor engine at scale: the webinar, 10,000 present")
+    for line in big.lines():
         emit(line)
 
 

@@ -1,11 +1,17 @@
-"""The processor's state at scale: restoring sessions from the state topic, and their memory.
+"""The processor's state at scale: restoring sessions from the changelog, memory, big sessions.
 
-* Restore: 100,000 ``SessionState`` snapshots (built by the engine from realistic meetings, a
-  few participants and a recording each, half of them still active) are written to a compacted
-  8-partition state topic keyed by ``session_id``; then ``read_sessions`` for every partition
-  plus ``PartitionState.restore`` is timed, as ``ProcessorService`` does on assignment.
+* Restore: 100,000 sessions (built by the engine from realistic meetings, a few participants
+  and a recording each, half of them still active) are written as their changelog records to
+  a compacted 8-partition topic; then ``read_sessions`` for every partition plus
+  ``PartitionState.restore`` is timed, as ``ProcessorService`` does on assignment.
+* Big-session restore: one webinar with 50,000 participant ids, 10,000 still present, written
+  the same way and read back; its largest record is reported too.
 * Memory: 20,000 active sessions built by the engine (five participants present and a
-  recording running each); the growth of ``tracemalloc``'s traced memory divided by their count.
+  recording running each), and the webinar: the growth of ``tracemalloc``'s traced memory
+  divided by the sessions' (the webinar's participant ids') count.
+* Big-session speed: callbacks applied to the webinar while 10,000 are present, what one commit
+  writes for it (public state plus changed changelog records), and 1,000 replayed joins arriving
+  at a 3,000-participant session after it ended.
 """
 
 from __future__ import annotations
@@ -22,23 +28,44 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.meetings import MINUTE_MS, Body, meeting, session_id_of
-from processor.engine import Session, SessionCallback, apply, snapshot
+from processor.engine import (
+    Session,
+    SessionCallback,
+    all_records,
+    apply,
+    changed_records,
+    snapshot,
+)
 from processor.runtime.partition import PartitionState
 from processor.runtime.restore import read_sessions
 from processor.settings import ProcessorSettings
 from processor.topics import ensure_topics
-from schemas import Callback, DecodeFailure, RoomExpiredCallback, decode_callback, encode
-from schemas.timestamps import format_epoch_ms
+from schemas import (
+    Callback,
+    DecodeFailure,
+    ParticipantJoinedCallback,
+    ParticipantLeftCallback,
+    RoomExpiredCallback,
+    SessionEndedCallback,
+    SessionStartedCallback,
+    decode_callback,
+    encode,
+)
+from schemas.timestamps import format_epoch_ms, from_epoch_ms
 
 STATE_SESSIONS = 100_000
 TEMPLATES = 100
 MEMORY_SESSIONS = 20_000
+WEBINAR_PARTICIPANTS = 50_000
+WEBINAR_PRESENT = 10_000
+LATE_SESSION_PARTICIPANTS = 3_000
+LATE_JOINS = 1_000
 
 
 @dataclass(frozen=True, slots=True)
 class RestoreResult:
     sessions: int
-    snapshot_bytes: float
+    record_bytes: float
     read_s: float
     restore_s: float
 
@@ -53,16 +80,56 @@ class RestoreResult:
 
 
 @dataclass(frozen=True, slots=True)
+class BigRestoreResult:
+    records: int
+    total_bytes: int
+    largest_record: int
+    restore_s: float
+
+    def lines(self) -> list[str]:
+        return [
+            f"  {'changelog records of the webinar':<44} {self.records:>14,}",
+            f"  {'their total size':<44} {self.total_bytes / 2**20:>14.1f} MiB",
+            f"  {'largest record (key + value)':<44} {self.largest_record:>14,} bytes",
+            f"  {'restore time (read + decode)':<44} {self.restore_s:>14.2f} s",
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class MemoryResult:
     sessions: int
     traced_bytes: int
+    webinar_bytes: int
 
     def lines(self) -> list[str]:
         per_session = self.traced_bytes / self.sessions
+        per_participant = self.webinar_bytes / WEBINAR_PARTICIPANTS
         return [
             f"  {'traced memory of the sessions (tracemalloc)':<44} "
             f"{self.traced_bytes / 2**20:>14.1f} MiB",
             f"  {'memory per active session':<44} {per_session:>14,.0f} bytes",
+            f"  {'memory of the webinar (50,000 ids)':<44} {self.webinar_bytes / 2**20:>14.1f} MiB",
+            f"  {'memory per known participant':<44} {per_participant:>14,.0f} bytes",
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class BigSessionResult:
+    webinar_rate: float
+    small_rate: float
+    commit_ms: float
+    commit_bytes: int
+    late_s: float
+
+    def lines(self) -> list[str]:
+        return [
+            f"  {'callbacks into small meetings (baseline)':<44} "
+            f"{self.small_rate:>14,.0f} callbacks/s",
+            f"  {'callbacks into the webinar, 10,000 present':<44} "
+            f"{self.webinar_rate:>14,.0f} callbacks/s",
+            f"  {'one commit of the webinar (state+changelog)':<44} {self.commit_ms:>14.2f} ms"
+            f" ({self.commit_bytes:,} bytes)",
+            f"  {'1,000 late joins, 3,000-participant ended':<44} {self.late_s:>14.2f} s",
         ]
 
 
@@ -84,8 +151,8 @@ def session_callback(callback: Callback | DecodeFailure) -> SessionCallback:
     return callback
 
 
-def snapshot_templates(now_ms: int) -> list[tuple[bytes, bytes]]:
-    """``(encoded snapshot, its session id)``: realistic sessions to copy under other ids."""
+def changelog_templates(now_ms: int) -> list[tuple[list[tuple[bytes, bytes]], bytes]]:
+    """``(changelog records, the session id)``: realistic sessions to copy under other ids."""
     rng = random.Random(5)
     templates = []
     for number in range(TEMPLATES):
@@ -100,37 +167,60 @@ def snapshot_templates(now_ms: int) -> list[tuple[bytes, bytes]]:
             recording=True,
             ended=number % 2 == 0,
         )
-        templates.append((encode(snapshot(applied(bodies))), session_id.encode()))
+        records = [(k, v) for k, v in all_records(applied(bodies)) if v is not None]
+        templates.append((records, session_id.encode()))
     return templates
 
 
-async def measure_restore(settings: ProcessorSettings) -> RestoreResult:
-    """Write ``STATE_SESSIONS`` snapshots to a fresh state topic, then time reading them back."""
-    await ensure_topics(settings)
-    topic = settings.topics.session_state
-    templates = snapshot_templates(time.time_ns() // 1_000_000)
-    rng = random.Random(9)
+async def _write(
+    settings: ProcessorSettings, records: list[tuple[bytes, bytes, int | None]]
+) -> int:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=20, enable_idempotence=True
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        linger_ms=20,
+        enable_idempotence=True,
+        max_request_size=2**20,
     )
     await producer.start()
     written = 0
     try:
         deliveries = []
-        for number in range(STATE_SESSIONS):
-            template, template_id = templates[number % len(templates)]
-            session_id = session_id_of(rng).encode()
-            value = template.replace(template_id, session_id)
+        for key, value, partition in records:
             written += len(value)
-            # keyed like the raw topic, so the default partitioner spreads them the same way
-            deliveries.append(await producer.send(topic, value=value, key=session_id))
+            deliveries.append(
+                await producer.send(
+                    settings.topics.changelog, value=value, key=key, partition=partition
+                )
+            )
         await asyncio.gather(*deliveries)
     finally:
         await producer.stop()
+    return written
+
+
+async def measure_restore(settings: ProcessorSettings) -> RestoreResult:
+    """Write ``STATE_SESSIONS`` sessions' changelogs to a fresh topic, then time reading them."""
+    await ensure_topics(settings)
+    templates = changelog_templates(time.time_ns() // 1_000_000)
+    rng = random.Random(9)
+    records: list[tuple[bytes, bytes, int | None]] = []
+    for number in range(STATE_SESSIONS):
+        template, template_id = templates[number % len(templates)]
+        new_id = session_id_of(rng).encode()  # as long as the template's: same encoding
+        partition = number % settings.topic_partitions
+        records.extend(
+            (
+                key.replace(template_id, new_id),
+                value.replace(template_id, new_id),
+                partition,
+            )
+            for key, value in template
+        )
+    written = await _write(settings, records)
 
     partitions = list(range(settings.topic_partitions))
     began = time.perf_counter()
-    snapshots = await read_sessions(settings.kafka, topic, partitions)
+    sessions = await read_sessions(settings.kafka, settings.topics.changelog, partitions)
     read_s = time.perf_counter() - began
     began = time.perf_counter()
     restored = 0
@@ -138,11 +228,69 @@ async def measure_restore(settings: ProcessorSettings) -> RestoreResult:
         state = PartitionState(
             partition, settings.topics, room_dedup_capacity=settings.room_dedup_capacity
         )
-        restored += state.restore(snapshots.get(partition, []))
+        restored += state.restore(sessions.get(partition, []))
     restore_s = time.perf_counter() - began
     if restored != STATE_SESSIONS:
         raise RuntimeError(f"restored {restored} sessions, wrote {STATE_SESSIONS}")
     return RestoreResult(restored, written / STATE_SESSIONS, read_s, restore_s)
+
+
+async def measure_big_restore(settings: ProcessorSettings) -> BigRestoreResult:
+    """Write the webinar's changelog to one partition of a fresh topic, then time reading it."""
+    await ensure_topics(settings)
+    webinar = build_webinar()
+    records = [(k, v) for k, v in all_records(webinar) if v is not None]
+    await _write(settings, [(key, value, 0) for key, value in records])
+    began = time.perf_counter()
+    sessions = await read_sessions(settings.kafka, settings.topics.changelog, [0])
+    restore_s = time.perf_counter() - began
+    [restored] = sessions[0]
+    if restored != webinar or restored.active_count != WEBINAR_PRESENT:
+        raise RuntimeError("the restored webinar differs from the one written")
+    return BigRestoreResult(
+        records=len(records),
+        total_bytes=sum(len(k) + len(v) for k, v in records),
+        largest_record=max(len(k) + len(v) for k, v in records),
+        restore_s=restore_s,
+    )
+
+
+def _participant_callbacks(
+    session_id: str, room_id: str, count: int, rng: random.Random
+) -> tuple[list[ParticipantJoinedCallback], list[ParticipantLeftCallback]]:
+    joins, lefts = [], []
+    for number in range(count):
+        fields = {
+            "participant_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "session_id": session_id,
+            "room_id": room_id,
+            "name": f"Attendee {number}",
+            "type": "Guest",
+            "is_host": number == 0,
+        }
+        joins.append(ParticipantJoinedCallback(**fields))  # type: ignore[arg-type]
+        lefts.append(ParticipantLeftCallback(**fields))  # type: ignore[arg-type]
+    return joins, lefts
+
+
+def _started(session_id: str, room_id: str, t0: int) -> Session:
+    callback = SessionStartedCallback(
+        session_id=session_id, room_id=room_id, started_at=from_epoch_ms(t0)
+    )
+    return apply(None, callback, t0).session
+
+
+def build_webinar(t0: int = 1_700_000_000_000) -> Session:
+    """50,000 participant ids joined, 40,000 of them gone again: 10,000 present."""
+    rng = random.Random(11)
+    session_id, room_id = session_id_of(rng), str(uuid.UUID(int=rng.getrandbits(128)))
+    joins, lefts = _participant_callbacks(session_id, room_id, WEBINAR_PARTICIPANTS, rng)
+    session = _started(session_id, room_id, t0)
+    for number, join in enumerate(joins):
+        apply(session, join, t0 + 10 * number)
+    for number, leaving in enumerate(lefts[WEBINAR_PRESENT:]):
+        apply(session, leaving, t0 + 600_000 + 10 * number)
+    return session
 
 
 def active_bodies(rng: random.Random, now_ms: int) -> list[tuple[int, bytes]]:
@@ -179,11 +327,12 @@ def active_bodies(rng: random.Random, now_ms: int) -> list[tuple[int, bytes]]:
 
 def measure_memory() -> MemoryResult:
     """Traced memory kept by ``MEMORY_SESSIONS`` active engine sessions (callbacks decoded and
-    applied while tracing, so the strings the facts keep are counted)."""
+    applied while tracing, so the strings the facts keep are counted), then by the webinar."""
     rng = random.Random(3)
     now_ms = time.time_ns() // 1_000_000
     encoded = [active_bodies(rng, now_ms) for _ in range(MEMORY_SESSIONS)]
     sessions: dict[str, Session] = {}
+    format_epoch_ms.cache_clear()
     gc.collect()
     tracemalloc.start()
     try:
@@ -196,11 +345,112 @@ def measure_memory() -> MemoryResult:
                 ).session
             assert session is not None
             sessions[session.session_id] = session
+        format_epoch_ms.cache_clear()  # process-wide and bounded: not the sessions' memory
         gc.collect()
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    present = sum(len(s.present_participants()) for s in sessions.values())
+    present = sum(s.active_count for s in sessions.values())
     if present != 5 * MEMORY_SESSIONS:
         raise RuntimeError(f"{present} participants present, expected {5 * MEMORY_SESSIONS}")
-    return MemoryResult(len(sessions), grown)
+    del sessions, encoded
+    return MemoryResult(MEMORY_SESSIONS, grown, _webinar_memory())
+
+
+def _webinar_memory() -> int:
+    """Traced growth while the webinar is built from decoded callbacks (the callbacks freed)."""
+    format_epoch_ms.cache_clear()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        webinar = build_webinar()
+        format_epoch_ms.cache_clear()
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    if len(webinar.participants) != WEBINAR_PARTICIPANTS:
+        raise RuntimeError("the webinar lost participants")
+    return grown
+
+
+def measure_big_session() -> BigSessionResult:
+    """Callbacks per second into the webinar and into small meetings; one commit's cost; late
+    joins into an ended session."""
+    rng = random.Random(13)
+    t0 = 1_700_000_000_000
+    webinar = build_webinar(t0)
+    joins, lefts = _participant_callbacks(webinar.session_id, webinar.room_id or "", 20_000, rng)
+    changed_records(webinar)  # as committed so far
+    began = time.perf_counter()
+    for number in range(len(joins)):  # newcomers come and go while 10,000 stay
+        apply(webinar, joins[number], t0 + 2_000_000 + number)
+        apply(webinar, lefts[number], t0 + 2_000_000 + number)
+    webinar_rate = 2 * len(joins) / (time.perf_counter() - began)
+    for number in range(200):  # what one commit interval brings: 200 newcomers
+        apply(webinar, joins[number], t0 + 3_000_000 + number)
+    changed_records(webinar)
+    for number in range(200):
+        apply(webinar, lefts[number], t0 + 3_000_000 + number)
+    began = time.perf_counter()
+    state = encode(snapshot(webinar))
+    records = changed_records(webinar)
+    commit_ms = (time.perf_counter() - began) * 1000
+    commit_bytes = len(state) + sum(len(k) + len(v or b"") for k, v in records)
+
+    small: list[tuple[SessionCallback, int]] = []
+    for _ in range(2_000):
+        session_id, room_id = session_id_of(rng), str(uuid.UUID(int=rng.getrandbits(128)))
+        people_in, people_out = _participant_callbacks(session_id, room_id, 5, rng)
+        small += [(c, t0 + i) for i, c in enumerate(people_in)]
+        small += [(c, t0 + 100 + i) for i, c in enumerate(people_out)]
+    sessions: dict[str, Session] = {}
+    began = time.perf_counter()
+    for callback, received_at in small:
+        sessions[callback.session_id] = apply(
+            sessions.get(callback.session_id), callback, received_at
+        ).session
+    small_rate = len(small) / (time.perf_counter() - began)
+    return BigSessionResult(webinar_rate, small_rate, commit_ms, commit_bytes, _late_joins())
+
+
+def _late_joins() -> float:
+    """Seconds to apply 1,000 replayed joins to an ended 3,000-participant session."""
+    rng = random.Random(17)
+    t0 = 1_700_000_000_000
+    session_id, room_id = session_id_of(rng), str(uuid.UUID(int=rng.getrandbits(128)))
+    joins, lefts = _participant_callbacks(session_id, room_id, LATE_SESSION_PARTICIPANTS, rng)
+    session = _started(session_id, room_id, t0)
+    for number in range(LATE_SESSION_PARTICIPANTS):
+        apply(session, joins[number], t0 + number)
+        apply(session, lefts[number], t0 + 60_000 + number)
+    ended = SessionEndedCallback(
+        session_id=session_id,
+        room_id=room_id,
+        started_at=from_epoch_ms(t0),
+        ended_at=from_epoch_ms(t0 + 120_000),
+    )
+    apply(session, ended, t0 + 120_000)
+    began = time.perf_counter()
+    for number in range(LATE_JOINS):  # retries of joins, after their lefts: each a new stint
+        apply(session, joins[number], t0 + 130_000 + number)
+    return time.perf_counter() - began
+
+
+def run_engine_only() -> None:
+    """The figures that need no broker: ``python -m bench.processor_state``."""
+    from bench.report import emit
+
+    memory = measure_memory()
+    emit(f"processor memory: {memory.sessions:,} active sessions; one 50,000-id webinar")
+    for line in memory.lines():
+        emit(line)
+    big = measure_big_session()
+    emit("processor engine at scale: a webinar of 50,000 ids, 10,000 present")
+    for line in big.lines():
+        emit(line)
+
+
+if __name__ == "__main__":
+    run_engine_only()

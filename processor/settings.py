@@ -68,6 +68,14 @@ class ProcessorSettings:
         "room expiries remembered per partition to drop Vonage's retries",
         minimum=0,
     )
+    state_max_listed_participants: int = setting(
+        "STATE_MAX_LISTED_PARTICIPANTS",
+        1000,
+        "present participants listed in a SessionState, earliest joined first (never more "
+        "than 640 KiB of them; `active_count` stays exact)",
+        minimum=0,
+        maximum=1500,
+    )
     create_topics: bool = setting(
         "PROCESSOR_CREATE_TOPICS", True, "create missing topics at start (else refuse to start)"
     )

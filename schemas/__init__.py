@@ -17,6 +17,7 @@ from schemas.decoding import DecodeFailure, FailureReason, decode_callback
 from schemas.events import (
     AnyDerivedEvent,
     DerivedEvent,
+    ParticipantAttendanceEvent,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     RecordingEndedEvent,
@@ -37,6 +38,7 @@ __all__ = [
     "DecodeFailure",
     "DerivedEvent",
     "FailureReason",
+    "ParticipantAttendanceEvent",
     "ParticipantJoinedCallback",
     "ParticipantJoinedEvent",
     "ParticipantLeftCallback",

@@ -70,15 +70,37 @@ class ParticipantJoinedEvent(
     _ParticipantEvent, frozen=True, kw_only=True, tag="participant.joined"
 ):
     joined_at: Timestamp
+    stint: int = 1
+    """Which of this participant's stints in the session begins (1, 2, ...): a participant
+    who leaves and comes back has one stint per return."""
 
 
 class ParticipantLeftEvent(_ParticipantEvent, frozen=True, kw_only=True, tag="participant.left"):
     joined_at: Timestamp | None
-    """``None`` when the participant's join was never seen."""
+    """When the stint began; always set since stints exist (``None`` only in old events)."""
     left_at: Timestamp
     duration_s: float | None
-    """Attendance in seconds; ``None`` when ``joined_at`` is unknown."""
+    """The stint's length in seconds (``None`` only in old events)."""
     left_reason: LeftReason
+    stint: int = 1
+    """Which stint ends; the same number as its ``participant.joined``."""
+
+
+class ParticipantAttendanceEvent(
+    _ParticipantEvent, frozen=True, kw_only=True, tag="participant.attendance"
+):
+    """One participant id's attendance report, published with every ``session.ended``."""
+
+    stints: int
+    """How many times the participant was present (joins that started a stint)."""
+    attended_s: float
+    """Sum of the lengths of its stints, each clamped into the session."""
+    first_joined_at: Timestamp | None
+    """Start of its first stint; ``None`` when only a ``left`` of it was seen."""
+    last_left_at: Timestamp | None
+    """End of its last stint (its ``left``, or the session's end); ``None`` without stints."""
+    revision: int
+    """The ``revision`` of the ``session.ended`` summary this report belongs to."""
 
 
 class _RecordingEvent(DerivedEvent, frozen=True, kw_only=True):
@@ -115,6 +137,7 @@ AnyDerivedEvent = (
     | SessionEndedEvent
     | ParticipantJoinedEvent
     | ParticipantLeftEvent
+    | ParticipantAttendanceEvent
     | RecordingStartedEvent
     | RecordingEndedEvent
     | RecordingReadyEvent

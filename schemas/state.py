@@ -1,7 +1,9 @@
 """``SessionState``: the latest state of one session, published to the session-state topic.
 
-That compacted topic is both a product (query the latest state of any session) and the processor's
-changelog, restored on rebalance and restart.
+Bounded whatever the session's size: it lists at most ``STATE_MAX_LISTED_PARTICIPANTS`` present
+participants (the earliest joined first) and says whether some were left out; the counts are
+always exact. What the processor needs beyond it to restore a session (every participant's
+stints) lives in its own internal changelog topic.
 """
 
 from __future__ import annotations
@@ -22,20 +24,6 @@ class ActiveParticipant(msgspec.Struct, frozen=True, kw_only=True):
     name: str | None
     is_host: bool
     joined_at: Timestamp
-
-
-class ParticipantRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """What is known about one participant of the session, present or gone."""
-
-    participant_id: str
-    name: str | None
-    is_host: bool
-    participant_type: str | None = None
-    """The callback's ``type`` (e.g. ``Guest``), when it had one."""
-    joined_at: Timestamp | None = None
-    """Earliest join seen (ingest receive time); ``None`` when only its left was seen."""
-    left_at: Timestamp | None = None
-    """Earliest left seen (ingest receive time); ``None`` when no left callback was seen."""
 
 
 class RecordingState(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,18 +49,29 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     duration_s: float | None
     """Set once the session has ended."""
     active_participants: list[ActiveParticipant]
+    """Present participants with their open stint's ``joined_at``, the earliest joined first,
+    at most ``STATE_MAX_LISTED_PARTICIPANTS`` of them."""
     active_count: int
+    """How many participants are present (exact, even when the list is truncated)."""
     peak_concurrency: int
+    """The most participants present at once: as callbacks arrived while the session is
+    active, the summary's figure (from the stints' times) once it has ended."""
     unique_participants: int
+    """Participant ids seen (joined or left)."""
     total_joins: int
+    """Stints started (a participant who leaves and comes back counts once per return)."""
     recordings: list[RecordingState]
     recording_active: bool
     last_event_at: Timestamp | None
     version: int
     """Increments on every change."""
     schema_version: int = SCHEMA_VERSION
-    participants: list[ParticipantRecord] = []
-    """Every participant seen (joined or left), by ``participant_id``."""
+    active_participants_truncated: bool = False
+    """Whether present participants were left out of ``active_participants``."""
+    recordings_truncated: bool = False
+    """Whether recordings were left out of ``recordings`` (only when their URLs together are
+    very long: the state record stays far below Kafka's 1 MB); ``summary.recordings`` counts
+    them all."""
     session_started_seen: bool = False
     """Whether ``session:started`` was seen (else ``started_at`` came from ``session:ended``)."""
     summary: SessionSummary | None = None

@@ -17,6 +17,7 @@ import msgspec
 from schemas.callbacks import Callback
 from schemas.events import (
     DerivedEvent,
+    ParticipantAttendanceEvent,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     RecordingEndedEvent,
@@ -114,9 +115,19 @@ SESSION_STATE = TopicContract(
     key="session_id",
     cleanup_policy=CleanupPolicy.COMPACT,
     retention=Retention.NONE,
-    description="Latest SessionState of each session; a tombstone once a finished session "
-    "passes its retention. Also the processor's changelog.",
+    description="Latest SessionState of each session (bounded: at most "
+    "STATE_MAX_LISTED_PARTICIPANTS listed); a tombstone once a finished session passes its "
+    "retention.",
     payload=SessionState,
+)
+SESSION_CHANGELOG = TopicContract(
+    suffix="processor.session-changelog",
+    key="the processor's own: msgpack [session_id, chunk, part]",
+    cleanup_policy=CleanupPolicy.COMPACT,
+    retention=Retention.NONE,
+    description="Internal: what the processor restores sessions from (every participant's "
+    "stints, in msgpack chunks of a few kilobytes), written per partition like the state.",
+    public=False,
 )
 SESSIONS = TopicContract(
     suffix="sessions",
@@ -132,8 +143,10 @@ PARTICIPANTS = TopicContract(
     key="session_id",
     cleanup_policy=CleanupPolicy.DELETE,
     retention=Retention.DERIVED,
-    description="participant.joined and participant.left (with attendance and reason).",
-    events=(ParticipantJoinedEvent, ParticipantLeftEvent),
+    description="participant.joined and participant.left (one pair per stint, with its "
+    "number, attendance and reason); at every session.ended one participant.attendance per "
+    "participant id.",
+    events=(ParticipantJoinedEvent, ParticipantLeftEvent, ParticipantAttendanceEvent),
     key_field="session_id",
 )
 RECORDINGS = TopicContract(
@@ -165,6 +178,7 @@ ALL_TOPICS: tuple[TopicContract, ...] = (
     PARTICIPANTS,
     RECORDINGS,
     ROOMS,
+    SESSION_CHANGELOG,
 )
 """Every topic the pipeline uses, the raw topic first (provisioning relies on that order)."""
 
@@ -193,6 +207,8 @@ class TopicNames:
     participants: str
     recordings: str
     rooms: str
+    changelog: str
+    """Internal: the processor's restore data (``SESSION_CHANGELOG``)."""
 
     @classmethod
     def with_prefix(cls, prefix: str = DEFAULT_PREFIX) -> TopicNames:
@@ -205,6 +221,7 @@ class TopicNames:
             participants=PARTICIPANTS.name_under(prefix),
             recordings=RECORDINGS.name_under(prefix),
             rooms=ROOMS.name_under(prefix),
+            changelog=SESSION_CHANGELOG.name_under(prefix),
         )
 
     def of(self, topic: TopicContract) -> str:

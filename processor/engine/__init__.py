@@ -1,33 +1,55 @@
 """The processor's pure state engine: callbacks in, session facts and derived events out.
 
 No I/O, no clock reads, no Kafka: the runtime around it passes each record's receive time,
-decides when a session is idle, publishes ``Applied.events`` and ``snapshot(session)``, and
-restores sessions from the session-state topic with ``restore``.
+decides when a session is idle, publishes ``Applied.events`` and ``snapshot(session)``, writes
+``changed_records(session)`` to the internal changelog and restores sessions from it with
+``restore_sessions``.
 
-Design (SPEC §5): the engine keeps per-session *facts*, each combined so that duplicates and
-reordering converge (see ``session``), and derives every published value from the facts alone;
-each derived event goes out exactly once, when the fact that triggers it first appears, except
-``session.ended``, re-published with a higher revision whenever a late callback changes the
-summary.
+Design (SPEC §5): participants follow the stint rules in raw-topic order; session and recording
+facts are combined so that duplicates and reordering converge (see ``session``); every published
+value derives from the facts alone, and every aggregate a snapshot needs is kept incrementally.
+Each derived event goes out exactly once, when the fact that triggers it first appears, except
+``session.ended`` and its ``participant.attendance`` reports, re-published with a higher revision
+when late callbacks change them (``lifecycle.revise_summary``).
 """
 
-from processor.engine.apply import Applied, SessionCallback, apply, event_time_ms, expire_idle
+from processor.engine.apply import (
+    Applied,
+    SessionCallback,
+    apply,
+    event_time_ms,
+    expire_idle,
+    settle,
+)
+from processor.engine.changelog import (
+    ChangelogError,
+    all_records,
+    changed_records,
+    restore_sessions,
+    tombstones,
+)
 from processor.engine.derived import room_expired_event
 from processor.engine.ids import event_id
-from processor.engine.session import ParticipantFacts, RecordingFacts, Session
-from processor.engine.snapshot import restore, snapshot
+from processor.engine.session import Participant, RecordingFacts, Session
+from processor.engine.snapshot import DEFAULT_MAX_LISTED_PARTICIPANTS, snapshot
 
 __all__ = [
+    "DEFAULT_MAX_LISTED_PARTICIPANTS",
     "Applied",
-    "ParticipantFacts",
+    "ChangelogError",
+    "Participant",
     "RecordingFacts",
     "Session",
     "SessionCallback",
+    "all_records",
     "apply",
+    "changed_records",
     "event_id",
     "event_time_ms",
     "expire_idle",
-    "restore",
+    "restore_sessions",
     "room_expired_event",
+    "settle",
     "snapshot",
+    "tombstones",
 ]

@@ -15,6 +15,7 @@ from processor.engine.lifecycle import (
     record_session_started,
     revise_summary,
     send_away_present_participants,
+    settle_revision,
 )
 from processor.engine.participants import record_joined, record_left
 from processor.engine.recordings import (
@@ -82,12 +83,13 @@ def apply(session: Session | None, callback: SessionCallback, received_at_ms: in
         session.room_id = callback.room_id
         changed = True
     events: list[DerivedEvent] = []
+    closed_before = session.closed_at
     changed = _record(session, callback, at, events) or changed
     if not changed:
         return Applied(session=session, events=events, changed=False)
     session.last_event_at = max(session.last_event_at, at)
     session.last_received_at = max(session.last_received_at, received_at_ms)
-    revise_summary(session, events)
+    revise_summary(session, events, urgent=session.closed_at != closed_before)
     session.version += 1
     return Applied(session=session, events=events, changed=True)
 
@@ -103,7 +105,17 @@ def expire_idle(session: Session) -> Applied:
     session.timed_out_at = session.last_event_at
     events: list[DerivedEvent] = []
     send_away_present_participants(session, events)
-    revise_summary(session, events)
+    revise_summary(session, events, urgent=True)
+    session.version += 1
+    return Applied(session=session, events=events, changed=True)
+
+
+def settle(session: Session) -> Applied:
+    """Publish the summary revision still owed for late changes not yet considered; the
+    runtime calls it before a finished session leaves memory (``revise_summary``)."""
+    events = settle_revision(session)
+    if not events:
+        return Applied(session=session, events=[], changed=False)
     session.version += 1
     return Applied(session=session, events=events, changed=True)
 

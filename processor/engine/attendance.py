@@ -1,91 +1,98 @@
-"""Attendance intervals and the concurrency sweep over them.
+"""Stints as clamped intervals, each participant's attendance, and the concurrency sweep.
 
 Join and left times are ingest receive times while session times are Vonage's, so the two clocks
-disagree a little; clamping every interval into the session's bounds keeps every duration and
-count non-negative whatever the skew.
+disagree a little; clamping every stint into the session's bounds keeps every duration and count
+non-negative whatever the skew. Clamping happens when a figure is computed, never in the stored
+facts, so a ``session:started`` that arrives late still corrects every figure after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from processor.engine.session import ParticipantFacts, Session
+from processor.engine.session import Participant, Session
 
-
-@dataclass(frozen=True, slots=True)
-class Interval:
-    """A finished attendance in epoch ms; ``end >= start``."""
-
-    start: int
-    end: int
-
-    @property
-    def length_ms(self) -> int:
-        return self.end - self.start
-
-
-@dataclass(frozen=True, slots=True)
-class OpenInterval:
-    """An attendance still running: joined, not left, session still active."""
-
-    start: int
-
-
-# Sweep order of boundaries that share a time: ends of intervals with a length go first, so
-# back-to-back attendances do not overlap; zero-length intervals end last, so a participant who
-# joined and left within one millisecond still counts as present at that instant.
+# Sweep order of boundaries that share a time: ends of stints with a length go first, so
+# back-to-back stints do not overlap; zero-length stints end last, so a participant who joined
+# and left within one millisecond still counts as present at that instant.
 _END = 0
 _START = 1
 _INSTANT_END = 2
 
 
-def attendance(participant: ParticipantFacts, session: Session) -> Interval | OpenInterval:
-    """The participant's clamped attendance as the facts stand now."""
-    end = participant.left_at if participant.left_at is not None else session.closed_at
-    if end is not None:
-        return closed_attendance(participant, session, end=end)
-    if participant.joined_at is None:
-        raise ValueError(f"participant {participant.participant_id} has neither join nor left")
-    return OpenInterval(start=_not_before_session(participant.joined_at, session))
+def clamped(session: Session, joined: int, left: int | None) -> tuple[int, int] | None:
+    """A stint's ``(start, end)`` within the session; ``None`` while it is still open.
 
-
-def closed_attendance(participant: ParticipantFacts, session: Session, *, end: int) -> Interval:
-    """The attendance ending at ``end`` (its left, or the session's end), clamped.
-
-    Start is the join, else the session's start, else ``end`` itself (left before any join and
-    no known start: nothing to measure). Start is kept within the session; end within
-    ``[start, session end]``.
+    A stint without a ``left`` ends with the session. Start is kept within the session; end
+    within ``[start, session end]``.
     """
-    if participant.joined_at is not None:
-        start = participant.joined_at
-    elif session.started_at is not None:
-        start = session.started_at
-    else:
-        start = end
-    start = _not_before_session(start, session)
     closed_at = session.closed_at
+    end = left if left is not None else closed_at
+    if end is None:
+        return None
+    start = joined if session.started_at is None else max(joined, session.started_at)
     if closed_at is not None:
         start = min(start, closed_at)
         end = min(end, closed_at)
-    return Interval(start=start, end=max(end, start))
+    return start, max(end, start)
 
 
-def _not_before_session(moment: int, session: Session) -> int:
-    return moment if session.started_at is None else max(moment, session.started_at)
+@dataclass(frozen=True, slots=True)
+class Attendance:
+    """One participant id's attendance in a closed session."""
+
+    participant_id: str
+    participant: Participant
+    stints: int
+    attended_ms: int
+    first_joined_at: int | None
+    last_left_at: int | None
 
 
-def peak_concurrency(intervals: Iterable[Interval | OpenInterval]) -> int:
-    """The most attendances overlapping at any instant."""
+def attendances(session: Session) -> tuple[list[Attendance], list[tuple[int, int]]]:
+    """Every participant's attendance, ordered by id, and every clamped stint (for the sweep).
+
+    Meant for a closed session (every stint then has an end).
+    """
+    reports: list[Attendance] = []
+    intervals: list[tuple[int, int]] = []
+    for participant_id in sorted(session.participants):
+        participant = session.participants[participant_id]
+        attended = 0
+        first = last = None
+        for joined, left in participant.stints():
+            interval = clamped(session, joined, left)
+            if interval is None:
+                continue
+            start, end = interval
+            attended += end - start
+            intervals.append(interval)
+            if first is None:
+                first = start
+            last = end
+        reports.append(
+            Attendance(
+                participant_id=participant_id,
+                participant=participant,
+                stints=participant.stint_count,
+                attended_ms=attended,
+                first_joined_at=first,
+                last_left_at=last,
+            )
+        )
+    return reports, intervals
+
+
+def peak_concurrency(intervals: list[tuple[int, int]]) -> int:
+    """The most stints overlapping at any instant."""
     boundaries: list[tuple[int, int, int]] = []
-    for interval in intervals:
-        boundaries.append((interval.start, _START, 1))
-        if isinstance(interval, Interval):
-            order = _END if interval.end > interval.start else _INSTANT_END
-            boundaries.append((interval.end, order, -1))
+    for start, end in intervals:
+        boundaries.append((start, _START, 1))
+        boundaries.append((end, _END if end > start else _INSTANT_END, -1))
     boundaries.sort()
     present = peak = 0
     for _, _, change in boundaries:
         present += change
-        peak = max(peak, present)
+        if present > peak:
+            peak = present
     return peak

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from processor.engine.attendance import closed_attendance
+from processor.engine.attendance import Attendance, clamped
 from processor.engine.ids import event_id
-from processor.engine.session import ParticipantFacts, Session
+from processor.engine.session import Participant, Session
 from schemas.callbacks import RecordingEndedCallback, RecordingReadyCallback, RoomExpiredCallback
 from schemas.events import (
     LeftReason,
+    ParticipantAttendanceEvent,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     RecordingEndedEvent,
@@ -25,6 +26,7 @@ SESSION_STARTED = event_type_name(SessionStartedEvent)
 SESSION_ENDED = event_type_name(SessionEndedEvent)
 PARTICIPANT_JOINED = event_type_name(ParticipantJoinedEvent)
 PARTICIPANT_LEFT = event_type_name(ParticipantLeftEvent)
+PARTICIPANT_ATTENDANCE = event_type_name(ParticipantAttendanceEvent)
 RECORDING_STARTED = event_type_name(RecordingStartedEvent)
 RECORDING_ENDED = event_type_name(RecordingEndedEvent)
 RECORDING_READY = event_type_name(RecordingReadyEvent)
@@ -53,43 +55,84 @@ def session_ended(session: Session, summary: SessionSummary) -> SessionEndedEven
 
 
 def participant_joined(
-    session: Session, participant: ParticipantFacts, *, joined_at: int
+    session: Session, participant_id: str, participant: Participant, *, joined_at: int
 ) -> ParticipantJoinedEvent:
+    """The start of the participant's latest stint."""
     joined = format_epoch_ms(joined_at)
+    stint = participant.stint_count
     return ParticipantJoinedEvent(
-        event_id=event_id(PARTICIPANT_JOINED, session.session_id, participant.participant_id),
+        event_id=event_id(PARTICIPANT_JOINED, session.session_id, participant_id, stint),
         occurred_at=joined,
         session_id=session.session_id,
         room_id=session.room_id,
-        participant_id=participant.participant_id,
+        participant_id=participant_id,
         name=participant.name,
         is_host=participant.is_host,
         participant_type=participant.participant_type,
         joined_at=joined,
+        stint=stint,
     )
 
 
 def participant_left(
-    session: Session, participant: ParticipantFacts, *, left_at: int, reason: LeftReason
+    session: Session,
+    participant_id: str,
+    participant: Participant,
+    *,
+    left_at: int,
+    reason: LeftReason,
 ) -> ParticipantLeftEvent:
-    """``left_at`` is the raw end (the left callback's time or the session's end); the event
-    carries the clamped interval, and a duration only when the join was seen."""
-    interval = closed_attendance(participant, session, end=left_at)
+    """The end of the participant's latest stint at ``left_at`` (its left callback's time or
+    the session's end); the event carries the stint clamped into the session."""
     joined_at = participant.joined_at
+    if joined_at is None:
+        raise ValueError(f"participant {participant_id} has no stint to end")
+    interval = clamped(session, joined_at, left_at)
+    assert interval is not None  # left_at is given
+    start, end = interval
+    stint = participant.stint_count
     return ParticipantLeftEvent(
-        event_id=event_id(PARTICIPANT_LEFT, session.session_id, participant.participant_id),
-        occurred_at=format_epoch_ms(interval.end),
+        event_id=event_id(PARTICIPANT_LEFT, session.session_id, participant_id, stint),
+        occurred_at=format_epoch_ms(end),
         session_id=session.session_id,
         room_id=session.room_id,
-        participant_id=participant.participant_id,
+        participant_id=participant_id,
         name=participant.name,
         is_host=participant.is_host,
         participant_type=participant.participant_type,
-        joined_at=None if joined_at is None else format_epoch_ms(joined_at),
-        left_at=format_epoch_ms(interval.end),
-        duration_s=None if joined_at is None else interval.length_ms / 1000,
+        joined_at=format_epoch_ms(joined_at),
+        left_at=format_epoch_ms(end),
+        duration_s=(end - start) / 1000,
         left_reason=reason,
+        stint=stint,
     )
+
+
+def participant_attendance(
+    session: Session, report: Attendance, summary: SessionSummary
+) -> ParticipantAttendanceEvent:
+    participant = report.participant
+    return ParticipantAttendanceEvent(
+        event_id=event_id(
+            PARTICIPANT_ATTENDANCE, session.session_id, report.participant_id, summary.revision
+        ),
+        occurred_at=summary.ended_at,
+        session_id=session.session_id,
+        room_id=session.room_id,
+        participant_id=report.participant_id,
+        name=participant.name,
+        is_host=participant.is_host,
+        participant_type=participant.participant_type,
+        stints=report.stints,
+        attended_s=report.attended_ms / 1000,
+        first_joined_at=_format(report.first_joined_at),
+        last_left_at=_format(report.last_left_at),
+        revision=summary.revision,
+    )
+
+
+def _format(epoch_ms: int | None) -> str | None:
+    return None if epoch_ms is None else format_epoch_ms(epoch_ms)
 
 
 def recording_started(

@@ -10,7 +10,7 @@ import msgspec
 
 from processor.engine import derived
 from processor.engine.session import Session
-from processor.engine.summary import summarize
+from processor.engine.summary import attendance_digest, summarize
 from schemas.callbacks import SessionEndedCallback, SessionStartedCallback
 from schemas.events import DerivedEvent
 from schemas.timestamps import to_epoch_ms
@@ -56,32 +56,74 @@ def record_session_ended(
 
 
 def send_away_present_participants(session: Session, events: list[DerivedEvent]) -> None:
-    """The session just closed: everyone still present gets their ``participant.left``."""
+    """The session just closed: everyone still present gets their ``participant.left``, in
+    join order; their stints stay without a ``left`` (the closing ends them)."""
     closed_at = session.closed_at
     if closed_at is None:
         raise ValueError(f"session {session.session_id} is not closed")
     reason = session.closing_left_reason
-    for _, participant in session.present_participants():
+    participants = session.participants
+    for participant_id in session.present_ids:
         events.append(
-            derived.participant_left(session, participant, left_at=closed_at, reason=reason)
+            derived.participant_left(
+                session,
+                participant_id,
+                participants[participant_id],
+                left_at=closed_at,
+                reason=reason,
+            )
         )
+    session.send_everyone_away()
 
 
-def revise_summary(session: Session, events: list[DerivedEvent]) -> None:
+REVISION_COST_PARTICIPANTS = 64
+"""A revision re-publishes one attendance report per participant id, so a closed session with
+N participant ids considers a revision after every ``max(1, N // 64)`` changes: at most about
+64 reports per late callback, whatever the session's size (see ``revise_summary``)."""
+
+
+def revise_summary(session: Session, events: list[DerivedEvent], *, urgent: bool) -> None:
     """After a change to a closed session: publish its summary if it differs from the last one.
 
-    The first summary is revision 1; each later one that differs bumps the revision. A change
-    that leaves the summary as it was publishes nothing.
+    The first summary (revision 1) goes out when the session closes. Later changes (late
+    callbacks) are counted; a new revision is considered once their number reaches
+    ``max(1, participants // REVISION_COST_PARTICIPANTS)``, or at once when ``urgent`` (the
+    session's end itself changed), and published only if the summary or an attendance report
+    differs from the last published one. The count depends only on the raw topic's content and
+    order, so a replay publishes the same revisions; what is left uncounted is settled when the
+    session leaves memory (``settle_revision``).
     """
-    closed_at = session.closed_at
-    if closed_at is None:
+    if session.closed_at is None:
         return
+    if session.summary is not None and not urgent:
+        session.unsettled_changes += 1
+        threshold = max(1, len(session.participants) // REVISION_COST_PARTICIPANTS)
+        if session.unsettled_changes < threshold:
+            return
+    _consider_revision(session, events)
+
+
+def settle_revision(session: Session) -> list[DerivedEvent]:
+    """The revision still owed for changes not yet considered (before the session is dropped)."""
+    events: list[DerivedEvent] = []
+    if session.closed_at is not None and session.unsettled_changes:
+        _consider_revision(session, events)
+    return events
+
+
+def _consider_revision(session: Session, events: list[DerivedEvent]) -> None:
+    closed_at = session.closed_at
+    assert closed_at is not None
+    session.unsettled_changes = 0
     previous = session.summary
     revision = 1 if previous is None else previous.revision
-    summary = summarize(session, ended_at=closed_at, revision=revision)
-    if summary == previous:
+    summary, reports = summarize(session, ended_at=closed_at, revision=revision)
+    digest = attendance_digest(reports)
+    if summary == previous and digest == session.published_digest:
         return
     if previous is not None:
         summary = msgspec.structs.replace(summary, revision=revision + 1)
     session.summary = summary
+    session.published_digest = digest
     events.append(derived.session_ended(session, summary))
+    events.extend(derived.participant_attendance(session, report, summary) for report in reports)

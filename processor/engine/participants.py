@@ -1,14 +1,25 @@
-"""Participant joins and lefts.
+"""Participant joins and lefts: the stint rules of SPEC §5, in raw-topic order.
 
-``participant.joined`` goes out with a participant's first join; ``participant.left`` with the
-first of its left callback and the session closing while it is present. Facts keep the earliest
-time of each, so later copies (retries) change nothing.
+Per ``session_id`` + ``participant_id``:
+
+* a join while absent starts a stint (``participant.joined`` with its number); a join while
+  present changes nothing;
+* a left while present ends the stint (``participant.left``); a left while absent changes
+  nothing, except a left seen before any join: it is held, and the first join closes it at once
+  as a stint of length 0 (both events go out, the participant is not present afterwards);
+* the session closing sends every present participant away (``lifecycle``); in a closed
+  session a left still refines the end of the stint the closing ended, and a join of an absent
+  participant starts a stint that the closing ends at once.
+
+Each function records into ``session`` and appends the events the change triggers to
+``events``; the returned bool says whether any fact changed. Work per callback is a dict lookup
+and, for present participants, a bisection of the sorted present list.
 """
 
 from __future__ import annotations
 
 from processor.engine import derived
-from processor.engine.session import ParticipantFacts, Session
+from processor.engine.session import Participant, Session, intern
 from schemas.callbacks import ParticipantJoinedCallback, ParticipantLeftCallback
 from schemas.events import DerivedEvent
 
@@ -16,29 +27,47 @@ from schemas.events import DerivedEvent
 def record_joined(
     session: Session, callback: ParticipantJoinedCallback, at: int, events: list[DerivedEvent]
 ) -> bool:
-    participant = session.participants.get(callback.participant_id)
-    newcomer = participant is None
+    participant_id = callback.participant_id
+    participant = session.participants.get(participant_id)
     if participant is None:
-        participant = _new_participant(session, callback)
-    elif participant.joined_at is not None:
-        if participant.joined_at <= at:
-            return False
-        participant.joined_at = at
-        return True
-    else:
-        # Its left came first; the join describes the participant as it entered, so it wins.
+        participant = session.add_participant(
+            participant_id, callback.name, callback.is_host, callback.type
+        )
+    elif participant.present:
+        return False
+    session.touch(participant)
+    session.total_joins += 1
+    if participant.joined_at is None and participant.left_at is not None:
+        # The held left and this join crossed in delivery: a stint of length 0. The join
+        # describes the participant as it entered, so its details win.
         participant.name = callback.name
         participant.is_host = callback.is_host
-        participant.participant_type = callback.type
-    participant.joined_at = at
-    events.append(derived.participant_joined(session, participant, joined_at=at))
-    closed_at = session.closed_at
-    # A known participant's left already went out (with its left callback); a newcomer to a
-    # closed session must not stay present forever.
-    if newcomer and closed_at is not None:
+        participant.participant_type = intern(callback.type)
+        participant.joined_at = participant.left_at = at
+        events.append(
+            derived.participant_joined(session, participant_id, participant, joined_at=at)
+        )
         events.append(
             derived.participant_left(
-                session, participant, left_at=closed_at, reason=session.closing_left_reason
+                session, participant_id, participant, left_at=at, reason="left"
+            )
+        )
+        return True
+    _start_stint(participant, at)
+    events.append(derived.participant_joined(session, participant_id, participant, joined_at=at))
+    closed_at = session.closed_at
+    if closed_at is None:
+        session.arrive(participant_id, at)
+    else:
+        # Joining a closed session: the closing ends the stint at once (a later left of it
+        # still refines its end).
+        events.append(
+            derived.participant_left(
+                session,
+                participant_id,
+                participant,
+                left_at=closed_at,
+                reason=session.closing_left_reason,
             )
         )
     return True
@@ -47,32 +76,35 @@ def record_joined(
 def record_left(
     session: Session, callback: ParticipantLeftCallback, at: int, events: list[DerivedEvent]
 ) -> bool:
-    participant = session.participants.get(callback.participant_id)
+    participant_id = callback.participant_id
+    participant = session.participants.get(participant_id)
     if participant is None:
-        participant = _new_participant(session, callback)
-    elif participant.left_at is not None:
-        if participant.left_at <= at:
-            return False
-        participant.left_at = at
+        participant = session.add_participant(
+            participant_id, callback.name, callback.is_host, callback.type
+        )
+        participant.left_at = at  # held until the first join
+        session.touch(participant)
         return True
-    elif session.closed_at is not None:
-        # Its participant.left went out when the session closed; the left time still refines
-        # the attendance (and so the summary).
-        participant.left_at = at
-        return True
+    joined_at = participant.joined_at
+    if joined_at is None or participant.left_at is not None:
+        return False  # absent (or a left already held): nothing changes
     participant.left_at = at
-    events.append(derived.participant_left(session, participant, left_at=at, reason="left"))
+    session.touch(participant)
+    if session.closed_at is not None:
+        # Its participant.left went out when the session closed; the left time still
+        # refines the stint (and so the summary).
+        return True
+    session.depart(participant_id, joined_at)
+    events.append(
+        derived.participant_left(session, participant_id, participant, left_at=at, reason="left")
+    )
     return True
 
 
-def _new_participant(
-    session: Session, callback: ParticipantJoinedCallback | ParticipantLeftCallback
-) -> ParticipantFacts:
-    participant = ParticipantFacts(
-        participant_id=callback.participant_id,
-        name=callback.name,
-        is_host=callback.is_host,
-        participant_type=callback.type,
-    )
-    session.participants[callback.participant_id] = participant
-    return participant
+def _start_stint(participant: Participant, at: int) -> None:
+    if participant.joined_at is not None and participant.left_at is not None:
+        if participant.earlier is None:
+            participant.earlier = []
+        participant.earlier += (participant.joined_at, participant.left_at)
+    participant.joined_at = at
+    participant.left_at = None

@@ -1,32 +1,65 @@
-"""``Session`` ⇄ ``SessionState``: the published snapshot, which is also the changelog.
+"""``Session`` → ``SessionState``: the public, bounded snapshot of the session-state topic.
 
-The snapshot carries every fact, so ``restore(snapshot(s))`` continues exactly as ``s`` would;
-the live figures (active participants, counts, peak, recording_active) are derived on the way out
-and ignored on the way back in.
+Its cost does not grow with the session: at most ``max_listed`` present participants are listed
+(the earliest joined first, read off the front of the session's sorted present lists) and every
+count is an aggregate the engine keeps up to date. What a restore needs is written separately,
+to the internal changelog (``changelog``).
 """
 
 from __future__ import annotations
 
-from processor.engine.attendance import attendance, peak_concurrency
-from processor.engine.session import ParticipantFacts, RecordingFacts, Session
-from schemas.state import (
-    ActiveParticipant,
-    ParticipantRecord,
-    RecordingState,
-    RecordingStatus,
-    SessionState,
-)
-from schemas.timestamps import Timestamp, format_epoch_ms, parse_timestamp, to_epoch_ms
+import itertools
+
+from processor.engine.session import RecordingFacts, Session
+from schemas.state import ActiveParticipant, RecordingState, RecordingStatus, SessionState
+from schemas.timestamps import Timestamp, format_epoch_ms
+
+DEFAULT_MAX_LISTED_PARTICIPANTS = 1000
+MAX_LISTED_BYTES = 640 * 1024
+"""The most the listed participants may take in the JSON state, counted at worst."""
+MAX_LISTED_RECORDING_BYTES = 256 * 1024
+"""The same for the recordings: together far below Kafka's 1 MB per record."""
+_LISTED_OVERHEAD = 100
+"""JSON bytes of a listed participant besides its id and name (field names, time, flags)."""
+_RECORDING_OVERHEAD = 300
+"""JSON bytes of a listed recording besides its id and URL."""
+_JSON_BYTES_PER_CHAR = 6
+"""The worst case of a character in JSON (a control character is escaped as ``\u0000``)."""
 
 
-def snapshot(session: Session) -> SessionState:
+def snapshot(
+    session: Session, *, max_listed: int = DEFAULT_MAX_LISTED_PARTICIPANTS
+) -> SessionState:
     closed_at = session.closed_at
-    active = [] if closed_at is not None else session.present_participants()
-    recordings = sorted(session.recordings.values(), key=_recording_order)
+    recordings = sorted(session.recordings.values(), key=recording_order)
+    listed_recordings = _within_budget(recordings)
     started_at = session.started_at
     duration_ms = None
     if closed_at is not None:
         duration_ms = 0 if started_at is None else max(0, closed_at - started_at)
+    participants = session.participants
+    listed: list[ActiveParticipant] = []
+    budget = MAX_LISTED_BYTES
+    for joined_at, participant_id in itertools.islice(
+        zip(session.present_at, session.present_ids, strict=True), max_listed
+    ):
+        participant = participants[participant_id]
+        # Names are not bounded by Vonage: the list also stops at a size, so the state
+        # record stays far below Kafka's 1 MB whatever the names.
+        budget -= _LISTED_OVERHEAD + _JSON_BYTES_PER_CHAR * (
+            len(participant_id) + len(participant.name or "")
+        )
+        if budget < 0:
+            break
+        listed.append(
+            ActiveParticipant(
+                participant_id=participant_id,
+                name=participant.name,
+                is_host=participant.is_host,
+                joined_at=format_epoch_ms(joined_at),
+            )
+        )
+    summary = session.summary
     return SessionState(
         session_id=session.session_id,
         room_id=session.room_id,
@@ -34,63 +67,39 @@ def snapshot(session: Session) -> SessionState:
         started_at=_format(started_at),
         ended_at=_format(closed_at),
         duration_s=None if duration_ms is None else duration_ms / 1000,
-        active_participants=[
-            ActiveParticipant(
-                participant_id=participant.participant_id,
-                name=participant.name,
-                is_host=participant.is_host,
-                joined_at=format_epoch_ms(joined_at),
-            )
-            for joined_at, participant in active
-        ],
-        active_count=len(active),
-        peak_concurrency=peak_concurrency(
-            attendance(participant, session) for participant in session.participants.values()
-        ),
-        unique_participants=len(session.participants),
-        total_joins=sum(1 for p in session.participants.values() if p.joined_at is not None),
-        recordings=[_recording_state(recording) for recording in recordings],
+        active_participants=listed,
+        active_count=session.active_count,
+        active_participants_truncated=session.active_count > len(listed),
+        peak_concurrency=session.live_peak
+        if closed_at is None or summary is None
+        else summary.peak_concurrency,
+        unique_participants=len(participants),
+        total_joins=session.total_joins,
+        recordings=[_recording_state(recording) for recording in listed_recordings],
+        recordings_truncated=len(listed_recordings) < len(recordings),
         recording_active=closed_at is None
         and any(recording.status == "started" for recording in recordings),
         last_event_at=format_epoch_ms(session.last_event_at),
         last_received_at=format_epoch_ms(session.last_received_at),
         version=session.version,
-        participants=[
-            _participant_record(session.participants[participant_id])
-            for participant_id in sorted(session.participants)
-        ],
         session_started_seen=session.session_started_seen,
-        summary=session.summary,
+        summary=summary,
     )
 
 
-def restore(state: SessionState) -> Session:
-    """The session a snapshot was taken of; raises ``ValueError`` for a snapshot this engine
-    cannot have written."""
-    if state.last_event_at is None:
-        raise ValueError(f"snapshot of session {state.session_id} has no last_event_at")
-    ended_at = _parse(state.ended_at)
-    return Session(
-        session_id=state.session_id,
-        room_id=state.room_id,
-        last_event_at=to_epoch_ms(parse_timestamp(state.last_event_at)),
-        last_received_at=_parse(state.last_received_at) or 0,
-        started_at=_parse(state.started_at),
-        session_started_seen=state.session_started_seen,
-        ended_at=ended_at if state.status == "ended" else None,
-        timed_out_at=ended_at if state.status == "timed_out" else None,
-        participants={
-            record.participant_id: _participant_facts(record) for record in state.participants
-        },
-        recordings={
-            recording.recording_id: _recording_facts(recording) for recording in state.recordings
-        },
-        summary=state.summary,
-        version=state.version,
-    )
+def _within_budget(recordings: list[RecordingFacts]) -> list[RecordingFacts]:
+    """The first recordings that fit ``MAX_LISTED_RECORDING_BYTES`` (URLs are not bounded)."""
+    budget = MAX_LISTED_RECORDING_BYTES
+    for count, recording in enumerate(recordings):
+        budget -= _RECORDING_OVERHEAD + _JSON_BYTES_PER_CHAR * (
+            len(recording.recording_id) + len(recording.url or "")
+        )
+        if budget < 0:
+            return recordings[:count]
+    return recordings
 
 
-def _recording_order(recording: RecordingFacts) -> tuple[bool, int, str]:
+def recording_order(recording: RecordingFacts) -> tuple[bool, int, str]:
     """Chronological, recordings with no known start last, ties by id."""
     started_at = recording.effective_started_at
     return (started_at is None, started_at or 0, recording.recording_id)
@@ -116,49 +125,5 @@ def _recording_state(recording: RecordingFacts) -> RecordingState:
     )
 
 
-def _recording_facts(state: RecordingState) -> RecordingFacts:
-    ended_seen = "ended" in state.stages_seen
-    ready_seen = "ready" in state.stages_seen
-    # started_at is Vonage's time exactly when an ended/ready callback was seen; otherwise it
-    # is the receive time of recording:started, kept separately.
-    vonage_times = ended_seen or ready_seen
-    return RecordingFacts(
-        recording_id=state.recording_id,
-        started_received_at=_parse(state.started_received_at),
-        ended_seen=ended_seen,
-        ready_seen=ready_seen,
-        started_at=_parse(state.started_at) if vonage_times else None,
-        ended_at=_parse(state.ended_at),
-        duration_s=state.duration_s,
-        url=state.url,
-    )
-
-
-def _participant_record(participant: ParticipantFacts) -> ParticipantRecord:
-    return ParticipantRecord(
-        participant_id=participant.participant_id,
-        name=participant.name,
-        is_host=participant.is_host,
-        participant_type=participant.participant_type,
-        joined_at=_format(participant.joined_at),
-        left_at=_format(participant.left_at),
-    )
-
-
-def _participant_facts(record: ParticipantRecord) -> ParticipantFacts:
-    return ParticipantFacts(
-        participant_id=record.participant_id,
-        name=record.name,
-        is_host=record.is_host,
-        participant_type=record.participant_type,
-        joined_at=_parse(record.joined_at),
-        left_at=_parse(record.left_at),
-    )
-
-
 def _format(epoch_ms: int | None) -> Timestamp | None:
     return None if epoch_ms is None else format_epoch_ms(epoch_ms)
-
-
-def _parse(timestamp: Timestamp | None) -> int | None:
-    return None if timestamp is None else to_epoch_ms(parse_timestamp(timestamp))

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from processor.engine import Session
 from processor.runtime.partition import RawRecord
 from processor.runtime.restore import read_sessions
 from processor.settings import ProcessorSettings
-from schemas.state import SessionState
 
 
 class Consumer(Protocol):
@@ -71,7 +71,7 @@ ProducerFactory = Callable[[str | None, str], Producer]
 
 
 class RestoreReader(Protocol):
-    async def read(self, partition: int) -> Iterable[SessionState]:
+    async def read(self, partition: int) -> Iterable[Session]:
         """The sessions the last committed transaction left for raw partition ``partition``;
         raises ``RestoreError`` naming the partition and the cause when it cannot."""
         ...
@@ -104,14 +104,14 @@ class RuntimeClients:
 
 
 class KafkaRestoreReader:
-    """Reads a partition's sessions back from the session-state topic."""
+    """Reads a partition's sessions back from the processor's changelog topic."""
 
     def __init__(self, settings: ProcessorSettings) -> None:
         self._settings = settings
 
-    async def read(self, partition: int) -> Iterable[SessionState]:
+    async def read(self, partition: int) -> Iterable[Session]:
         restored = await read_sessions(
-            self._settings.kafka, self._settings.topics.session_state, [partition]
+            self._settings.kafka, self._settings.topics.changelog, [partition]
         )
         return restored.get(partition, [])
 

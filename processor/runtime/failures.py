@@ -1,7 +1,7 @@
 """Failures the processor cannot get past (SPEC §5): loud at once, fatal after a grace period.
 
-A partition that cannot be restored (its state undecodable, its restore over the time limit, its
-producer impossible to create) is reported the moment it fails: ``/readyz`` turns 503 (the
+A partition that cannot be restored (its changelog undecodable, its restore over the time limit,
+its producer impossible to create) is reported the moment it fails: ``/readyz`` turns 503 (the
 service asks its workers), ``processor_partition_failed{partition,cause}`` is set, an error line
 names the partition and the cause. ``PROCESSOR_FATAL_EXIT_DELAY_S`` later the service gives up
 with ``PartitionFailedError`` and the process exits 1, for its supervisor to restart it.

@@ -25,14 +25,23 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
-from processor.engine import Session, apply, expire_idle, restore, room_expired_event, snapshot
+from processor.engine import (
+    DEFAULT_MAX_LISTED_PARTICIPANTS,
+    Session,
+    apply,
+    changed_records,
+    expire_idle,
+    room_expired_event,
+    settle,
+    snapshot,
+    tombstones,
+)
 from processor.metrics import DERIVED_EVENTS, DLQ_RECORDS, RECORDS, SESSIONS_EXPIRED
 from processor.runtime.dlq import Headers, dead_letter_copy
 from schemas.callbacks import RoomExpiredCallback
 from schemas.codec import encode
 from schemas.decoding import DecodeFailure, decode_callback
 from schemas.events import DerivedEvent
-from schemas.state import SessionState
 from schemas.topics import ALL_TOPICS, TopicNames
 
 logger = logging.getLogger(__name__)
@@ -118,6 +127,7 @@ class PartitionState:
         *,
         room_dedup_capacity: int,
         poison_offsets: dict[int, str] | None = None,
+        max_listed_participants: int = DEFAULT_MAX_LISTED_PARTICIPANTS,
     ) -> None:
         self.partition = partition
         self.poison_offsets: dict[int, str] = {} if poison_offsets is None else poison_offsets
@@ -128,6 +138,7 @@ class PartitionState:
         """The latest timestamp of the records read: the partition's clock while it has a
         backlog (SPEC §5); ``None`` until a record is read."""
         self._topics = topics
+        self._max_listed = max_listed_participants
         self._routes: dict[type[DerivedEvent], tuple[str, str]] = {
             event_type: (topics.of(topic), topic.key_field)
             for topic in ALL_TOPICS
@@ -136,18 +147,18 @@ class PartitionState:
         }
         self.sessions: dict[str, Session] = {}
         self._dirty: dict[str, None] = {}  # insertion-ordered set of touched sessions
-        self._tombstones: dict[str, None] = {}
+        self._tombstones: dict[str, Session] = {}  # dropped sessions, to tombstone
         self._batch = Batch()
         self._expired_rooms: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._room_capacity = room_dedup_capacity
 
     # -- restore ---------------------------------------------------------------------------
 
-    def restore(self, states: Iterable[SessionState]) -> int:
-        """Load sessions from their latest snapshots; returns how many."""
+    def restore(self, sessions: Iterable[Session]) -> int:
+        """Load sessions read back from the changelog; returns how many."""
         restored = 0
-        for state in states:
-            self.sessions[state.session_id] = restore(state)
+        for session in sessions:
+            self.sessions[session.session_id] = session
             restored += 1
         return restored
 
@@ -187,7 +198,6 @@ class PartitionState:
                 if applied.changed:
                     self.sessions[decoded.session_id] = applied.session
                     self._dirty[decoded.session_id] = None
-                    self._tombstones.pop(decoded.session_id, None)
                 self._publish(applied.events)
         except Exception as exc:
             logger.exception(
@@ -221,34 +231,47 @@ class PartitionState:
             # A timed-out session starts its retention when the timeout fired.
             keep_ms = retention_ms + (idle_timeout_ms if status == "timed_out" else 0)
             if idle_ms > keep_ms:
+                # The summary revision still owed for late changes goes out first.
+                self._publish(settle(session).events)
                 del self.sessions[session_id]
                 # A snapshot not yet committed is superseded: the tombstone is the latest state.
                 self._dirty.pop(session_id, None)
-                self._tombstones[session_id] = None
+                self._tombstones[session_id] = session
                 _RETENTION_EXPIRED.inc()
 
     # -- output ----------------------------------------------------------------------------
 
     def drain(self) -> Batch:
-        """The batch to commit now: outputs so far plus one state record per touched session."""
+        """The batch to commit now: outputs so far, plus for each touched session its public
+        state and its changed changelog records (for each dropped one, their tombstones)."""
         batch, self._batch = self._batch, Batch()
-        for session_id in self._dirty:
-            batch.outputs.append(
+        outputs = batch.outputs
+        state_topic, changelog_topic = self._topics.session_state, self._topics.changelog
+        # Tombstones first: a session that came back after its tombstone (a new, partial
+        # session under the same id) then overwrites them, and no stale record stays behind.
+        for session_id, session in self._tombstones.items():
+            outputs.append(
                 Output(
-                    topic=self._topics.session_state,
+                    topic=state_topic, key=session_id.encode(), value=None, partition=self.partition
+                )
+            )
+            outputs.extend(
+                Output(topic=changelog_topic, key=key, value=None, partition=self.partition)
+                for key, _ in tombstones(session)
+            )
+        for session_id in self._dirty:
+            session = self.sessions[session_id]
+            outputs.append(
+                Output(
+                    topic=state_topic,
                     key=session_id.encode(),
-                    value=encode(snapshot(self.sessions[session_id])),
+                    value=encode(snapshot(session, max_listed=self._max_listed)),
                     partition=self.partition,
                 )
             )
-        for session_id in self._tombstones:
-            batch.outputs.append(
-                Output(
-                    topic=self._topics.session_state,
-                    key=session_id.encode(),
-                    value=None,
-                    partition=self.partition,
-                )
+            outputs.extend(
+                Output(topic=changelog_topic, key=key, value=value, partition=self.partition)
+                for key, value in changed_records(session)
             )
         self._dirty.clear()
         self._tombstones.clear()

@@ -1,8 +1,9 @@
-"""Read a partition's sessions back from the compacted session-state topic.
+"""Read a partition's sessions back from the processor's internal changelog topic.
 
-The state topic is the processor's changelog: partition *p* holds the latest ``SessionState`` of
-every session of raw partition *p*. Reading it from the beginning to its last stable offset
-(``read_committed``) gives exactly the state the last committed transaction left behind.
+Partition *p* of the compacted changelog holds the latest records (header and participant
+chunks, see ``processor.engine.changelog``) of every session of raw partition *p*. Reading it
+from the beginning to its last stable offset (``read_committed``) gives exactly the sessions the
+last committed transaction left behind.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ import logging
 import time
 from collections.abc import Iterable
 
-import msgspec
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from schemas.codec import decode_state
-from schemas.state import SessionState
+from processor.engine import ChangelogError, Session, restore_sessions
 from servicekit.kafka import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -24,8 +23,9 @@ logger = logging.getLogger(__name__)
 
 async def read_sessions(
     kafka: KafkaSettings, topic: str, partitions: Iterable[int]
-) -> dict[int, list[SessionState]]:
-    """The latest state of every live session, per partition (tombstoned sessions left out)."""
+) -> dict[int, list[Session]]:
+    """Every live session, per partition (tombstoned sessions left out); raises
+    ``RestoreError`` naming the partition for records this processor cannot have written."""
     wanted = [TopicPartition(topic, partition) for partition in partitions]
     if not wanted:
         return {}
@@ -73,13 +73,10 @@ class RestoreError(Exception):
         self.cause = cause
 
 
-def decode_sessions(partition: int, values: dict[bytes, bytes]) -> list[SessionState]:
-    """The latest state records of ``partition`` (by key) decoded; ``RestoreError`` names the
-    first that cannot be."""
-    states: list[SessionState] = []
-    for key, value in values.items():
-        try:
-            states.append(decode_state(value))
-        except msgspec.DecodeError as exc:  # also a ValidationError
-            raise RestoreError(partition, f"undecodable state of {key!r}: {exc}") from exc
-    return states
+def decode_sessions(partition: int, values: dict[bytes, bytes]) -> list[Session]:
+    """The sessions in the latest changelog records of ``partition`` (by key);
+    ``RestoreError`` names the partition and the first record that cannot be decoded."""
+    try:
+        return restore_sessions(values.items())
+    except ChangelogError as exc:
+        raise RestoreError(partition, str(exc)) from exc

@@ -357,6 +357,7 @@ class ProcessorService:
             self._settings.topics,
             room_dedup_capacity=self._settings.room_dedup_capacity,
             poison_offsets=poison_offsets,
+            max_listed_participants=self._settings.state_max_listed_participants,
         )
 
     async def _shutdown(self, consumer: Consumer) -> None:

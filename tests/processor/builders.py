@@ -5,11 +5,12 @@ Times are epoch ms offsets from ``T0`` (a fixed instant), so tests read as timel
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from processor.engine import Session, SessionCallback, apply
+from processor.engine import Session, SessionCallback, all_records, apply, restore_sessions
 from schemas.callbacks import (
     ParticipantJoinedCallback,
     ParticipantLeftCallback,
@@ -161,3 +162,13 @@ def replay(deliveries: Iterable[Delivery]) -> Replay:
     fed = Replay()
     fed.feed(deliveries)
     return fed
+
+
+def through_the_changelog(session: Session) -> Session:
+    """Every changelog record of the session, read back: what a restore after a rebalance or
+    restart does. The original is left as it was."""
+    records = all_records(copy.deepcopy(session))
+    [restored] = restore_sessions(
+        (key, value) for key, value in dict(records).items() if value is not None
+    )
+    return restored

@@ -53,31 +53,40 @@ clock_skews = st.integers(min_value=-2_000, max_value=2_000)
 
 @st.composite
 def meetings(draw: st.DrawFn) -> list[Delivery]:
-    """One session's callbacks, in receive order. Times are ms after ``T0``."""
+    """One session's callbacks, in receive order. Times are ms after ``T0``.
+
+    Participants come and go in stints: each joins, usually leaves, and may come back.
+    """
     started = draw(st.integers(min_value=0, max_value=MINUTE))
     deliveries: list[Delivery] = []
     if draw(st.integers(min_value=0, max_value=4)):  # now and then session:started is lost
         deliveries.append(session_started(started, received=started + abs(draw(clock_skews))))
     latest = started
-    join_time = started + draw(clock_skews)
+    first_join = started + draw(clock_skews)
     for number in range(draw(st.integers(min_value=0, max_value=6))):
         participant_id = f"participant-{number}"
-        join_time += draw(st.integers(min_value=0, max_value=5 * MINUTE))
-        deliveries.append(
-            joined(
-                participant_id,
-                join_time,
-                is_host=number == 0,
-                spelling=draw(st.sampled_from(JOIN_SPELLINGS)),
-            )
-        )
-        latest = max(latest, join_time)
-        if draw(st.integers(min_value=0, max_value=4)):  # usually leaves before the end
-            left_time = join_time + draw(st.integers(min_value=0, max_value=30 * MINUTE))
+        first_join += draw(st.integers(min_value=0, max_value=5 * MINUTE))
+        moment = first_join
+        stints = draw(st.integers(min_value=1, max_value=3))
+        for stint in range(stints):
             deliveries.append(
-                left(participant_id, left_time, spelling=draw(st.sampled_from(LEFT_SPELLINGS)))
+                joined(
+                    participant_id,
+                    moment,
+                    is_host=number == 0,
+                    spelling=draw(st.sampled_from(JOIN_SPELLINGS)),
+                )
             )
-            latest = max(latest, left_time)
+            latest = max(latest, moment)
+            # usually leaves before the end; always before coming back
+            if stint == stints - 1 and not draw(st.integers(min_value=0, max_value=4)):
+                break
+            moment += draw(st.integers(min_value=0, max_value=30 * MINUTE))
+            deliveries.append(
+                left(participant_id, moment, spelling=draw(st.sampled_from(LEFT_SPELLINGS)))
+            )
+            latest = max(latest, moment)
+            moment += draw(st.integers(min_value=0, max_value=5 * MINUTE))
     for number in range(draw(st.integers(min_value=0, max_value=2))):
         recording_id = f"recording-{number}"
         recording_start = started + draw(st.integers(min_value=0, max_value=10 * MINUTE))
@@ -107,8 +116,39 @@ def meetings(draw: st.DrawFn) -> list[Delivery]:
     # The end may come before the last lefts were received (Vonage's clock, or a late left).
     ended = max(started, latest + draw(st.integers(min_value=-10_000, max_value=MINUTE)))
     deliveries.append(session_ended(started, ended, received=ended + abs(draw(clock_skews))))
-    deliveries.sort(key=lambda delivery: delivery[1])
+    deliveries.sort(key=lambda delivery: delivery[1])  # stable: a left before its rejoin
     return deliveries
+
+
+def participant_of(delivery: Delivery) -> str | None:
+    callback, _ = delivery
+    if isinstance(callback, ParticipantJoinedCallback | ParticipantLeftCallback):
+        return callback.participant_id
+    return None
+
+
+@st.composite
+def shuffles_keeping_each_participant_in_order(
+    draw: st.DrawFn, meeting: list[Delivery]
+) -> list[Delivery]:
+    """The meeting in any order that keeps each participant's own joins and lefts in order
+    (so no participant's join passes its later left): every other callback goes anywhere."""
+    shuffled = draw(st.permutations(meeting))
+    own: dict[str, list[Delivery]] = {}
+    for delivery in meeting:
+        participant_id = participant_of(delivery)
+        if participant_id is not None:
+            own.setdefault(participant_id, []).append(delivery)
+    taken = {participant_id: 0 for participant_id in own}
+    result = []
+    for delivery in shuffled:
+        participant_id = participant_of(delivery)
+        if participant_id is None:
+            result.append(delivery)
+        else:  # this participant's next callback takes the slot
+            result.append(own[participant_id][taken[participant_id]])
+            taken[participant_id] += 1
+    return result
 
 
 @st.composite
@@ -128,3 +168,8 @@ meetings_and_redeliveries = meetings().flatmap(
     lambda meeting: st.tuples(st.just(meeting), redeliveries(meeting))
 )
 """A meeting in receive order, and one arbitrary redelivery of it."""
+
+meetings_and_shuffles = meetings().flatmap(
+    lambda meeting: st.tuples(st.just(meeting), shuffles_keeping_each_participant_in_order(meeting))
+)
+"""A meeting in receive order, and one shuffle of it that keeps each participant in order."""

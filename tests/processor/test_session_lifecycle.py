@@ -7,6 +7,7 @@ import pytest
 from processor.engine import apply, expire_idle, snapshot
 from schemas.callbacks import ParticipantJoinedCallback
 from schemas.events import (
+    ParticipantAttendanceEvent,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     SessionEndedEvent,
@@ -88,7 +89,11 @@ def test_a_late_session_started_that_moves_the_start_revises_the_summary() -> No
 
     late = fed.feed([session_started(0)])
 
-    assert [type(event) for event in late] == [SessionStartedEvent, SessionEndedEvent]
+    assert [type(event) for event in late] == [
+        SessionStartedEvent,
+        SessionEndedEvent,
+        ParticipantAttendanceEvent,
+    ]
     revised = fed.final_summary
     assert revised is not None
     assert (revised.started_at, revised.duration_s, revised.revision) == (at(0), 10.0, 2)
@@ -127,8 +132,7 @@ def test_idle_expiry_closes_the_session_at_its_last_event() -> None:
         ("alice", "timeout", at(4_000)),
         ("bob", "timeout", at(4_000)),
     ]
-    ended = expired.events[-1]
-    assert isinstance(ended, SessionEndedEvent)
+    [ended] = [event for event in expired.events if isinstance(event, SessionEndedEvent)]
     assert (ended.summary.ended_by, ended.summary.ended_at) == ("timeout", at(4_000))
     assert (ended.summary.participant_seconds, ended.summary.revision) == (3.0, 1)
     state = snapshot(fed.current)
@@ -149,8 +153,9 @@ def test_a_real_end_after_a_timeout_revises_the_summary_without_new_lefts() -> N
 
     real_end = fed.feed([session_ended(0, 10_000)])
 
-    [revision] = real_end
+    revision, *reports = real_end
     assert isinstance(revision, SessionEndedEvent)
+    assert [type(report) for report in reports] == [ParticipantAttendanceEvent] * 2
     assert (revision.summary.ended_by, revision.summary.revision) == ("callback", 2)
     assert revision.summary.ended_at == at(10_000)
     assert revision.summary.participant_seconds == 9.0 + 6.0
@@ -167,6 +172,8 @@ def test_a_timed_out_session_never_becomes_active_again() -> None:
         ParticipantJoinedEvent,
         ParticipantLeftEvent,
         SessionEndedEvent,
+        ParticipantAttendanceEvent,
+        ParticipantAttendanceEvent,
     ]
     sent_away = late[1]
     assert isinstance(sent_away, ParticipantLeftEvent)

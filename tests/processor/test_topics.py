@@ -126,14 +126,16 @@ def test_plan_covers_every_spec_topic_with_its_policy_and_retention() -> None:
     assert {name for name, plan in plans.items() if plan.co_partitioned} == {
         names.raw,
         names.session_state,
+        names.changelog,
         names.sessions,
         names.participants,
     }
-    assert plans[names.session_state].config == {
-        "cleanup.policy": "compact",
-        "retention.ms": "-1",
-        "min.insync.replicas": "1",
-    }
+    for name in (names.session_state, names.changelog):
+        assert plans[name].config == {
+            "cleanup.policy": "compact",
+            "retention.ms": "-1",
+            "min.insync.replicas": "1",
+        }
     for name in (names.raw, names.dlq):
         assert plans[name].config == {
             "cleanup.policy": "delete",
@@ -205,7 +207,7 @@ async def test_second_run_finds_every_topic_and_creates_none(kafka_bootstrap: st
     assert [status.name for status in again.found] == all_names(settings)
     assert {status.partitions for status in again.found} == {3}
     lines = again.describe()
-    assert "0 created, 7 already there" in lines[0]
+    assert "0 created, 8 already there" in lines[0]
     assert f"found {settings.topics.session_state}: 3 partitions, cleanup.policy=compact" in lines
 
 
@@ -237,6 +239,7 @@ async def test_existing_raw_topic_sets_the_count_of_the_session_keyed_topics(
     assert {name: topic.partitions for name, topic in layout.items()} == {
         names.raw: 5,
         names.session_state: 5,
+        names.changelog: 5,
         names.sessions: 5,
         names.participants: 5,
         # Not keyed by session_id: TOPIC_PARTITIONS applies.
@@ -331,7 +334,7 @@ def test_cli_creates_topics_then_reports_them_found(
 
     assert main([], environ) == 0
     out = capsys.readouterr().out
-    assert "7 created, 0 already there" in out
+    assert "8 created, 0 already there" in out
     assert f"created {names.session_state}: 2 partitions, cleanup.policy=compact" in out
     asyncio.run(settled_layout(kafka_bootstrap, [names.raw, names.rooms]))
 

@@ -37,8 +37,9 @@ SESSION = "2_MX40NjMzOTg5Mn5-MTYzNTg2ODQwODY4NH41cXIzMDdSa1BZa05BUDFpYnhxcTV4MCt
 ROOM = "b307d837-c0ce-4619-8c5c-70e418ef9693"
 
 
-def test_derived_event_types_are_the_eight_of_the_spec() -> None:
+def test_derived_event_types_are_the_nine_of_the_spec() -> None:
     assert sorted(event_type_name(t) for t in DERIVED_EVENT_TYPES) == [
+        "participant.attendance",
         "participant.joined",
         "participant.left",
         "recording.ended",

@@ -15,6 +15,7 @@ import orjson
 from schemas import (
     AnyDerivedEvent,
     DecodeFailure,
+    ParticipantAttendanceEvent,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     RecordingEndedEvent,
@@ -110,6 +111,15 @@ class LineFormat:
                     f"name={_quoted(event.name)}",
                     f"duration={_seconds(event.duration_s)}",
                     f"reason={event.left_reason}",
+                ]
+            case ParticipantAttendanceEvent():
+                fields = [
+                    f"session={self._id(event.session_id)}",
+                    f"participant={self._id(event.participant_id)}",
+                    f"name={_quoted(event.name)}",
+                    f"stints={event.stints}",
+                    f"attended={_seconds(event.attended_s)}",
+                    f"rev={event.revision}",
                 ]
             case RecordingStartedEvent():
                 fields = self._recording(event.recording_id, event.session_id)

@@ -42,12 +42,10 @@ async def settings(kafka_bootstrap: str) -> ProcessorSettings:
         topics.rooms,
     ):
         await create_topic(kafka_bootstrap, name, partitions=PARTITIONS)
-    await create_topic(
-        kafka_bootstrap,
-        topics.session_state,
-        partitions=PARTITIONS,
-        config={"cleanup.policy": "compact"},
-    )
+    for name in (topics.session_state, topics.changelog):
+        await create_topic(
+            kafka_bootstrap, name, partitions=PARTITIONS, config={"cleanup.policy": "compact"}
+        )
     return ProcessorSettings(
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topics.prefix),
         group_id=unique_name("processor"),

@@ -22,12 +22,12 @@ from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError
 from aiokafka.errors import MessageSizeTooLargeError as MessageSizeTooLarge
 from aiokafka.structs import TopicPartition
 
+from processor.engine import Session
 from processor.runtime import ProcessorService, RuntimeClients
 from processor.runtime.clients import Clock, Producer, SystemClock
 from processor.runtime.partition import RawRecord
 from processor.runtime.restore import decode_sessions
 from processor.settings import ProcessorSettings
-from schemas.state import SessionState
 from servicekit.kafka import KafkaSettings
 
 MAX_REQUEST_SIZE = 1_048_576
@@ -101,7 +101,7 @@ class FakeKafka:
         return RuntimeClients(
             consumer=lambda: self.consumer(settings.topics.raw),
             producer=self.producer,
-            restore=FakeRestoreReader(self, settings.topics.session_state),
+            restore=FakeRestoreReader(self, settings.topics.changelog),
             clock=SystemClock() if clock is None else clock,
         )
 
@@ -333,7 +333,7 @@ class FakeRestoreReader:
         self._kafka = kafka
         self._topic = topic
 
-    async def read(self, partition: int) -> Iterable[SessionState]:
+    async def read(self, partition: int) -> Iterable[Session]:
         gate = self._kafka.restore_gates.get(partition)
         if gate is not None:
             await gate.wait()

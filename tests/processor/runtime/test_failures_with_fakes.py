@@ -62,9 +62,9 @@ async def test_an_undecodable_state_record_fails_its_partition_loudly(
 ) -> None:
     kafka = FakeKafka()
     settings = fake_settings(fatal_exit_delay_s=0.5)
-    kafka.append(settings.topics.session_state, b"2_MX40-broken", b"\x00garbage", partition=1)
+    kafka.append(settings.topics.changelog, b"2_MX40-broken", b"\x00garbage", partition=1)
     reason = await fails_loudly(kafka, settings, "restore", caplog)
-    assert "undecodable state of b'2_MX40-broken'" in reason
+    assert "undecodable changelog key b'2_MX40-broken'" in reason
 
 
 async def test_a_restore_that_hangs_fails_its_partition_after_the_time_limit(

@@ -234,7 +234,7 @@ async def test_a_partition_that_cannot_be_restored_is_loud_then_exits(
     await producer.start()
     try:
         await producer.send_and_wait(
-            settings.topics.session_state, value=b"\x00garbage", key=b"2_MX40-broken", partition=1
+            settings.topics.changelog, value=b"\x00garbage", key=b"2_MX40-broken", partition=1
         )
     finally:
         await producer.stop()
@@ -254,7 +254,7 @@ async def test_a_partition_that_cannot_be_restored_is_loud_then_exits(
 
             await wait_until(failed, what="/readyz to report the failed partition")
             assert [f["partition"] for f in body["failed"]] == [1]
-            assert "undecodable state of b'2_MX40-broken'" in body["failed"][0]["cause"]
+            assert "undecodable changelog key b'2_MX40-broken'" in body["failed"][0]["cause"]
             async with http.get(f"{process.url}/metrics") as response:
                 metrics = await response.text()
             assert 'processor_partition_failed{cause="restore",partition="1"} 1.0' in metrics
@@ -263,4 +263,4 @@ async def test_a_partition_that_cannot_be_restored_is_loud_then_exits(
         process.kill()
     log = process.log()
     assert "partition 1 cannot be processed (restore)" in log
-    assert "processor exiting: giving up after 5 s: partition 1: undecodable state" in log
+    assert "processor exiting: giving up after 5 s: partition 1: undecodable changelog" in log

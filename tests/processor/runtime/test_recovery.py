@@ -71,6 +71,7 @@ async def test_a_restarted_processor_resumes_from_restored_state(
     assert Counter(type(e).__name__ for e in joined) == {
         "ParticipantJoinedEvent": 3,
         "ParticipantLeftEvent": 3,
+        "ParticipantAttendanceEvent": 3,
     }
 
 
@@ -193,7 +194,7 @@ async def test_killing_a_processor_mid_stream_loses_and_duplicates_nothing(
         events = await events_of(settings, topic)
         ids = Counter(e.event_id for e in events)
         assert [i for i, n in ids.items() if n > 1] == [], f"duplicates on {topic}"
-        assert len(events) == {"sessions": 2, "participants": 6, "recordings": 3}[
+        assert len(events) == {"sessions": 2, "participants": 9, "recordings": 3}[
             topic.rsplit(".", 1)[1]
         ] * len(sessions)
 

@@ -1,0 +1,148 @@
+"""The internal changelog: what a commit writes for a session, and reading it back."""
+
+from __future__ import annotations
+
+import pytest
+
+from processor.engine import (
+    ChangelogError,
+    Session,
+    all_records,
+    changed_records,
+    restore_sessions,
+    tombstones,
+)
+from processor.engine.changelog import MAX_PART_BYTES
+from processor.engine.session import CHUNK_PARTICIPANTS
+from tests.processor.builders import (
+    Delivery,
+    Replay,
+    joined,
+    left,
+    replay,
+    session_ended,
+    session_started,
+)
+
+
+def latest(records: list[tuple[bytes, bytes | None]]) -> dict[bytes, bytes]:
+    """What a compacted topic keeps of these records, in order."""
+    kept: dict[bytes, bytes] = {}
+    for key, value in records:
+        if value is None:
+            kept.pop(key, None)
+        else:
+            kept[key] = value
+    return kept
+
+
+def crowd(count: int, *, offset: int = 0) -> list[Delivery]:
+    return [joined(f"p{number:06}", 1_000 + number) for number in range(offset, offset + count)]
+
+
+def test_a_commit_rewrites_the_header_and_only_the_changed_chunks() -> None:
+    fed = replay([session_started(0), *crowd(4 * CHUNK_PARTICIPANTS)])
+    first = changed_records(fed.current)
+    assert len(first) == 1 + 4  # the header and four chunks
+
+    fed.feed([left("p000040", 9_000)])  # in the second chunk
+    second = changed_records(fed.current)
+
+    assert len(second) == 2
+    assert changed_records(fed.current) == second[:1]  # nothing changed since: header only
+
+
+def test_a_small_session_is_one_record_until_it_outgrows_one_chunk() -> None:
+    fed = replay([session_started(0), *crowd(CHUNK_PARTICIPANTS)])
+    written = changed_records(fed.current)
+    assert len(written) == 1
+
+    fed.feed(crowd(1, offset=CHUNK_PARTICIPANTS))
+    grown = changed_records(fed.current)
+
+    assert len(grown) == 3  # the header, the first chunk now on its own, the second
+    [restored] = restore_sessions(latest(written + grown).items())
+    assert restored == fed.current
+
+
+def test_the_changelog_written_commit_by_commit_restores_the_session() -> None:
+    fed = Replay()
+    written: list[tuple[bytes, bytes | None]] = []
+    steps = [
+        session_started(0),
+        *crowd(100),
+        left("p000003", 5_000),
+        joined("p000003", 6_000),
+        left("late", 6_500),
+        *crowd(50, offset=100),
+        session_ended(0, 10_000),
+    ]
+    for number, delivery in enumerate(steps):
+        fed.feed([delivery])
+        if number % 7 == 0:
+            written += changed_records(fed.current)
+    written += changed_records(fed.current)
+
+    [restored] = restore_sessions(latest(written).items())
+
+    assert restored == fed.current
+    assert list(restored.participants) == list(fed.current.participants)  # same order
+
+
+def test_an_oversized_chunk_is_split_into_parts_and_shrinks_back() -> None:
+    fed = replay([session_started(0)])
+    session = fed.current
+    session.room_id = "r" * (3 * MAX_PART_BYTES)  # a header far beyond one record
+    written = changed_records(session)
+    assert len(written) == 4
+    assert max(len(value or b"") for _, value in written) <= MAX_PART_BYTES + 4
+
+    [restored] = restore_sessions(latest(written).items())
+    assert restored.room_id == session.room_id
+
+    session.room_id = "small"
+    shrunk = changed_records(session)
+    assert [value is None for _, value in shrunk] == [False, True, True, True]
+    [restored] = restore_sessions(latest(written + shrunk).items())
+    assert restored.room_id == "small"
+
+
+def test_tombstones_remove_every_record_of_the_session() -> None:
+    fed = replay([session_started(0), *crowd(3 * CHUNK_PARTICIPANTS + 1)])
+    written = all_records(fed.current)
+
+    assert latest(written + tombstones(fed.current)) == {}
+
+
+def test_a_fifty_thousand_participant_session_stays_far_below_a_megabyte_per_record() -> None:
+    fed = replay([session_started(0), *crowd(50_000)])
+    fed.feed([left(f"p{number:06}", 20_000_000 + number) for number in range(0, 50_000, 5)])
+    records = all_records(fed.current)
+
+    assert max(len(key) + len(value or b"") for key, value in records) < 64 * 1024
+    [restored] = restore_sessions(latest(records).items())
+    assert restored == fed.current
+    assert restored.active_count == 40_000
+
+
+def test_a_missing_chunk_is_refused() -> None:
+    fed = replay([session_started(0), *crowd(2 * CHUNK_PARTICIPANTS)])
+    records = latest(all_records(fed.current))
+    del records[list(records)[-1]]
+
+    with pytest.raises(ChangelogError, match="chunk 1"):
+        restore_sessions(records.items())
+
+
+def test_an_undecodable_key_is_refused() -> None:
+    with pytest.raises(ChangelogError):
+        restore_sessions([(b"\xc1", b"")])
+
+
+def test_sessions_of_a_partition_are_told_apart() -> None:
+    one = replay([session_started(0), *crowd(3)]).current
+    other = Session(session_id="1_other", room_id=None, last_event_at=5)
+    records = latest(all_records(one) + all_records(other))
+
+    restored = {session.session_id: session for session in restore_sessions(records.items())}
+    assert restored == {one.session_id: one, "1_other": other}
