@@ -285,15 +285,30 @@ def _check_partitions(
         )
 
 
+_UNKNOWN_TOPIC = 3
+"""UNKNOWN_TOPIC_OR_PARTITION: a broker asked about a topic created a moment ago may not know
+it yet (the controller announces new topics to each broker in turn)."""
+_CONFIG_ATTEMPTS = 20
+
+
 async def _check_cleanup_policies(admin: Any, found: Sequence[TopicPlan]) -> None:
     if not found:
         return
-    responses = await admin.describe_configs(
-        [
-            ConfigResource(ConfigResourceType.TOPIC, plan.name, {_CLEANUP_POLICY: None})
-            for plan in found
-        ]
-    )
+    for _ in range(_CONFIG_ATTEMPTS):
+        responses = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, plan.name, {_CLEANUP_POLICY: None})
+                for plan in found
+            ]
+        )
+        codes = {
+            resource["error_code"]
+            for response in responses
+            for resource in response.to_object()["resources"]
+        }
+        if _UNKNOWN_TOPIC not in codes:
+            break
+        await asyncio.sleep(0.1)  # metadata propagation poll, as in _partition_counts
     policies: dict[str, set[str]] = {}
     for response in responses:
         for resource in response.to_object()["resources"]:

@@ -100,7 +100,9 @@ class Recovery:
         elapsed = self.clock.monotonic() - began
         RESTORE_SECONDS.observe(elapsed)
         RESTORED_SESSIONS.inc(restored)
-        logger.info(
+        # One line per partition is worth it when there was something to restore.
+        logger.log(
+            logging.INFO if restored else logging.DEBUG,
             "restored %d sessions of partition %d in %.3f s; resuming at offset %s",
             restored,
             number,

@@ -11,6 +11,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from processor.settings import ProcessorSettings, load_settings
 from processor.topics import TopicLayoutError, ensure_topics
+from schemas.topics import ALL_TOPICS
 from tests.kafka_helpers import create_topic, unique_name, wait_until
 from tools.devkafka.cluster import EmbeddedKafkaCluster
 
@@ -62,7 +63,7 @@ async def test_created_topics_have_three_replicas_and_min_insync_two(
     settings = settings_for(kafka_cluster, TOPIC_REPLICATION_FACTOR="3")
     report = await ensure_topics(settings)
     names = [status.name for status in report.created]
-    assert len(names) == 7
+    assert len(names) == len(ALL_TOPICS)
     assert set((await durability(kafka_cluster.bootstrap_servers, names)).values()) == {(3, "2")}
     # A processor left at the defaults (replication 1) accepts the stronger topics.
     again = await ensure_topics(
