@@ -208,7 +208,7 @@ class RawPublisher:
         attempt = 0
         while not self._stopped:
             producer = AIOKafkaProducer(
-                **self._settings.kafka.client_options(),
+                **self._settings.kafka.producer_options(),
                 client_id="meetings-ingest",
                 enable_idempotence=True,  # implies acks=all
                 acks="all",

@@ -10,6 +10,7 @@ services' ``MEETINGS_TOPIC_PREFIX``).
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 import msgspec
@@ -211,6 +212,7 @@ class TopicNames:
     """Internal: the processor's restore data (``SESSION_CHANGELOG``)."""
 
     @classmethod
+    @functools.cache  # a handful of prefixes per process
     def with_prefix(cls, prefix: str = DEFAULT_PREFIX) -> TopicNames:
         return cls(
             prefix=prefix,

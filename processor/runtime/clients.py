@@ -136,13 +136,13 @@ def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
     def producer(transactional_id: str | None, client_id: str) -> Producer:
         if transactional_id is None:
             shared: Producer = AIOKafkaProducer(
-                **settings.kafka.client_options(),
+                **settings.kafka.producer_options(),
                 enable_idempotence=True,
                 client_id=client_id,
             )
             return shared
         transactional: Producer = AIOKafkaProducer(
-            **settings.kafka.client_options(),
+            **settings.kafka.producer_options(),
             transactional_id=transactional_id,
             transaction_timeout_ms=settings.transaction_timeout_ms,
             enable_idempotence=True,
