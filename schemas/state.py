@@ -26,6 +26,17 @@ class ActiveParticipant(msgspec.Struct, frozen=True, kw_only=True):
     joined_at: Timestamp
 
 
+class ParticipantRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A participant as earlier versions listed them in ``SessionState.participants``."""
+
+    participant_id: str
+    name: str | None
+    is_host: bool
+    participant_type: str | None = None
+    joined_at: Timestamp | None = None
+    left_at: Timestamp | None = None
+
+
 class RecordingState(msgspec.Struct, frozen=True, kw_only=True):
     recording_id: str
     status: RecordingStatus
@@ -66,6 +77,10 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     """Increments on every change."""
     schema_version: int = SCHEMA_VERSION
+    participants: list[ParticipantRecord] = []
+    """Deprecated, always empty: earlier versions listed every participant seen here, which made
+    the state of a large session exceed Kafka's 1 MB. Attendance is in ``participant.attendance``
+    (at the end) and the present participants in ``active_participants``."""
     active_participants_truncated: bool = False
     """Whether present participants were left out of ``active_participants``."""
     recordings_truncated: bool = False
