@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from ingest.settings import IngestSettings
 from ingest.settings import load_settings as load_ingest_settings
+from processor.settings import ProcessorSettings
 from processor.settings import load_settings as load_processor_settings
+from servicekit.settings import declared
 from tests.containers.engine import EngineMissing, find_compose, find_engine
 from tools.devkafka import KAFKA_VERSION
 
@@ -22,36 +24,13 @@ COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text
 SERVICES: dict[str, Any] = COMPOSE["services"]
 
 
-class RecordingEnviron(Mapping[str, str]):
-    """An environment that remembers every variable a settings loader asks for."""
-
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self._values = dict(values)
-        self.asked: set[str] = set()
-
-    def __getitem__(self, key: str) -> str:
-        self.asked.add(key)
-        return self._values[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.asked.add(key)
-        return self._values.get(key, default)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
+def variables_read_by(settings_class: type[Any]) -> set[str]:
+    """Every environment variable a service reads: its settings declarations say."""
+    return {declaration.spec.env for declaration in declared(settings_class)}
 
 
-def variables_read_by(loader: Any) -> set[str]:
-    environ = RecordingEnviron({})
-    loader(environ)
-    return environ.asked
-
-
-INGEST_VARIABLES = variables_read_by(load_ingest_settings)
-PROCESSOR_VARIABLES = variables_read_by(load_processor_settings)
+INGEST_VARIABLES = variables_read_by(IngestSettings)
+PROCESSOR_VARIABLES = variables_read_by(ProcessorSettings)
 
 
 def environment(service: str) -> dict[str, str]:
