@@ -42,6 +42,11 @@ def murmur2(data: bytes) -> int:
     return h ^ (h >> 15)
 
 
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition of ``key`` in a topic of ``partitions`` partitions."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 def default_partition(
     key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]
 ) -> int:
