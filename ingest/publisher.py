@@ -41,7 +41,7 @@ from aiokafka.errors import (
 from ingest.batching import DeliveryTimeout, PartitionBatches, TopicGone
 from ingest.metrics import PRODUCE_FAILURES, PRODUCE_SECONDS
 from ingest.settings import IngestSettings
-from servicekit.partitioner import default_partition, key_partition
+from servicekit.partitioner import KeyPartitioner, default_partition
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,9 @@ class RawPublisher:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._batches: PartitionBatches | None = None
-        self._partitions: int | None = None
-        """The raw topic's partition count in the producer's metadata; None while missing."""
+        self._partitioner: KeyPartitioner | None = None
+        """Keys to partitions of the raw topic as the producer's metadata has it; None while
+        the topic is missing."""
         self._deliverable = False
         self._topic_missing = False
         self._connector: asyncio.Task[None] | None = None
@@ -150,10 +151,10 @@ class RawPublisher:
         if producer is None or batches is None:
             _NOT_CONNECTED.inc()
             raise PublishError("not_connected")
-        partitions = self._partitions
-        if partitions is None:
-            partitions = await self._await_topic(producer, self._settings.raw_topic)
-            if partitions is None:
+        partitioner = self._partitioner
+        if partitioner is None:
+            partitioner = await self._await_topic(producer, self._settings.raw_topic)
+            if partitioner is None:
                 raise self._topic_missing_error()
         if key is None:
             cluster = producer.client.cluster
@@ -164,7 +165,7 @@ class RawPublisher:
                 sorted(cluster.available_partitions_for_topic(topic) or ()),
             )
         else:
-            partition = key_partition(key, partitions)
+            partition = partitioner(key)
         began = time.perf_counter()
         try:
             await batches.add(partition, key, body, headers, timestamp_ms)
@@ -194,8 +195,8 @@ class RawPublisher:
             "command, never by ingest",
         )
 
-    async def _await_topic(self, producer: AIOKafkaProducer, topic: str) -> int | None:
-        """The partition count of ``topic`` once it appears in the producer's metadata within
+    async def _await_topic(self, producer: AIOKafkaProducer, topic: str) -> KeyPartitioner | None:
+        """The partitioner of ``topic`` once it appears in the producer's metadata within
         the produce timeout (``None`` if it does not), as
         aiokafka would wait for it, but with all-topics refreshes (concurrent requests share
         each one). A topic created a moment ago takes a little while to reach every broker's
@@ -206,10 +207,10 @@ class RawPublisher:
             async with asyncio.timeout(self._settings.produce_timeout_s):
                 for delay in delays:
                     await client.force_metadata_update()
-                    if self._partitions is not None:
-                        return self._partitions
+                    if self._partitioner is not None:
+                        return self._partitioner
                     await asyncio.sleep(delay)
-        return self._partitions
+        return self._partitioner
 
     # -- background work -------------------------------------------------------------------
 
@@ -221,7 +222,7 @@ class RawPublisher:
         logger.warning("replacing the Kafka producer after a fatal producer error")
         self._producer = None
         self._batches = None
-        self._partitions = None
+        self._partitioner = None
         if self._prober is not None:
             self._prober.cancel()
         retiring = asyncio.create_task(current.stop(), name="kafka-retire")
@@ -266,7 +267,10 @@ class RawPublisher:
         def learn_partitions(metadata: ClusterMetadata) -> None:
             if self._producer is producer:
                 found = metadata.partitions_for_topic(topic)
-                self._partitions = len(found) if found else None
+                if not found:
+                    self._partitioner = None
+                elif self._partitioner is None or self._partitioner.partitions != len(found):
+                    self._partitioner = KeyPartitioner(len(found))
 
         cluster.add_listener(learn_partitions)
         self._producer = producer
