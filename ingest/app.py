@@ -29,7 +29,12 @@ from ingest.exchange import (
 )
 from ingest.metrics import ACCEPTED_BYTES, CONNECTIONS_CLOSED, READY
 from ingest.prometheus import render_metrics
-from ingest.protocol import body_received, close_after_response, read_deadline
+from ingest.protocol import (
+    DIRECT_POST_ROUTES,
+    body_received,
+    close_after_response,
+    read_deadline,
+)
 from ingest.publisher import PublishError, RawPublisher
 from ingest.responses import printable
 from ingest.settings import IngestSettings
@@ -71,9 +76,12 @@ def init_app(settings: IngestSettings, *, publisher: RawPublisher | None = None)
     app.cleanup_ctx.append(_publisher_lifecycle)
     receiver = CallbackReceiver(settings, app[PUBLISHER], app[AUTHENTICATOR], app[LIFECYCLE])
     mode = settings.access_log
+    app[DIRECT_POST_ROUTES] = {}
     for path in CALLBACK_ROUTES:
-        handler = functools.partial(receiver.receive, source_route=path.encode())
-        app.router.add_post(path, observed(handler, path, access_log=mode, callbacks=True))
+        receive = functools.partial(receiver.receive, source_route=path.encode())
+        handler = observed(receive, path, access_log=mode, callbacks=True)
+        app.router.add_post(path, handler)
+        app[DIRECT_POST_ROUTES][path] = handler
     probes = Probes(app[PUBLISHER], app[LIFECYCLE])
     app.router.add_get("/healthz", observed(healthz, "/healthz", access_log=mode, callbacks=False))
     app.router.add_get(

@@ -191,6 +191,24 @@ async def test_unknown_routes_and_methods_have_a_detail(target: HostileTarget) -
     assert "GET" in str(payload["detail"])
 
 
+async def test_a_callback_sent_after_100_continue_is_stored(target: HostileTarget) -> None:
+    body = orjson.dumps({"event": "session:started", "session_id": "s-expect", "room_id": "r"})
+    request = authentic(body, (b"Expect", b"100-continue"), target=b"/callbacks/sessions")
+    reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+    try:
+        writer.write(request.removesuffix(body))  # the head alone, then wait to be asked
+        async with asyncio.timeout(10):
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
+            writer.write(body)
+            response = await read_response(reader)
+    finally:
+        writer.close()
+    assert response is not None
+    assert response.status == 204, response
+    records = await read_raw(target.bootstrap, target.topic, until_body=body)
+    assert dict(records[-1].headers)["source-route"] == b"/callbacks/sessions"
+
+
 @pytest.mark.parametrize(
     ("method", "request_target", "status"),
     [
