@@ -95,6 +95,17 @@ async def read_raw(
         )
 
 
+async def read_stored(
+    bootstrap: str, topic: str, *, body: bytes, within: float = 30.0
+) -> ConsumerRecord:
+    """The record of ``topic`` whose value is ``body``.
+
+    Records of other partitions may arrive after it, so it is not simply the last one read.
+    """
+    records = await read_raw(bootstrap, topic, until_body=body, within=within)
+    return next(record for record in records if record.value == body)
+
+
 def header_map(record: ConsumerRecord) -> dict[str, bytes]:
     return dict(record.headers)
 

@@ -13,7 +13,7 @@ import zlib
 import orjson
 import pytest
 
-from tests.ingest.conftest import read_raw
+from tests.ingest.conftest import read_raw, read_stored
 from tests.ingest.hostile import HostileTarget
 from tests.ingest.raw_http import (
     RawResponse,
@@ -74,8 +74,8 @@ async def test_ids_of_256_characters_and_utf8_text_are_stored(target: HostileTar
     response = await exchange(target.port, authentic(body))
     assert response is not None
     assert response.status == 204, response
-    records = await read_raw(target.bootstrap, target.topic, until_body=body)
-    assert records[-1].key == ("é" * 256).encode()
+    stored = await read_stored(target.bootstrap, target.topic, body=body)
+    assert stored.key == ("é" * 256).encode()
 
 
 HEADER_CASES: list[tuple[str, list[tuple[bytes, bytes]], int]] = [
@@ -205,8 +205,8 @@ async def test_a_callback_sent_after_100_continue_is_stored(target: HostileTarge
         writer.close()
     assert response is not None
     assert response.status == 204, response
-    records = await read_raw(target.bootstrap, target.topic, until_body=body)
-    assert dict(records[-1].headers)["source-route"] == b"/callbacks/sessions"
+    stored = await read_stored(target.bootstrap, target.topic, body=body)
+    assert dict(stored.headers)["source-route"] == b"/callbacks/sessions"
 
 
 @pytest.mark.parametrize(
