@@ -12,6 +12,10 @@ for that topic by name, with ``allow_auto_topic_creation`` set: a broker with
 break co-partitioning for good. So ``send`` is only called for a topic already in the
 producer's metadata, which is refreshed with all-topics requests (which create nothing); while
 the topic is missing, callbacks get 503 and readiness is off.
+
+Records are sent in batches ingest builds itself (``ingest.batching``), partitioned by key as
+Kafka's default partitioner does; the topic's partition count is taken from every metadata
+update rather than looked up per callback.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import (
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
@@ -33,10 +38,17 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
+from ingest.batching import DeliveryTimeout, PartitionBatches, TopicGone
 from ingest.metrics import PRODUCE_FAILURES, PRODUCE_SECONDS
 from ingest.settings import IngestSettings
+from servicekit.partitioner import KeyPartitioner, default_partition
 
 logger = logging.getLogger(__name__)
+
+_NOT_CONNECTED = PRODUCE_FAILURES.labels(cause="not_connected")
+_TOPIC_MISSING = PRODUCE_FAILURES.labels(cause="topic_missing")
+_TIMED_OUT = PRODUCE_FAILURES.labels(cause="timeout")
+_OBSERVE_PRODUCE_SECONDS = PRODUCE_SECONDS.observe
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -71,6 +83,10 @@ class RawPublisher:
     def __init__(self, settings: IngestSettings) -> None:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
+        self._batches: PartitionBatches | None = None
+        self._partitioner: KeyPartitioner | None = None
+        """Keys to partitions of the raw topic as the producer's metadata has it; None while
+        the topic is missing."""
         self._deliverable = False
         self._topic_missing = False
         self._connector: asyncio.Task[None] | None = None
@@ -110,9 +126,12 @@ class RawPublisher:
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
         producer, self._producer = self._producer, None
+        batches, self._batches = self._batches, None
         if producer is not None:
             try:
                 async with asyncio.timeout(self._settings.produce_timeout_s):
+                    if batches is not None:
+                        await batches.close()
                     await producer.flush()
             except (TimeoutError, KafkaError):
                 logger.warning("Kafka producer could not flush before stopping")
@@ -128,39 +147,34 @@ class RawPublisher:
     async def publish(
         self, body: bytes, key: bytes | None, headers: Headers, timestamp_ms: int
     ) -> None:
-        producer = self._producer
-        if producer is None:
-            PRODUCE_FAILURES.labels(cause="not_connected").inc()
+        producer, batches = self._producer, self._batches
+        if producer is None or batches is None:
+            _NOT_CONNECTED.inc()
             raise PublishError("not_connected")
-        topic = self._settings.raw_topic
-        # Checked synchronously right before send(), which finds the topic in the same metadata
-        # and so never asks the broker for it by name (see the module docstring).
-        if producer.client.cluster.partitions_for_topic(topic) is None and not (
-            await self._await_topic(producer, topic)
-        ):
-            self._deliverable = False
-            PRODUCE_FAILURES.labels(cause="topic_missing").inc()
-            raise PublishError(
-                "topic_missing",
-                f"the topic {topic} does not exist; it is created by the topics command, "
-                "never by ingest",
+        partitioner = self._partitioner
+        if partitioner is None:
+            partitioner = await self._await_topic(producer, self._settings.raw_topic)
+            if partitioner is None:
+                raise self._topic_missing_error()
+        if key is None:
+            cluster = producer.client.cluster
+            topic = self._settings.raw_topic
+            partition = default_partition(
+                None,
+                sorted(cluster.partitions_for_topic(topic) or ()),
+                sorted(cluster.available_partitions_for_topic(topic) or ()),
             )
+        else:
+            partition = partitioner(key)
         began = time.perf_counter()
         try:
-            async with asyncio.timeout(self._settings.produce_timeout_s):
-                delivery = await producer.send(
-                    topic,
-                    value=body,
-                    key=key,
-                    headers=list(headers),
-                    timestamp_ms=timestamp_ms,
-                )
-                # Shielded: the record stays queued even if this request gives up waiting.
-                await asyncio.shield(delivery)
-        except TimeoutError:
+            await batches.add(partition, key, body, headers, timestamp_ms)
+        except DeliveryTimeout:
             self._deliverable = False
-            PRODUCE_FAILURES.labels(cause="timeout").inc()
+            _TIMED_OUT.inc()
             raise PublishError("timeout") from None
+        except TopicGone:
+            raise self._topic_missing_error() from None
         except KafkaError as exc:
             self._deliverable = False
             cause = type(exc).__name__
@@ -169,11 +183,21 @@ class RawPublisher:
             if isinstance(exc, _PRODUCER_FATAL):
                 self._replace_producer(producer)
             raise PublishError(cause) from exc
-        PRODUCE_SECONDS.observe(time.perf_counter() - began)
+        _OBSERVE_PRODUCE_SECONDS(time.perf_counter() - began)
         self._deliverable = True
 
-    async def _await_topic(self, producer: AIOKafkaProducer, topic: str) -> bool:
-        """Whether ``topic`` appears in the producer's metadata within the produce timeout, as
+    def _topic_missing_error(self) -> PublishError:
+        self._deliverable = False
+        _TOPIC_MISSING.inc()
+        return PublishError(
+            "topic_missing",
+            f"the topic {self._settings.raw_topic} does not exist; it is created by the topics "
+            "command, never by ingest",
+        )
+
+    async def _await_topic(self, producer: AIOKafkaProducer, topic: str) -> KeyPartitioner | None:
+        """The partitioner of ``topic`` once it appears in the producer's metadata within
+        the produce timeout (``None`` if it does not), as
         aiokafka would wait for it, but with all-topics refreshes (concurrent requests share
         each one). A topic created a moment ago takes a little while to reach every broker's
         metadata."""
@@ -183,10 +207,10 @@ class RawPublisher:
             async with asyncio.timeout(self._settings.produce_timeout_s):
                 for delay in delays:
                     await client.force_metadata_update()
-                    if client.cluster.partitions_for_topic(topic) is not None:
-                        return True
+                    if self._partitioner is not None:
+                        return self._partitioner
                     await asyncio.sleep(delay)
-        return client.cluster.partitions_for_topic(topic) is not None
+        return self._partitioner
 
     # -- background work -------------------------------------------------------------------
 
@@ -197,6 +221,8 @@ class RawPublisher:
             return  # another request already started the replacement
         logger.warning("replacing the Kafka producer after a fatal producer error")
         self._producer = None
+        self._batches = None
+        self._partitioner = None
         if self._prober is not None:
             self._prober.cancel()
         retiring = asyncio.create_task(current.stop(), name="kafka-retire")
@@ -226,12 +252,36 @@ class RawPublisher:
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
-            self._producer = producer
+            self._use(producer)
             logger.info("Kafka producer connected to %s", self._settings.kafka.bootstrap_servers)
             # The bootstrap metadata names no topic: learn the topics before the first request.
             self._deliverable = await self._probe()
             self._prober = asyncio.create_task(self._probe_forever(), name="kafka-probe")
             return
+
+    def _use(self, producer: AIOKafkaProducer) -> None:
+        """Send through ``producer`` from now on."""
+        cluster = producer.client.cluster
+        topic = self._settings.raw_topic
+
+        def learn_partitions(metadata: ClusterMetadata) -> None:
+            if self._producer is producer:
+                found = metadata.partitions_for_topic(topic)
+                if not found:
+                    self._partitioner = None
+                elif self._partitioner is None or self._partitioner.partitions != len(found):
+                    self._partitioner = KeyPartitioner(len(found))
+
+        cluster.add_listener(learn_partitions)
+        self._producer = producer
+        learn_partitions(cluster)
+        self._batches = PartitionBatches(
+            producer,
+            topic,
+            timeout_s=self._settings.produce_timeout_s,
+            # Checked right before each batch is handed over (see the module docstring).
+            topic_exists=lambda: cluster.partitions_for_topic(topic) is not None,
+        )
 
     async def _probe_forever(self) -> None:
         """Refresh readiness from cluster metadata, so it recovers without traffic."""

@@ -1,5 +1,5 @@
 """JSON error bodies (SPEC §3: ``{"error": code, "detail": text}``) for every layer that answers:
-the handlers, the middleware, and the connection protocol that answers before any handler runs
+the handlers, the request observer, and the connection protocol that answers before any handler runs
 (unparseable requests, read timeouts, the connection cap)."""
 
 from __future__ import annotations

@@ -42,6 +42,36 @@ def murmur2(data: bytes) -> int:
     return h ^ (h >> 15)
 
 
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition of ``key`` in a topic of ``partitions`` partitions."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class KeyPartitioner:
+    """``key_partition`` for one partition count, remembering the partitions of recent keys.
+
+    Keys are session ids, and a session sends several callbacks (start, each participant's
+    join and leave, recordings, end), so most keys were seen a moment ago; hashing one costs
+    microseconds of pure Python. The memory is bounded: when ``capacity`` keys are known it
+    starts afresh (cheaper per call than keeping an LRU order)."""
+
+    __slots__ = ("_capacity", "_known", "partitions")
+
+    def __init__(self, partitions: int, *, capacity: int = 16_384) -> None:
+        self.partitions = partitions
+        self._capacity = capacity
+        self._known: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes) -> int:
+        known = self._known
+        partition = known.get(key)
+        if partition is None:
+            if len(known) >= self._capacity:
+                known.clear()
+            partition = known[key] = (murmur2(key) & 0x7FFFFFFF) % self.partitions
+        return partition
+
+
 def default_partition(
     key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]
 ) -> int:

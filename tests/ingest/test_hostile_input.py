@@ -191,6 +191,50 @@ async def test_unknown_routes_and_methods_have_a_detail(target: HostileTarget) -
     assert "GET" in str(payload["detail"])
 
 
+async def test_a_callback_sent_after_100_continue_is_stored(target: HostileTarget) -> None:
+    body = orjson.dumps({"event": "session:started", "session_id": "s-expect", "room_id": "r"})
+    request = authentic(body, (b"Expect", b"100-continue"), target=b"/callbacks/sessions")
+    reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+    try:
+        writer.write(request.removesuffix(body))  # the head alone, then wait to be asked
+        async with asyncio.timeout(10):
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
+            writer.write(body)
+            response = await read_response(reader)
+    finally:
+        writer.close()
+    assert response is not None
+    assert response.status == 204, response
+    records = await read_raw(target.bootstrap, target.topic, until_body=body)
+    assert dict(records[-1].headers)["source-route"] == b"/callbacks/sessions"
+
+
+@pytest.mark.parametrize(
+    ("method", "request_target", "status"),
+    [
+        (b"OPTIONS", b"*", 404),
+        (b"POST", b"http://ingest/nowhere", 404),
+        (b"POST", b"/callbacks/", 404),
+        (b"POST", b"/a%0Ab", 404),
+        (b"DELETE", b"/callbacks/rooms", 405),
+        (b"PUT", b"/callbacks", 405),
+        (b"POST", b"/healthz", 405),
+    ],
+)
+async def test_odd_targets_and_methods_get_json_errors(
+    target: HostileTarget, method: bytes, request_target: bytes, status: int
+) -> None:
+    response = await exchange(
+        target.port,
+        request_bytes(VALID, signed_headers(VALID), target=request_target, method=method),
+    )
+    payload = json_error(response, status)
+    assert response is not None
+    assert response.headers["x-request-id"] == payload["request_id"]
+    if status == 405:
+        assert response.headers["allow"] in {"POST", "GET,HEAD"}
+
+
 async def test_a_client_vanishing_mid_body_is_not_a_server_error(target: HostileTarget) -> None:
     before = await metrics(target)
     request = authentic(VALID)

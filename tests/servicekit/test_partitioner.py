@@ -7,7 +7,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from servicekit.partitioner import default_partition, murmur2
+from servicekit.partitioner import KeyPartitioner, default_partition, murmur2
 
 
 @given(st.binary(max_size=300))
@@ -34,3 +34,17 @@ def test_known_values_from_the_java_client() -> None:
         == (-58897971) & 0xFFFFFFFF
     )
     assert murmur2(b"abc") & 0xFFFFFFFF == 479470107
+
+
+@given(
+    st.lists(st.binary(min_size=1, max_size=40), max_size=60),
+    st.integers(min_value=1, max_value=64),
+)
+def test_the_remembering_partitioner_agrees_with_the_default_one_past_its_capacity(
+    keys: list[bytes], count: int
+) -> None:
+    partitioner = KeyPartitioner(count, capacity=8)
+    partitions = list(range(count))
+    for key in keys + keys:  # the second round finds some remembered, some forgotten
+        assert partitioner(key) == default_partition(key, partitions, partitions)
+    assert len(partitioner._known) <= 8

@@ -1,0 +1,205 @@
+"""What every HTTP exchange gets around its handler: a request id, metrics, an access log line,
+and a JSON answer for whatever went wrong unexpectedly.
+
+Each route's handler is wrapped once, when the application is built (``observed``), rather than
+run through an aiohttp middleware: a middleware costs two more coroutines, a lookup of the
+wrapped chain and the request's route per request, and the route, its metric children and the
+access-log mode are all known when the route is added. Unknown paths and methods reach a route
+of their own (``unmatched``), so they are observed and answered in JSON the same way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import hdrs, web
+from aiohttp.web_urldispatcher import DynamicResource
+from prometheus_client import Counter
+
+from ingest.metrics import IN_FLIGHT, REQUESTS
+from ingest.responses import printable
+from ingest.validation import Rejection
+from servicekit.logs import FIELDS_ATTRIBUTE
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("ingest.access")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+CLIENT_CLOSED_STATUS = "client_closed"
+"""The ``status`` label of requests whose client vanished before the body arrived."""
+UNMATCHED_ROUTE = "unmatched"
+"""The ``route`` label of requests for a path or method no route serves."""
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_INTERNAL_ERROR = Rejection(
+    500, "internal_error", "an unexpected error; the callback was not stored"
+)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request as its handler, the metrics and the access log see it."""
+
+    request_id: str
+    """The caller's ``X-Request-Id`` when it is safe to echo, else a fresh one; also the
+    stored record's ``request-id`` header."""
+    route: str
+    outcome: str | None = None
+    """Why the request was refused, for the access log."""
+    client_closed: bool = False
+    """The client vanished mid-request: counted under its own status, not as an error."""
+
+
+ExchangeHandler = Callable[[web.Request, Exchange], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def observed(
+    handler: ExchangeHandler, route: str, *, access_log: str, callbacks: bool | None
+) -> Handler:
+    """``handler`` with the request id, metrics, access log and JSON for unexpected errors.
+
+    ``callbacks``: whether the route's requests are callbacks (counted in flight, access-logged
+    by the ``INGEST_ACCESS_LOG`` mode ``access_log``), or ``None`` for "those that are POSTs".
+    Server errors are always logged."""
+    counters: dict[int, Counter] = {}
+    client_closed_counter = REQUESTS.labels(route=route, status=CLIENT_CLOSED_STATUS)
+    log_all, log_refusals = access_log == "all", access_log == "refusals"
+
+    async def observe(request: web.Request) -> web.StreamResponse:
+        offered = request.headers.get(REQUEST_ID_HEADER)
+        exchange = Exchange(
+            offered if offered and _SAFE_REQUEST_ID.match(offered) else next(_request_ids), route
+        )
+        began = time.perf_counter()
+        is_callback = callbacks if callbacks is not None else request.method == hdrs.METH_POST
+        if is_callback:
+            IN_FLIGHT.inc()
+        try:
+            response = await handler(request, exchange)
+        except Exception:
+            logger.exception(
+                "unhandled error", extra={FIELDS_ATTRIBUTE: {"request_id": exchange.request_id}}
+            )
+            response = refuse(exchange, _INTERNAL_ERROR)
+        finally:
+            if is_callback:
+                IN_FLIGHT.dec()
+        if exchange.client_closed:
+            client_closed_counter.inc()
+            access_logger.debug("client closed the connection mid-request on %s", route)
+            return response
+        status = response.status
+        counter = counters.get(status)
+        if counter is None:
+            counter = counters[status] = REQUESTS.labels(route=route, status=str(status))
+        counter.inc()
+        if status >= 500 or (is_callback and (log_all or (log_refusals and status >= 300))):
+            _log_access(request, exchange, status, began)
+        return response
+
+    return observe
+
+
+def json_response(exchange: Exchange, status: int, payload: dict[str, object]) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps(payload),
+        content_type="application/json",
+        headers={REQUEST_ID_HEADER: exchange.request_id},
+    )
+
+
+def refuse(exchange: Exchange, rejection: Rejection) -> web.Response:
+    """The JSON error answer (SPEC §3) for ``rejection``, remembered for the access log."""
+    payload: dict[str, object] = {"error": rejection.error, "detail": rejection.detail}
+    if rejection.path:
+        payload["path"] = rejection.path
+    payload["request_id"] = exchange.request_id
+    exchange.outcome = rejection.detail
+    return json_response(exchange, rejection.status, payload)
+
+
+def _log_access(request: web.Request, exchange: Exchange, status: int, began: float) -> None:
+    access_logger.info(
+        "%s %s %s",
+        request.method,
+        printable(request.path),
+        status,
+        extra={
+            FIELDS_ATTRIBUTE: {
+                "request_id": exchange.request_id,
+                "method": request.method,
+                "route": exchange.route,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - began) * 1000, 3),
+                "bytes": request.content_length,
+                "remote": request.remote,
+                "detail": exchange.outcome,
+            }
+        },
+    )
+
+
+def _request_id_source() -> Iterator[str]:
+    """Unique ids without a syscall per request: a random per-process prefix and a counter."""
+    prefix = secrets.token_hex(6)
+    return (f"{prefix}{number:08x}" for number in itertools.count())
+
+
+_request_ids = _request_id_source()
+
+
+def add_unmatched_route(app: web.Application, *, access_log: str) -> None:
+    """Answer every path and method no route serves with a JSON ``404`` or ``405``.
+
+    Added after every other route: aiohttp tries the most specific path first, so this catches
+    only what nothing else takes."""
+    allowed: dict[str, list[str]] = {}
+    callbacks: list[str] = []
+    for resource in app.router.resources():
+        allowed[resource.canonical] = sorted({route.method for route in resource})
+        if resource.canonical.startswith("/callbacks"):
+            callbacks.append(resource.canonical)
+    elsewhere = f" (callbacks go to {', '.join(callbacks)})" if callbacks else ""
+
+    async def no_such_route(request: web.Request, exchange: Exchange) -> web.Response:
+        target = printable(request.path)
+        methods = allowed.get(request.path)
+        if methods:
+            response = refuse(
+                exchange,
+                Rejection(
+                    405,
+                    "method_not_allowed",
+                    f"{printable(request.method)} is not allowed on {target}; "
+                    f"use {', '.join(methods)}",
+                ),
+            )
+            response.headers[hdrs.ALLOW] = ",".join(methods)
+            return response
+        return refuse(exchange, Rejection(404, "not_found", f"no such route: {target}{elsewhere}"))
+
+    anything = AnyTarget()
+    app.router.register_resource(anything)
+    anything.add_route(
+        hdrs.METH_ANY,
+        observed(no_such_route, UNMATCHED_ROUTE, access_log=access_log, callbacks=None),
+    )
+
+
+class AnyTarget(DynamicResource):
+    """Matches every request target, even those no path pattern can (``OPTIONS *``): aiohttp
+    tries the resources indexed under ``/`` for every path nothing more specific takes."""
+
+    def __init__(self) -> None:
+        super().__init__("/{target}")
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return {"target": path}
