@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from processor.engine import derived
-from processor.engine.session import Session
+from processor.engine.session import Publication, Session
 from processor.engine.summary import attendance_digest, summarize
 from schemas.callbacks import SessionEndedCallback, SessionStartedCallback
 from schemas.events import DerivedEvent
@@ -63,7 +63,7 @@ def send_away_present_participants(session: Session, events: list[DerivedEvent])
         raise ValueError(f"session {session.session_id} is not closed")
     reason = session.closing_left_reason
     participants = session.participants
-    for participant_id in session.present_ids:
+    for participant_id in session.present_ids():
         events.append(
             derived.participant_left(
                 session,
@@ -95,10 +95,11 @@ def revise_summary(session: Session, events: list[DerivedEvent], *, urgent: bool
     """
     if session.closed_at is None:
         return
-    if session.summary is not None and not urgent:
-        session.unsettled_changes += 1
+    published = session.published
+    if published is not None and not urgent:
+        published.unsettled_changes += 1
         threshold = max(1, len(session.participants) // REVISION_COST_PARTICIPANTS)
-        if session.unsettled_changes < threshold:
+        if published.unsettled_changes < threshold:
             return
     _consider_revision(session, events)
 
@@ -106,7 +107,8 @@ def revise_summary(session: Session, events: list[DerivedEvent], *, urgent: bool
 def settle_revision(session: Session) -> list[DerivedEvent]:
     """The revision still owed for changes not yet considered (before the session is dropped)."""
     events: list[DerivedEvent] = []
-    if session.closed_at is not None and session.unsettled_changes:
+    published = session.published
+    if session.closed_at is not None and published is not None and published.unsettled_changes:
         _consider_revision(session, events)
     return events
 
@@ -114,16 +116,15 @@ def settle_revision(session: Session) -> list[DerivedEvent]:
 def _consider_revision(session: Session, events: list[DerivedEvent]) -> None:
     closed_at = session.closed_at
     assert closed_at is not None
-    session.unsettled_changes = 0
-    previous = session.summary
-    revision = 1 if previous is None else previous.revision
+    published = session.published
+    revision = 1 if published is None else published.summary.revision
     summary, reports = summarize(session, ended_at=closed_at, revision=revision)
     digest = attendance_digest(reports)
-    if summary == previous and digest == session.published_digest:
-        return
-    if previous is not None:
+    if published is not None:
+        published.unsettled_changes = 0
+        if summary == published.summary and digest == published.digest:
+            return
         summary = msgspec.structs.replace(summary, revision=revision + 1)
-    session.summary = summary
-    session.published_digest = digest
+    session.published = Publication(summary=summary, digest=digest)
     events.append(derived.session_ended(session, summary))
     events.extend(derived.participant_attendance(session, report, summary) for report in reports)

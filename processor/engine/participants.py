@@ -13,13 +13,14 @@ Per ``session_id`` + ``participant_id``:
 
 Each function records into ``session`` and appends the events the change triggers to
 ``events``; the returned bool says whether any fact changed. Work per callback is a dict lookup
-and, for present participants, a bisection of the sorted present list.
+and, for present participants of a session of more than one chunk, a bisection of its sorted
+present list.
 """
 
 from __future__ import annotations
 
 from processor.engine import derived
-from processor.engine.session import Participant, Session, intern
+from processor.engine.session import Participant, Session, intern, shared_name
 from schemas.callbacks import ParticipantJoinedCallback, ParticipantLeftCallback
 from schemas.events import DerivedEvent
 
@@ -40,7 +41,7 @@ def record_joined(
     if participant.joined_at is None and participant.left_at is not None:
         # The held left and this join crossed in delivery: a stint of length 0. The join
         # describes the participant as it entered, so its details win.
-        participant.name = callback.name
+        participant.name = shared_name(callback.name)
         participant.is_host = callback.is_host
         participant.participant_type = intern(callback.type)
         participant.joined_at = participant.left_at = at

@@ -61,9 +61,10 @@ def record_recording_ready(
 
 
 def _recording(session: Session, recording_id: str) -> RecordingFacts:
-    recording = session.recordings.get(recording_id)
+    recording = session.find_recording(recording_id)
     if recording is None:
-        recording = session.recordings[recording_id] = RecordingFacts(recording_id=recording_id)
+        recording = RecordingFacts(recording_id=recording_id)
+        session.add_recording(recording)
     return recording
 
 

@@ -1,4 +1,4 @@
-"""The facts the engine keeps about one session, as mutable slotted dataclasses.
+"""The facts the engine keeps about one session, as slotted dataclasses and msgspec structs.
 
 Everything published (the ``SessionState`` snapshot, summaries, derived events) is computed from
 these facts. Participants follow the stint rules of SPEC §5 in raw-topic order, so replaying the
@@ -7,8 +7,11 @@ seen (a Vonage retry is an exact duplicate that arrives later), flags only ever 
 
 Sizes: a session keeps what it must remember and nothing twice. A participant's id is the key of
 ``Session.participants`` and appears elsewhere only as a reference to that same string; the
-aggregates the snapshot needs (present participants in join order, stint count, peak) are kept
-up to date incrementally, so no callback and no snapshot walks every participant.
+aggregates the snapshot needs (present count, stint count, peak) are kept up to date
+incrementally, and a session of more than one changelog chunk also keeps its present
+participants sorted (``Crowd``), so no callback and no snapshot walks more than a chunk's worth
+of participants. Containers a session rarely needs are ``None`` until it does; about 1.5 kB per
+small active session, two thirds of it the decoded id strings (``bench.processor_state``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import bisect
 import sys
 from dataclasses import dataclass, field
 
+import msgspec
+
 from schemas.events import EndedBy, LeftReason, SessionSummary
 from schemas.state import RecordingStatus, SessionStatus
 
@@ -24,8 +29,7 @@ CHUNK_PARTICIPANTS = 32
 """Participants per changelog chunk (``changelog``): a change rewrites one small chunk."""
 
 
-@dataclass(slots=True)
-class Participant:
+class Participant(msgspec.Struct, array_like=True, gc=False):
     """One participant id's stints in a session (its id is its key in the session).
 
     The current (last) stint is ``joined_at``/``left_at``; earlier ones, always closed by a
@@ -36,16 +40,25 @@ class Participant:
     * ``joined_at`` set, ``left_at is None``: present — or, once the session is closed, sent
       away by the closing (a later ``left`` still refines the stint's end);
     * both set: absent, its last stint closed by a ``left``.
+
+    A msgspec struct outside the garbage collector's tracking (it holds no reference back to
+    anything that could form a cycle): 16 bytes less each, and restoring 100,000 sessions
+    does not trigger collections that walk them all. Its fields, in order, are also its
+    encoding in the changelog (``changelog``), which decodes rows straight into it.
     """
 
     name: str | None
     is_host: bool
     participant_type: str | None
-    chunk: int
-    """The changelog chunk this participant is written in (shared int objects, see Session)."""
     joined_at: int | None = None
     left_at: int | None = None
     earlier: list[int] | None = None
+
+    @property
+    def chunk(self) -> int:
+        """The changelog chunk this participant is written in: the first, unless it is a
+        ``CrowdParticipant`` (no slot for it in the participants of most sessions)."""
+        return 0
 
     @property
     def stint_count(self) -> int:
@@ -68,9 +81,18 @@ class Participant:
         return closed
 
 
-@dataclass(slots=True)
-class RecordingFacts:
-    """One recording, keyed by ``recording_id``; each stage's callback may arrive in any order."""
+class CrowdParticipant(Participant, array_like=True, gc=False):
+    """A participant beyond a session's first chunk, which records its chunk."""
+
+    chunk: int = 0  # a field here, always 0 as a property of Participant
+    """Shared int objects: every member of a chunk refers to the same one."""
+
+
+class RecordingFacts(msgspec.Struct, array_like=True, gc=False):
+    """One recording, keyed by ``recording_id``; each stage's callback may arrive in any order.
+
+    Untracked by the garbage collector and encoded as itself in the changelog, as
+    ``Participant``."""
 
     recording_id: str
     started_received_at: int | None = None
@@ -99,8 +121,75 @@ class RecordingFacts:
 
 
 @dataclass(slots=True)
+class Crowd:
+    """What a session of more than one changelog chunk keeps so that no callback and no commit
+    walks all of its participants."""
+
+    chunks: list[list[str]]
+    """The participant ids of each changelog chunk, in order of first sighting."""
+    present_at: list[int]
+    """The open stints' join times of the present participants, sorted by (time, id); empty
+    once the session is closed."""
+    present_ids: list[str]
+    """The present participants' ids, in the order of ``present_at`` (two flat lists rather
+    than a list of pairs: 8 bytes per present participant instead of 64)."""
+    dirty: int = field(default=0, compare=False)
+    """Chunks changed since the changelog was last written (``changelog``): bit *n*, chunk *n*."""
+    last_chunk: int = field(default=0, compare=False)
+    """The number of the last chunk: one int object its members all refer to (rather than an
+    equal copy each)."""
+
+    def chunk_for_newcomer(self, participant_id: str) -> int:
+        """Place a participant id seen for the first time in the last chunk (or a new one)."""
+        chunks = self.chunks
+        if len(chunks[-1]) >= CHUNK_PARTICIPANTS:
+            chunks.append([])
+            self.last_chunk = len(chunks) - 1
+        chunks[-1].append(participant_id)
+        return self.last_chunk
+
+    def arrive(self, participant_id: str, joined_at: int) -> None:
+        """Placed by (join time, id): a bisection, and an insertion that is at or near the end
+        when joins arrive in time order."""
+        index = self._position(participant_id, joined_at)
+        self.present_at.insert(index, joined_at)
+        self.present_ids.insert(index, participant_id)
+
+    def depart(self, participant_id: str, joined_at: int) -> bool:
+        """Whether the participant was present (and now is not)."""
+        index = self._position(participant_id, joined_at)
+        if index < len(self.present_ids) and self.present_ids[index] == participant_id:
+            del self.present_at[index]
+            del self.present_ids[index]
+            return True
+        return False
+
+    def _position(self, participant_id: str, joined_at: int) -> int:
+        times = self.present_at
+        low = bisect.bisect_left(times, joined_at)
+        high = bisect.bisect_right(times, joined_at, low)
+        return bisect.bisect_left(self.present_ids, participant_id, low, high)
+
+
+class Publication(msgspec.Struct, gc=False):
+    """The summary last published in a ``session.ended``, and what revisions continue from."""
+
+    summary: SessionSummary
+    digest: bytes
+    """Digest of the attendance published with ``summary``: a revision goes out only when the
+    summary or an attendance report differs."""
+    unsettled_changes: int = 0
+    """Changes to the closed session since its last revision was considered (``lifecycle``)."""
+
+
+@dataclass(slots=True)
 class Session:
-    """One session's facts, plus the bookkeeping needed to emit each derived event once."""
+    """One session's facts, plus the bookkeeping needed to emit each derived event once.
+
+    What only a session of more than ``CHUNK_PARTICIPANTS`` participant ids needs (the list of
+    each changelog chunk's members, the present participants kept sorted) is ``None`` in the
+    others (most sessions): for them, both are read off ``participants`` when wanted.
+    """
 
     session_id: str
     room_id: str | None
@@ -118,33 +207,28 @@ class Session:
     """Set while the session is closed by idle timeout: its last event time at that moment."""
     participants: dict[str, Participant] = field(default_factory=dict)
     """By ``participant_id``, in order of first sighting."""
-    present_at: list[int] = field(default_factory=list)
-    """The open stints' join times of the present participants, sorted by (time, id); empty
-    once the session is closed. Its length is the exact active count."""
-    present_ids: list[str] = field(default_factory=list)
-    """The present participants' ids, in the order of ``present_at`` (two flat lists rather
-    than a list of pairs: 8 bytes per present participant instead of 64)."""
-    chunks: list[list[str]] = field(default_factory=list)
-    """The participant ids of each changelog chunk, in order of first sighting."""
+    active_count: int = 0
+    """How many participants are present; 0 once the session is closed."""
+    crowd: Crowd | None = None
+    """What a session of more than one changelog chunk keeps besides; ``None`` in the others."""
     total_joins: int = 0
     """Stints started, over every participant."""
     live_peak: int = 0
     """The most participants present at once, as the callbacks were applied."""
-    recordings: dict[str, RecordingFacts] = field(default_factory=dict)
-    summary: SessionSummary | None = None
-    """The last summary published in a ``session.ended``; revisions continue from it."""
-    published_digest: bytes = b""
-    """Digest of the attendance published with ``summary``: a revision goes out only when the
-    summary or an attendance report differs."""
-    unsettled_changes: int = 0
-    """Changes to the closed session since its last revision was considered (``lifecycle``)."""
+    recording_facts: RecordingFacts | dict[str, RecordingFacts] | None = None
+    """The recordings: none, the only one, or (from the second on) by ``recording_id`` in
+    order of first sighting; read them with ``recordings`` and ``find_recording``."""
+    published: Publication | None = None
+    """The last summary published, once the session has closed."""
     version: int = 0
     """Incremented by every change, so an unchanged session keeps its snapshot's version."""
-    dirty_chunks: list[int] = field(default_factory=list, compare=False)
-    """Changelog chunks changed since the changelog was last written (``changelog``), possibly
-    repeated (a list costs a quarter of an empty set, and most sessions have one chunk)."""
     split_parts: dict[int, int] | None = field(default=None, compare=False)
     """Changelog chunks (``-1``: the header) last written in more than one part, and how many."""
+
+    @property
+    def summary(self) -> SessionSummary | None:
+        """The last summary published in a ``session.ended``; revisions continue from it."""
+        return None if self.published is None else self.published.summary
 
     @property
     def closed_at(self) -> int | None:
@@ -169,62 +253,152 @@ class Session:
         """The ``left_reason`` of participants sent away by the session closing."""
         return "session_ended" if self.ended_at is not None else "timeout"
 
+    # -- participants ----------------------------------------------------------------------
+
+    @property
+    def chunk_count(self) -> int:
+        """Changelog chunks of participants: 0 without participants."""
+        if self.crowd is not None:
+            return len(self.crowd.chunks)
+        return 1 if self.participants else 0
+
+    def chunk_members(self, chunk: int) -> list[str]:
+        """The participant ids of one changelog chunk, in order of first sighting."""
+        if self.crowd is not None:
+            return self.crowd.chunks[chunk]
+        return list(self.participants)
+
     def add_participant(
         self, participant_id: str, name: str | None, is_host: bool, participant_type: str | None
     ) -> Participant:
         """A participant id seen for the first time, placed in the last changelog chunk."""
-        chunks = self.chunks
-        if not chunks or len(chunks[-1]) >= CHUNK_PARTICIPANTS:
-            chunks.append([])
-            chunk = len(chunks) - 1
-            if chunk == 1:  # the first chunk leaves the header for a record of its own
-                self.dirty_chunks.append(0)
+        name = shared_name(name)
+        participant_type = intern(participant_type)
+        participant: Participant
+        if self.crowd is None and len(self.participants) < CHUNK_PARTICIPANTS:
+            participant = Participant(name, is_host, participant_type)
         else:
-            # Every member of a chunk refers to one int object rather than an equal copy each.
-            chunk = self.participants[chunks[-1][0]].chunk
-        chunks[-1].append(participant_id)
-        participant = Participant(
-            name=name, is_host=is_host, participant_type=intern(participant_type), chunk=chunk
-        )
+            crowd = self.crowd if self.crowd is not None else self._become_crowd()
+            participant = CrowdParticipant(
+                name, is_host, participant_type, chunk=crowd.chunk_for_newcomer(participant_id)
+            )
         self.participants[participant_id] = participant
         return participant
 
+    def _become_crowd(self) -> Crowd:
+        """The session outgrows its first chunk, which leaves the header for a record of its
+        own; from now on the present participants are kept sorted, not sorted when read."""
+        present_ids = self.present_ids()
+        participants = self.participants
+        self.crowd = Crowd(
+            chunks=[list(participants)],
+            present_at=[participants[pid].joined_at or 0 for pid in present_ids],
+            present_ids=present_ids,
+            dirty=1,
+        )
+        return self.crowd
+
     def touch(self, participant: Participant) -> None:
         """Mark a participant's chunk as changed, for the next changelog write."""
-        dirty = self.dirty_chunks
-        if not dirty or dirty[-1] != participant.chunk:
-            dirty.append(participant.chunk)
+        if self.crowd is not None:
+            self.crowd.dirty |= 1 << participant.chunk
 
-    @property
-    def active_count(self) -> int:
-        return len(self.present_ids)
+    def present_ids(self) -> list[str]:
+        """The present participants' ids, the earliest joined first (ties by id)."""
+        if self.crowd is not None:
+            return self.crowd.present_ids
+        if not self.active_count:
+            return []
+        return sorted_present(self.participants)
 
     def arrive(self, participant_id: str, joined_at: int) -> None:
-        """A present participant, placed by (join time, id): a bisection, and an insertion
-        that is at or near the end when joins arrive in time order."""
-        index = self._position(participant_id, joined_at)
-        self.present_at.insert(index, joined_at)
-        self.present_ids.insert(index, participant_id)
-        self.live_peak = max(self.live_peak, len(self.present_ids))
+        self.active_count += 1
+        if self.active_count > self.live_peak:
+            self.live_peak = self.active_count
+        if self.crowd is not None:
+            self.crowd.arrive(participant_id, joined_at)
 
     def depart(self, participant_id: str, joined_at: int) -> None:
-        index = self._position(participant_id, joined_at)
-        if index < len(self.present_ids) and self.present_ids[index] == participant_id:
-            del self.present_at[index]
-            del self.present_ids[index]
+        if self.crowd is None or self.crowd.depart(participant_id, joined_at):
+            self.active_count -= 1
 
     def send_everyone_away(self) -> None:
-        self.present_at.clear()
-        self.present_ids.clear()
+        self.active_count = 0
+        if self.crowd is not None:
+            self.crowd.present_at.clear()
+            self.crowd.present_ids.clear()
 
-    def _position(self, participant_id: str, joined_at: int) -> int:
-        times = self.present_at
-        low = bisect.bisect_left(times, joined_at)
-        high = bisect.bisect_right(times, joined_at, low)
-        return bisect.bisect_left(self.present_ids, participant_id, low, high)
+    # -- recordings ------------------------------------------------------------------------
+
+    @property
+    def recordings(self) -> dict[str, RecordingFacts]:
+        """The recordings by ``recording_id``, in order of first sighting (a view: add with
+        ``add_recording``)."""
+        facts = self.recording_facts
+        if facts is None:
+            return {}
+        if isinstance(facts, RecordingFacts):
+            return {facts.recording_id: facts}
+        return facts
+
+    @property
+    def recording_count(self) -> int:
+        facts = self.recording_facts
+        if facts is None:
+            return 0
+        return 1 if isinstance(facts, RecordingFacts) else len(facts)
+
+    def find_recording(self, recording_id: str) -> RecordingFacts | None:
+        facts = self.recording_facts
+        if isinstance(facts, RecordingFacts):
+            return facts if facts.recording_id == recording_id else None
+        return None if facts is None else facts.get(recording_id)
+
+    def add_recording(self, recording: RecordingFacts) -> None:
+        """A recording id seen for the first time."""
+        facts = self.recording_facts
+        if facts is None:
+            self.recording_facts = recording
+        elif isinstance(facts, RecordingFacts):
+            self.recording_facts = {facts.recording_id: facts, recording.recording_id: recording}
+        else:
+            facts[recording.recording_id] = recording
+
+
+def sorted_present(participants: dict[str, Participant]) -> list[str]:
+    """The present participants' ids by (open stint's join time, id)."""
+    present = sorted(
+        (participant.joined_at, participant_id)
+        for participant_id, participant in participants.items()
+        if participant.joined_at is not None and participant.left_at is None
+    )
+    return [participant_id for _, participant_id in present]
 
 
 def intern(participant_type: str | None) -> str | None:
     """One shared copy of each participant type (a handful of values: ``Guest``, ``Host``...)
     instead of one per decoded callback."""
     return None if participant_type is None else sys.intern(participant_type)
+
+
+SHARED_NAMES = 4096
+"""Participant names remembered to share one copy between participants (and sessions)."""
+_names: dict[str, str] = {}
+
+
+def shared_name(name: str | None) -> str | None:
+    """An equal name seen recently, else ``name``: people who attend many meetings, and the
+    ``Guest`` of many others, keep one copy of their name rather than one per participant.
+
+    The table is bounded (forgotten whole when full), so unique names cost it at most
+    ``SHARED_NAMES`` entries; identity only, never a value, depends on it.
+    """
+    if name is None:
+        return None
+    known = _names.get(name)
+    if known is not None:
+        return known
+    if len(_names) >= SHARED_NAMES:
+        _names.clear()
+    _names[name] = name
+    return name

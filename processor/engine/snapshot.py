@@ -1,7 +1,8 @@
 """``Session`` → ``SessionState``: the public, bounded snapshot of the session-state topic.
 
 Its cost does not grow with the session: at most ``max_listed`` present participants are listed
-(the earliest joined first, read off the front of the session's sorted present lists) and every
+(the earliest joined first, read off the front of the session's sorted present list, or
+sorted from its at most ``CHUNK_PARTICIPANTS`` participants) and every
 count is an aggregate the engine keeps up to date. What a restore needs is written separately,
 to the internal changelog (``changelog``).
 """
@@ -40,10 +41,10 @@ def snapshot(
     participants = session.participants
     listed: list[ActiveParticipant] = []
     budget = MAX_LISTED_BYTES
-    for joined_at, participant_id in itertools.islice(
-        zip(session.present_at, session.present_ids, strict=True), max_listed
-    ):
+    for participant_id in itertools.islice(session.present_ids(), max_listed):
         participant = participants[participant_id]
+        joined_at = participant.joined_at
+        assert joined_at is not None  # present
         # Names are not bounded by Vonage: the list also stops at a size, so the state
         # record stays far below Kafka's 1 MB whatever the names.
         budget -= _LISTED_OVERHEAD + _JSON_BYTES_PER_CHAR * (

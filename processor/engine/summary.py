@@ -30,7 +30,7 @@ def summarize(
         total_joins=session.total_joins,
         # Summed in integer ms: exactly the sum of the reports' attended_s, in any order.
         participant_seconds=sum(report.attended_ms for report in reports) / 1000,
-        recordings=len(session.recordings),
+        recordings=session.recording_count,
         # fsum is exactly rounded, hence independent of the order recordings arrived in.
         recorded_seconds=math.fsum(
             recording.duration_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from processor.engine import (
@@ -10,6 +11,7 @@ from processor.engine import (
     all_records,
     changed_records,
     restore_sessions,
+    snapshot,
     tombstones,
 )
 from processor.engine.changelog import MAX_PART_BYTES
@@ -19,6 +21,7 @@ from tests.processor.builders import (
     Replay,
     joined,
     left,
+    recording_started,
     replay,
     session_ended,
     session_started,
@@ -146,3 +149,80 @@ def test_sessions_of_a_partition_are_told_apart() -> None:
 
     restored = {session.session_id: session for session in restore_sessions(records.items())}
     assert restored == {one.session_id: one, "1_other": other}
+
+
+def _format_1(session: Session) -> dict[bytes, bytes]:
+    """The records earlier versions wrote for ``session`` (format 1), by key."""
+    encode = msgspec.msgpack.encode
+    participants = session.participants
+
+    def rows(ids: list[str]) -> list[list[object]]:
+        return [
+            [pid, p.name, p.is_host, p.participant_type, p.joined_at, p.left_at, p.earlier]
+            for pid, p in ((pid, participants[pid]) for pid in ids)
+        ]
+
+    recordings = [list(msgspec.structs.astuple(r)) for r in session.recordings.values()]
+    published = session.published
+    chunks = session.chunk_count
+    header = [
+        1,
+        session.session_id,
+        session.room_id,
+        session.last_event_at,
+        session.last_received_at,
+        session.started_at,
+        session.session_started_seen,
+        session.ended_at,
+        session.timed_out_at,
+        session.total_joins,
+        session.live_peak,
+        recordings,
+        None if published is None else published.summary,
+        b"" if published is None else published.digest,
+        0 if published is None else published.unsettled_changes,
+        session.version,
+        chunks,
+        rows(list(participants)) if chunks == 1 else None,
+    ]
+    one_part = (1).to_bytes(4, "big")
+    records = {encode((session.session_id, -1, 0)): one_part + encode(header)}
+    if chunks > 1:
+        for chunk in range(chunks):
+            value = one_part + encode(rows(session.chunk_members(chunk)))
+            records[encode((session.session_id, chunk, 0))] = value
+    return records
+
+
+@pytest.mark.parametrize("people", [3, 3 * CHUNK_PARTICIPANTS + 5])
+def test_records_of_format_1_restore_the_same_session(people: int) -> None:
+    fed = replay(
+        [
+            session_started(0),
+            recording_started("rec-1", 500),
+            *crowd(people),
+            left("p000001", 5_000),
+            joined("p000001", 6_000),
+            left("p000002", 7_000),
+            session_ended(0, 10_000),
+        ]
+    )
+
+    [restored] = restore_sessions(_format_1(fed.current).items())
+
+    assert restored == fed.current
+    assert snapshot(restored) == snapshot(fed.current)
+
+
+def test_a_session_restored_from_format_1_is_rewritten_whole_with_its_next_change() -> None:
+    fed = replay([session_started(0), *crowd(3 * CHUNK_PARTICIPANTS)])
+    old = _format_1(fed.current)
+    [restored] = restore_sessions(old.items())
+
+    continued = Replay(session=restored)
+    continued.feed([left("p000040", 9_000)])
+    rewritten = changed_records(continued.current)
+
+    assert len(rewritten) == 1 + 3  # the header and every chunk, in the current format
+    [again] = restore_sessions(latest([*old.items(), *rewritten]).items())
+    assert again == continued.current
