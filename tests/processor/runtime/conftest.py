@@ -16,7 +16,7 @@ from processor.runtime import ProcessorService, RuntimeClients
 from processor.settings import ProcessorSettings
 from schemas.topics import TopicNames
 from servicekit.kafka import KafkaSettings
-from tests.kafka_helpers import ConsumerRecord, create_topic, unique_name
+from tests.kafka_helpers import ConsumerRecord, create_topic, unique_name, wait_until
 
 PARTITIONS = 4
 
@@ -79,7 +79,8 @@ async def feed(settings: ProcessorSettings, callbacks: Sequence[RawCallback]) ->
 async def read_all(
     bootstrap: str, topic: str, partitions: int = PARTITIONS
 ) -> list[ConsumerRecord]:
-    """Every committed record of ``topic`` right now, partition by partition."""
+    """Every committed record of ``topic`` right now, partition by partition, once the
+    transactions already committed on it are visible (see ``settled_ends``)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -90,7 +91,7 @@ async def read_all(
     try:
         assigned = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(assigned)
-        ends = await consumer.end_offsets(assigned)
+        ends = await settled_ends(bootstrap, consumer, assigned)
         await consumer.seek_to_beginning(*assigned)
         records: list[ConsumerRecord] = []
         remaining = {tp for tp in assigned if ends[tp] > 0}
@@ -104,6 +105,31 @@ async def read_all(
         return records
     finally:
         await consumer.stop()
+
+
+async def settled_ends(
+    bootstrap: str, committed: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The read_committed ends of ``partitions`` once no transaction is open on them.
+
+    A transaction's commit returns before the broker has written its markers into the
+    partitions, so right after a processor commits (or stops), its records are not yet
+    readable with read_committed: the last stable offset is still behind the high watermark.
+    """
+    uncommitted = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await uncommitted.start()
+    ends: dict[TopicPartition, int] = {}
+    try:
+
+        async def stable() -> bool:
+            ends.update(await committed.end_offsets(partitions))
+            high_watermarks: dict[TopicPartition, int] = await uncommitted.end_offsets(partitions)
+            return ends == high_watermarks
+
+        await wait_until(stable, what=f"no open transaction on {partitions}", within=30)
+    finally:
+        await uncommitted.stop()
+    return ends
 
 
 @contextlib.asynccontextmanager
