@@ -44,6 +44,33 @@ class Consumer(Protocol):
     def last_stable_offset(self, partition: TopicPartition) -> int | None: ...
 
 
+MAX_BATCH_BYTES = 1_000_000
+"""``max_batch_size`` of the processor's producers: what one partition's batch may hold. aiokafka
+keeps one produce request in flight per broker, so at its default (16 KiB) a commit writing a
+partition's snapshots waited a round trip per dozen records. Under the broker's default
+``message.max.bytes`` (1,048,588 bytes per batch), like every record the processor writes."""
+
+MAX_REQUEST_BYTES = 1_048_576
+"""aiokafka's default ``max_request_size``: the largest record its producer accepts."""
+
+
+class RecordBatch(Protocol):
+    """Records for one topic partition, built before they are handed over
+    (``AIOKafkaProducer.create_batch()``, a ``BatchBuilder``)."""
+
+    def append(
+        self,
+        *,
+        timestamp: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+    ) -> object | None:
+        """Metadata of the appended record, or ``None`` when the batch is full (the first
+        record always fits)."""
+        ...
+
+
 class Producer(Protocol):
     """A producer of derived records (``AIOKafkaProducer``), transactional or not."""
 
@@ -58,6 +85,11 @@ class Producer(Protocol):
         timestamp_ms: int | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[Any]: ...
+    def create_batch(self) -> RecordBatch: ...
+    async def send_batch(
+        self, batch: RecordBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[Any]: ...
+    async def partitions_for(self, topic: str) -> set[int]: ...
     async def begin_transaction(self) -> None: ...
     async def commit_transaction(self) -> None: ...
     async def abort_transaction(self) -> None: ...
@@ -139,6 +171,7 @@ def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
                 **settings.kafka.producer_options(),
                 enable_idempotence=True,
                 client_id=client_id,
+                max_batch_size=MAX_BATCH_BYTES,
             )
             return shared
         transactional: Producer = AIOKafkaProducer(
@@ -148,6 +181,7 @@ def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
             enable_idempotence=True,
             client_id=client_id,
             linger_ms=0,
+            max_batch_size=MAX_BATCH_BYTES,
         )
         return transactional
 

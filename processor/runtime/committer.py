@@ -23,6 +23,7 @@ from aiokafka.structs import TopicPartition
 from processor.metrics import COMMIT_SECONDS, COMMITS
 from processor.runtime.clients import Consumer, Producer, ProducerFactory
 from processor.runtime.partition import Batch
+from processor.runtime.produce import BatchSender
 from processor.settings import ProcessorSettings
 
 logger = logging.getLogger(__name__)
@@ -39,24 +40,6 @@ class Committer(Protocol):
 
 _COMMITTED = COMMITS.labels(outcome="committed")
 _ABORTED = COMMITS.labels(outcome="aborted")
-
-
-async def send_all(
-    producer: Producer, batch: Batch, deliveries: list[asyncio.Future[object]]
-) -> None:
-    """Hand every output of ``batch`` to ``producer``, collecting into ``deliveries`` the
-    futures that resolve on acknowledgement (collected as they come, so a failure half-way
-    still leaves every one of them to settle)."""
-    for output in batch.outputs:
-        deliveries.append(
-            await producer.send(
-                output.topic,
-                value=output.value,
-                key=output.key,
-                partition=output.partition,
-                headers=list(output.headers),
-            )
-        )
 
 
 def settle_failed(deliveries: list[asyncio.Future[object]]) -> None:
@@ -84,6 +67,7 @@ class TransactionalCommitter:
             transactional_id(settings, partition), f"meetings-processor-{partition}"
         )
         self._started = False
+        self._sender = BatchSender()
 
     async def start(self) -> None:
         try:
@@ -101,7 +85,7 @@ class TransactionalCommitter:
         await producer.begin_transaction()
         deliveries: list[asyncio.Future[object]] = []
         try:
-            await send_all(producer, batch, deliveries)
+            await self._sender.send_all(producer, batch.outputs, deliveries)
             if batch.next_offset is not None:
                 await producer.send_offsets_to_transaction(
                     {self._input: batch.next_offset}, self._settings.group_id
@@ -135,6 +119,7 @@ class AtLeastOnceCommitter:
         self._producer = producer
         self._consumer = consumer
         self._input = TopicPartition(topic, partition)
+        self._sender = BatchSender()
 
     async def start(self) -> None:
         return None
@@ -143,7 +128,7 @@ class AtLeastOnceCommitter:
         began = time.perf_counter()
         deliveries: list[asyncio.Future[object]] = []
         try:
-            await send_all(self._producer, batch, deliveries)
+            await self._sender.send_all(self._producer, batch.outputs, deliveries)
             await asyncio.gather(*deliveries)
             if batch.next_offset is not None:
                 await self._consumer.commit({self._input: batch.next_offset})

@@ -24,7 +24,7 @@ from aiokafka.structs import TopicPartition
 
 from processor.engine import Session
 from processor.runtime import ProcessorService, RuntimeClients
-from processor.runtime.clients import Clock, Producer, SystemClock
+from processor.runtime.clients import Clock, Producer, RecordBatch, SystemClock
 from processor.runtime.partition import RawRecord
 from processor.runtime.restore import decode_sessions
 from processor.settings import ProcessorSettings
@@ -243,6 +243,24 @@ class _Pending:
     delivery: asyncio.Future[Any]
 
 
+class FakeBatch:
+    """A ``BatchBuilder`` that takes every record (the committer checks sizes itself)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]] = []
+
+    def append(
+        self,
+        *,
+        timestamp: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+    ) -> object | None:
+        self.records.append((key, value, tuple(headers)))
+        return len(self.records)
+
+
 class FakeProducer:
     def __init__(self, kafka: FakeKafka, transactional_id: str | None) -> None:
         self._kafka = kafka
@@ -282,6 +300,22 @@ class FakeProducer:
         else:
             self._transaction.append(pending)
         return delivery
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(
+        self, batch: RecordBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[Any]:
+        assert isinstance(batch, FakeBatch)
+        deliveries = [
+            await self.send(topic, value=value, key=key, partition=partition, headers=headers)
+            for key, value, headers in batch.records
+        ]
+        return asyncio.gather(*deliveries)
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self._kafka.partitions))
 
     def _write(self, pending: _Pending) -> None:
         record = self._kafka.append(

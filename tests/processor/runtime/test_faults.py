@@ -21,7 +21,7 @@ import processor.runtime.partition as partition_module
 from processor.engine import Session, SessionCallback, apply
 from processor.engine.apply import Applied
 from processor.runtime import kafka_clients
-from processor.runtime.clients import Producer
+from processor.runtime.clients import Producer, RecordBatch
 from processor.settings import ProcessorSettings
 from schemas import SessionEndedEvent, decode_event
 from schemas.callbacks import ParticipantJoinedCallback
@@ -77,6 +77,17 @@ class FailingCommits:
 
     async def send(self, topic: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         return await self._producer.send(topic, *args, **kwargs)
+
+    def create_batch(self) -> RecordBatch:
+        return self._producer.create_batch()
+
+    async def send_batch(
+        self, batch: RecordBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[Any]:
+        return await self._producer.send_batch(batch, topic, partition=partition)
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return await self._producer.partitions_for(topic)
 
     async def begin_transaction(self) -> None:
         await self._producer.begin_transaction()
