@@ -42,6 +42,7 @@ from bench.processor_state import (
 )
 from bench.report import emit
 from processor.runtime import ProcessorService
+from processor.runtime.clients import MAX_BATCH_BYTES
 from processor.settings import Guarantee, ProcessorSettings
 from processor.topics import ensure_topics
 from servicekit.kafka import KafkaSettings
@@ -155,7 +156,13 @@ class Passthrough:
             auto_offset_reset="earliest",
             max_poll_records=MAX_POLL_RECORDS,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True)
+        # The client settings of the processor's producers (``processor.runtime.clients``),
+        # transactions off.
+        producer = AIOKafkaProducer(
+            **KafkaSettings(bootstrap_servers=self.bootstrap).producer_options(),
+            enable_idempotence=True,
+            max_batch_size=MAX_BATCH_BYTES,
+        )
         await producer.start()
         await consumer.start()
         try:
