@@ -8,10 +8,13 @@ import pytest
 import processor.runtime.partition as partition_module
 from processor.engine import Session, SessionCallback, apply
 from processor.engine.apply import Applied
+from processor.metrics import DERIVED_EVENTS
 from processor.runtime.dlq import DLQ_MAX_RECORD_BYTES, HEADER_DLQ_TRUNCATED
 from processor.runtime.partition import PROCESSING_ERROR, PartitionState
+from schemas import decode_event
 from schemas.callbacks import RecordingStartedCallback
 from schemas.topics import TopicNames
+from tests.kafka_helpers import unique_name
 from tests.processor.runtime.fakes import FakeRecord
 from tests.processor.runtime.meeting import recent_ms, scripted_meeting
 
@@ -98,3 +101,28 @@ def test_the_stream_clock_is_the_latest_record_timestamp() -> None:
     for record in [meeting[3], meeting[1]]:
         partition.process(record)
     assert partition.stream_time_ms == meeting[3].timestamp
+
+
+def test_derived_events_are_counted_by_type_when_their_batch_is_drained() -> None:
+    def counted() -> dict[str, float]:
+        return {
+            sample.labels["type"]: sample.value
+            for metric in DERIVED_EVENTS.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        }
+
+    partition = state()
+    before = counted()
+    for record in records(unique_name("2_MX40-count")):
+        partition.process(record)
+    assert counted() == before  # nothing drained, nothing counted yet
+    outputs = partition.drain().outputs
+    published: dict[str, float] = {}
+    for output in outputs:
+        if output.topic in (TOPICS.sessions, TOPICS.participants, TOPICS.recordings, TOPICS.rooms):
+            event_type = decode_event(output.value or b"").__struct_config__.tag
+            published[str(event_type)] = published.get(str(event_type), 0) + 1
+    after = counted()
+    assert published
+    assert after == before | {t: before.get(t, 0) + n for t, n in published.items()}
