@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -76,15 +76,6 @@ class Producer(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[Any]: ...
     def create_batch(self) -> RecordBatch: ...
     async def send_batch(
         self, batch: RecordBatch, topic: str, *, partition: int

@@ -75,9 +75,6 @@ class FailingCommits:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def send(self, topic: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-        return await self._producer.send(topic, *args, **kwargs)
-
     def create_batch(self) -> RecordBatch:
         return self._producer.create_batch()
 
