@@ -51,7 +51,7 @@ from schemas import (
     decode_callback,
     encode,
 )
-from schemas.timestamps import format_epoch_ms, from_epoch_ms
+from schemas.timestamps import clear_format_cache, format_epoch_ms, from_epoch_ms
 
 STATE_SESSIONS = 100_000
 TEMPLATES = 100
@@ -332,7 +332,7 @@ def measure_memory() -> MemoryResult:
     now_ms = time.time_ns() // 1_000_000
     encoded = [active_bodies(rng, now_ms) for _ in range(MEMORY_SESSIONS)]
     sessions: dict[str, Session] = {}
-    format_epoch_ms.cache_clear()
+    clear_format_cache()
     gc.collect()
     tracemalloc.start()
     try:
@@ -345,7 +345,7 @@ def measure_memory() -> MemoryResult:
                 ).session
             assert session is not None
             sessions[session.session_id] = session
-        format_epoch_ms.cache_clear()  # process-wide and bounded: not the sessions' memory
+        clear_format_cache()  # process-wide and bounded: not the sessions' memory
         gc.collect()
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
@@ -359,13 +359,13 @@ def measure_memory() -> MemoryResult:
 
 def _webinar_memory() -> int:
     """Traced growth while the webinar is built from decoded callbacks (the callbacks freed)."""
-    format_epoch_ms.cache_clear()
+    clear_format_cache()
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         webinar = build_webinar()
-        format_epoch_ms.cache_clear()
+        clear_format_cache()
         gc.collect()
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:

@@ -186,3 +186,9 @@ def test_epoch_ms_formatting_round_trips(epoch_ms: int) -> None:
     text = format_epoch_ms(epoch_ms)
     assert to_epoch_ms(parse_timestamp(text)) == epoch_ms
     assert from_epoch_ms(epoch_ms) == parse_timestamp(text)
+
+
+@given(st.integers(min_value=-(10**12), max_value=4 * 10**12))
+def test_epoch_ms_formatting_matches_isoformat(epoch_ms: int) -> None:
+    expected = from_epoch_ms(epoch_ms).isoformat(timespec="milliseconds")
+    assert format_epoch_ms(epoch_ms) == expected.removesuffix("+00:00") + "Z"
