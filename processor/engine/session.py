@@ -72,7 +72,9 @@ class Participant(msgspec.Struct, array_like=True, gc=False):
 
     def stints(self) -> list[tuple[int, int | None]]:
         """Every stint as raw ``(joined, left)``, oldest first; ``left`` is ``None`` while open."""
-        earlier = self.earlier or []
+        earlier = self.earlier
+        if earlier is None:  # most participants: one stint or none
+            return [] if self.joined_at is None else [(self.joined_at, self.left_at)]
         closed: list[tuple[int, int | None]] = [
             (earlier[i], earlier[i + 1]) for i in range(0, len(earlier), 2)
         ]
