@@ -8,7 +8,7 @@ facts, so a ``session:started`` that arrives late still corrects every figure af
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from processor.engine.session import Participant, Session
 
@@ -37,9 +37,9 @@ def clamped(session: Session, joined: int, left: int | None) -> tuple[int, int] 
     return start, max(end, start)
 
 
-@dataclass(frozen=True, slots=True)
-class Attendance:
-    """One participant id's attendance in a closed session."""
+class Attendance(msgspec.Struct, frozen=True, gc=False):
+    """One participant id's attendance in a closed session (made per participant each time a
+    closed session's figures are computed: a struct, untracked by the garbage collector)."""
 
     participant_id: str
     participant: Participant

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import msgspec
 from prometheus_client import Counter
 
 from processor.engine import (
@@ -82,9 +83,12 @@ class RawRecord(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
-    """One record to produce in the partition's next commit."""
+class Output(msgspec.Struct, frozen=True, gc=False):
+    """One record to produce in the partition's next commit.
+
+    A struct outside the garbage collector's tracking (it holds bytes and strings only): one
+    is made per derived event, snapshot and changelog row, and a batch of them otherwise
+    triggers young-generation collections that walk the whole batch."""
 
     topic: str
     key: bytes | None
@@ -152,6 +156,8 @@ class PartitionState:
         self._derived_counts: dict[type[DerivedEvent], int] = {}
         """Derived events of the batch by type, counted in the metric when it is drained (a
         labelled counter's increment takes a lock: a few percent of the CPU per event)."""
+        self._applied_records = 0
+        """Records applied since the last drain, counted in the metric then (as above)."""
         self._expired_rooms: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._room_capacity = room_dedup_capacity
 
@@ -211,7 +217,7 @@ class PartitionState:
             )
             self.poisoned = PoisonRecord(record.offset, f"{type(exc).__name__}: {exc}")
             return
-        _APPLIED.inc()
+        self._applied_records += 1
 
     def expire(self, now_ms: int, *, idle_timeout_ms: int, retention_ms: int) -> None:
         """Close sessions idle for too long; drop finished ones past retention (tombstoned).
@@ -251,6 +257,9 @@ class PartitionState:
         for event_type, count in self._derived_counts.items():
             _derived_counter(event_type).inc(count)
         self._derived_counts.clear()
+        if self._applied_records:
+            _APPLIED.inc(self._applied_records)
+            self._applied_records = 0
         outputs = batch.outputs
         state_topic, changelog_topic = self._topics.session_state, self._topics.changelog
         # Tombstones first: a session that came back after its tombstone (a new, partial
