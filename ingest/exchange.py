@@ -16,15 +16,15 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 
+import msgspec
 import orjson
 from aiohttp import hdrs, web
 from aiohttp.web_urldispatcher import DynamicResource
-from prometheus_client import Counter
 
 from ingest.metrics import IN_FLIGHT, REQUESTS
 from ingest.responses import printable
+from ingest.tally import CounterTally, counter_tally, level_tally
 from ingest.validation import Rejection
 from servicekit.logs import FIELDS_ATTRIBUTE
 
@@ -40,11 +40,12 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _INTERNAL_ERROR = Rejection(
     500, "internal_error", "an unexpected error; the callback was not stored"
 )
+_IN_FLIGHT = level_tally(IN_FLIGHT)
 
 
-@dataclass(slots=True)
-class Exchange:
-    """One request as its handler, the metrics and the access log see it."""
+class Exchange(msgspec.Struct, gc=False):
+    """One request as its handler, the metrics and the access log see it (a struct: one is
+    made per request, and it refers to nothing that could form a cycle)."""
 
     request_id: str
     """The caller's ``X-Request-Id`` when it is safe to echo, else a fresh one; also the
@@ -68,8 +69,8 @@ def observed(
     ``callbacks``: whether the route's requests are callbacks (counted in flight, access-logged
     by the ``INGEST_ACCESS_LOG`` mode ``access_log``), or ``None`` for "those that are POSTs".
     Server errors are always logged."""
-    counters: dict[int, Counter] = {}
-    client_closed_counter = REQUESTS.labels(route=route, status=CLIENT_CLOSED_STATUS)
+    counters: dict[int, CounterTally] = {}
+    client_closed = counter_tally(REQUESTS.labels(route=route, status=CLIENT_CLOSED_STATUS))
     log_all, log_refusals = access_log == "all", access_log == "refusals"
 
     async def observe(request: web.Request) -> web.StreamResponse:
@@ -80,7 +81,7 @@ def observed(
         began = time.perf_counter()
         is_callback = callbacks if callbacks is not None else request.method == hdrs.METH_POST
         if is_callback:
-            IN_FLIGHT.inc()
+            _IN_FLIGHT.value += 1
         try:
             response = await handler(request, exchange)
         except Exception:
@@ -90,16 +91,18 @@ def observed(
             response = refuse(exchange, _INTERNAL_ERROR)
         finally:
             if is_callback:
-                IN_FLIGHT.dec()
+                _IN_FLIGHT.value -= 1
         if exchange.client_closed:
-            client_closed_counter.inc()
+            client_closed.pending += 1
             access_logger.debug("client closed the connection mid-request on %s", route)
             return response
         status = response.status
         counter = counters.get(status)
         if counter is None:
-            counter = counters[status] = REQUESTS.labels(route=route, status=str(status))
-        counter.inc()
+            counter = counters[status] = counter_tally(
+                REQUESTS.labels(route=route, status=str(status))
+            )
+        counter.pending += 1
         if status >= 500 or (is_callback and (log_all or (log_refusals and status >= 300))):
             _log_access(request, exchange, status, began)
         return response

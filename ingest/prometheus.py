@@ -13,6 +13,8 @@ from functools import cache
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from ingest import tally
+
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -26,4 +28,5 @@ def _registry() -> CollectorRegistry:
 
 
 def render_metrics() -> bytes:
+    tally.flush()  # this process's own counts are exact in its scrape
     return generate_latest(_registry())

@@ -17,6 +17,7 @@ from ingest.app import begin_shutdown, init_app, init_metrics_app
 from ingest.connections import ConnectionGuard, default_max_connections, raise_descriptor_limit
 from ingest.protocol import IngestRunner
 from ingest.settings import IngestSettings
+from ingest.tally import flushing
 from servicekit.logs import FIELDS_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ async def serve(settings: IngestSettings, *, reuse_port: bool = False) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     metrics_runner = None
+    metric_flusher = asyncio.create_task(flushing())
     try:
         site = web.TCPSite(
             runner, settings.host, settings.port, reuse_port=reuse_port or None, backlog=1024
@@ -75,6 +77,8 @@ async def serve(settings: IngestSettings, *, reuse_port: bool = False) -> None:
         await runner.cleanup()
         if metrics_runner is not None:
             await metrics_runner.cleanup()
+        metric_flusher.cancel()
+        await asyncio.gather(metric_flusher, return_exceptions=True)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     logger.info("ingest stopped")
