@@ -269,6 +269,8 @@ class FakeProducer:
         self.stopped = False
         self._transaction: list[_Pending] | None = None
         self._offsets: dict[TopicPartition, int] = {}
+        self.offsets_before_acknowledgements = 0
+        """Offsets added to a transaction while some of its records were unacknowledged."""
 
     async def start(self) -> None:
         if self._kafka.fail_producer_start(self.transactional_id):
@@ -298,7 +300,10 @@ class FakeProducer:
         if self._transaction is None:
             self._write(pending)
         else:
+            # The broker acknowledges a transactional record on its own round trip; it becomes
+            # visible only when the transaction commits.
             self._transaction.append(pending)
+            asyncio.get_running_loop().call_soon(_acknowledge, delivery)
         return delivery
 
     def create_batch(self) -> FakeBatch:
@@ -317,7 +322,7 @@ class FakeProducer:
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(self._kafka.partitions))
 
-    def _write(self, pending: _Pending) -> None:
+    def _write(self, pending: _Pending, *, acknowledged: bool = False) -> None:
         record = self._kafka.append(
             pending.topic,
             pending.key,
@@ -326,7 +331,8 @@ class FakeProducer:
             timestamp=pending.timestamp_ms,
             headers=pending.headers,
         )
-        pending.delivery.set_result(record)
+        if not acknowledged:
+            pending.delivery.set_result(record)
 
     async def begin_transaction(self) -> None:
         assert self._transaction is None, "a transaction is open already"
@@ -336,6 +342,9 @@ class FakeProducer:
     async def send_offsets_to_transaction(
         self, offsets: dict[TopicPartition, int], group_id: str
     ) -> None:
+        assert self._transaction is not None
+        if any(not pending.delivery.done() for pending in self._transaction):
+            self.offsets_before_acknowledgements += 1
         self._offsets.update(offsets)
 
     async def commit_transaction(self) -> None:
@@ -348,7 +357,7 @@ class FakeProducer:
         if fault is not None:
             raise fault
         for pending in self._transaction:
-            self._write(pending)
+            self._write(pending, acknowledged=True)
         self._kafka.committed.update(self._offsets)
         self._kafka.commits += 1
         self._transaction = None
@@ -357,9 +366,15 @@ class FakeProducer:
         if self._transaction is None:
             raise KafkaError("no transaction to abort")
         for pending in self._transaction:
-            pending.delivery.set_exception(KafkaError("transaction aborted"))
+            if not pending.delivery.done():
+                pending.delivery.set_exception(KafkaError("transaction aborted"))
         self._transaction = None
         self._kafka.aborts += 1
+
+
+def _acknowledge(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.done():  # not aborted meanwhile
+        delivery.set_result(None)
 
 
 class FakeRestoreReader:

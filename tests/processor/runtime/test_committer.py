@@ -12,7 +12,7 @@ from aiokafka.structs import TopicPartition
 
 from processor.runtime.committer import AtLeastOnceCommitter, TransactionalCommitter
 from processor.runtime.partition import Batch, Output
-from tests.processor.runtime.fakes import FakeKafka, fake_settings
+from tests.processor.runtime.fakes import FakeKafka, FakeProducer, fake_settings
 
 SETTINGS = fake_settings()
 RAW0 = TopicPartition(SETTINGS.topics.raw, 0)
@@ -35,6 +35,17 @@ async def test_a_batch_commits_its_outputs_and_offset_together() -> None:
     await committer.commit(batch(b"a", b"b"))
     assert [r.value for r in kafka.records(SETTINGS.topics.sessions)] == [b"a", b"b"]
     assert kafka.committed[RAW0] == 3
+
+
+async def test_the_offsets_join_the_transaction_after_its_outputs_are_acknowledged() -> None:
+    kafka = FakeKafka()
+    committer = await started(kafka)
+    await committer.commit(batch(b"a", b"b"))
+    await committer.commit(batch(b"c", next_offset=4))
+    [producer] = kafka.producers
+    assert isinstance(producer, FakeProducer)
+    assert producer.offsets_before_acknowledgements == 0
+    assert kafka.committed[RAW0] == 4
 
 
 async def test_a_failed_commit_leaves_nothing_visible_and_raises() -> None:
