@@ -85,14 +85,13 @@ class TransactionalCommitter:
         await producer.begin_transaction()
         deliveries: list[asyncio.Future[object]] = []
         try:
-            await self._sender.send_all(producer, batch.outputs, deliveries)
             # The outputs are acknowledged before the offsets join the transaction. A broker
             # verifies each transactional produce with the transaction coordinator (KIP-890);
             # one that arrives while the coordinator records AddOffsetsToTxn is refused as a
             # concurrent transaction (NOT_ENOUGH_REPLICAS to this client), and aiokafka resends
             # it only after retry_backoff_ms (100 ms). In parallel, 2% of commits took that
             # stall and set the end-to-end p99; in sequence, none does.
-            await asyncio.gather(*deliveries)
+            await self._sender.deliver_all(producer, batch.outputs, deliveries)
             if batch.next_offset is not None:
                 await producer.send_offsets_to_transaction(
                     {self._input: batch.next_offset}, self._settings.group_id
@@ -134,8 +133,7 @@ class AtLeastOnceCommitter:
         began = time.perf_counter()
         deliveries: list[asyncio.Future[object]] = []
         try:
-            await self._sender.send_all(self._producer, batch.outputs, deliveries)
-            await asyncio.gather(*deliveries)
+            await self._sender.deliver_all(self._producer, batch.outputs, deliveries)
             if batch.next_offset is not None:
                 await self._consumer.commit({self._input: batch.next_offset})
         except BaseException:

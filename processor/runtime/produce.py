@@ -85,6 +85,16 @@ class BatchSender:
         for (topic, partition), builder in open_batches.items():
             deliveries.append(await producer.send_batch(builder, topic, partition=partition))
 
+    async def deliver_all(
+        self,
+        producer: Producer,
+        outputs: Sequence[Output],
+        deliveries: list[asyncio.Future[object]],
+    ) -> None:
+        """``send_all``, then wait until the broker acknowledged every output."""
+        await self.send_all(producer, outputs, deliveries)
+        await asyncio.gather(*deliveries)
+
     async def _partitioner(self, producer: Producer, topic: str) -> KeyPartitioner:
         """The topic's partitioner for its partition count now (Kafka numbers a topic's
         partitions 0 to n-1, so the count decides as aiokafka's sorted list does)."""

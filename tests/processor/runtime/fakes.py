@@ -298,7 +298,7 @@ class FakeProducer:
         delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         pending = _Pending(topic, key, value, partition, timestamp_ms or 0, headers, delivery)
         if self._transaction is None:
-            self._write(pending)
+            delivery.set_result(self._write(pending))
         else:
             # The broker acknowledges a transactional record on its own round trip; it becomes
             # visible only when the transaction commits.
@@ -322,8 +322,8 @@ class FakeProducer:
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(self._kafka.partitions))
 
-    def _write(self, pending: _Pending, *, acknowledged: bool = False) -> None:
-        record = self._kafka.append(
+    def _write(self, pending: _Pending) -> object:
+        return self._kafka.append(
             pending.topic,
             pending.key,
             pending.value,
@@ -331,8 +331,6 @@ class FakeProducer:
             timestamp=pending.timestamp_ms,
             headers=pending.headers,
         )
-        if not acknowledged:
-            pending.delivery.set_result(record)
 
     async def begin_transaction(self) -> None:
         assert self._transaction is None, "a transaction is open already"
@@ -357,7 +355,7 @@ class FakeProducer:
         if fault is not None:
             raise fault
         for pending in self._transaction:
-            self._write(pending, acknowledged=True)
+            self._write(pending)
         self._kafka.committed.update(self._offsets)
         self._kafka.commits += 1
         self._transaction = None
