@@ -4,10 +4,8 @@ import os
 import sys
 
 from bench import decode, e2e, ingest, processor
-from bench.ingest import kafka
+from bench.broker import BOOTSTRAP_VARIABLE, kafka
 from bench.report import emit
-
-BOOTSTRAP = "KAFKA_BOOTSTRAP_SERVERS"
 
 
 def main() -> int:
@@ -18,8 +16,8 @@ def main() -> int:
     # end-to-end run comes last, when the broker's JVM has compiled its hot paths (on a broker
     # started for it alone, the JIT compiler took most of a core during the measurement).
     with kafka() as bootstrap:
-        given = os.environ.get(BOOTSTRAP)
-        os.environ[BOOTSTRAP] = bootstrap
+        given = os.environ.get(BOOTSTRAP_VARIABLE)
+        os.environ[BOOTSTRAP_VARIABLE] = bootstrap
         try:
             emit()
             ingest.run()
@@ -29,7 +27,7 @@ def main() -> int:
             e2e.run()
         finally:
             if given is None:
-                del os.environ[BOOTSTRAP]
+                del os.environ[BOOTSTRAP_VARIABLE]
     return 0
 
 

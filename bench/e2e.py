@@ -50,8 +50,9 @@ import uvloop
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from bench.broker import kafka
 from bench.http_load import RawPool, dispatch_at_rate
-from bench.ingest import ingest_command, kafka
+from bench.ingest import ingest_command
 from bench.meetings import session_id_of
 from bench.report import emit
 from processor.settings import Guarantee, ProcessorSettings

@@ -27,11 +27,12 @@ from pathlib import Path
 
 import orjson
 
+from bench.broker import kafka
 from bench.http_load import Throughput, max_throughput, open_loop_latency
 from bench.ingest_checks import nanoseconds_per_call
 from bench.report import emit
 from schemas.topics import RAW
-from tools.devkafka import EmbeddedKafka, free_port
+from tools.devkafka import free_port
 from tools.devkafka.admin import create_topic
 
 BODY = orjson.dumps(
@@ -51,16 +52,6 @@ ROUNDS = 3
 WARM_UP_SECONDS = 10.0
 """Load before ingest's first measurement, not counted: a broker started by the bench has not yet
 compiled its produce path (the JVM's JIT), which the bare handler does not need."""
-
-
-@contextlib.contextmanager
-def kafka() -> Iterator[str]:
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
-        return
-    with EmbeddedKafka() as broker:
-        yield broker.bootstrap_servers
 
 
 @contextlib.contextmanager

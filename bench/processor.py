@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
-from bench.ingest import kafka
+from bench.broker import kafka
 from bench.meetings import RawCallback, raw_callbacks
 from bench.processor_state import (
     STATE_SESSIONS,
