@@ -3,8 +3,8 @@
 A Kafka broker memory-maps each log segment's offset and time indexes, files it first extends
 to ``segment.index.bytes`` without writing them. The first write into each page of such a file
 makes the kernel allocate its block inside a page fault, while the broker holds the partition's
-lock. On the virtual disks of some machines that fault takes tens of milliseconds (21-27 ms on
-ext4 where these figures were first taken, against 0.02 ms on tmpfs), and a topic's first
+lock. On the virtual disks of some machines that fault takes milliseconds (2-27 ms on the
+ext4 where the README's figures were taken, against 0.01 ms on tmpfs), and a topic's first
 traffic pays it twice per partition: the first seconds into brand-new topics then measure the
 disk's allocator, not the pipeline. A broker in production pays it once per segment roll.
 

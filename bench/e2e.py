@@ -50,7 +50,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from bench.broker import kafka
+from bench.broker import BOOTSTRAP_VARIABLE, kafka
 from bench.http_load import RawPool, dispatch_at_rate
 from bench.ingest import ingest_command
 from bench.meetings import session_id_of
@@ -177,7 +177,7 @@ def services(bootstrap: str, prefix: str) -> Iterator[tuple[Service, Service]]:
     ingest_port, processor_port = free_port(), free_port()
     command, ingest_environ = ingest_command(bootstrap, prefix, ingest_port, workers=1)
     processor_environ = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        BOOTSTRAP_VARIABLE: bootstrap,
         "MEETINGS_TOPIC_PREFIX": prefix,
         "PROCESSOR_GROUP_ID": f"{prefix}processor",
         "PROCESSING_GUARANTEE": Guarantee.EXACTLY_ONCE.value,

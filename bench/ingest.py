@@ -27,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.broker import kafka
+from bench.broker import BOOTSTRAP_VARIABLE, kafka
 from bench.http_load import Throughput, max_throughput, open_loop_latency
 from bench.ingest_checks import nanoseconds_per_call
 from bench.report import emit
@@ -93,7 +93,7 @@ def ingest_command(
     bootstrap: str, prefix: str, port: int, workers: int
 ) -> tuple[list[str], dict[str, str]]:
     return [sys.executable, "-m", "ingest"], {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        BOOTSTRAP_VARIABLE: bootstrap,
         "MEETINGS_TOPIC_PREFIX": prefix,
         "INGEST_HOST": "127.0.0.1",
         "INGEST_PORT": str(port),
