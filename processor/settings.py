@@ -113,6 +113,38 @@ class ProcessorSettings:
         "retention of derived event topics (30 days)",
         minimum=-1,
     )
+    changelog_segment_ms: int = setting(
+        "CHANGELOG_SEGMENT_MS",
+        60_000,
+        "`segment.ms` of the compacted state and changelog topics (1 min): compaction never "
+        "cleans the active segment, so a segment rolls at least this often when written to "
+        "(broker default 7 days)",
+        minimum=1000,
+    )
+    changelog_segment_bytes: int = setting(
+        "CHANGELOG_SEGMENT_BYTES",
+        16 * 1024 * 1024,
+        "`segment.bytes` of the compacted topics (16 MiB): the uncleaned active segment a "
+        "restore reads holds at most this (broker default 1 GiB)",
+        minimum=1024 * 1024,
+        maximum=2**31 - 1,
+    )
+    changelog_min_cleanable_dirty_ratio: float = setting(
+        "CHANGELOG_MIN_CLEANABLE_DIRTY_RATIO",
+        0.1,
+        "`min.cleanable.dirty.ratio` of the compacted topics: compact once a tenth of the "
+        "cleanable log is uncompacted (mostly superseded revisions), so a restore reads at most "
+        "about 1.1x the live state plus the active segment (broker default 0.5: 2x)",
+        minimum=0.01,
+        maximum=0.99,
+    )
+    changelog_delete_retention_ms: int = setting(
+        "CHANGELOG_DELETE_RETENTION_MS",
+        3_600_000,
+        "`delete.retention.ms` of the compacted topics (1 hour): how long the tombstones of "
+        "finished sessions stay readable after compaction; a reader further behind can miss one",
+        minimum=0,
+    )
     transaction_timeout_ms: int = setting(
         "TRANSACTION_TIMEOUT_MS", 60_000, "Kafka transaction timeout", minimum=1000
     )
@@ -163,6 +195,17 @@ class ProcessorSettings:
         if self.topic_min_insync:
             return self.topic_min_insync
         return max(self.topic_replication_factor - 1, 1)
+
+    @property
+    def kept_state_max_age_s(self) -> float:
+        """Seconds a partition's state kept in memory stays good for a delta read of the
+        changelog (instead of a full restore): half of ``CHANGELOG_DELETE_RETENTION_MS``.
+
+        A delta read must see every tombstone written since the state was last current, and
+        compaction drops a tombstone ``delete.retention.ms`` after cleaning it; older state
+        could keep a session whose tombstone is already gone. Half leaves the other half as
+        margin for the cleaner's timing and the read itself."""
+        return self.changelog_delete_retention_ms / 2 / 1000
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> ProcessorSettings:

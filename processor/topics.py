@@ -13,6 +13,8 @@ nobody can repair automatically: ``TopicLayoutError`` names them and the way out
 Existing topics must also have the cleanup policy of their contract (above all the session-state
 topic, the processor's changelog, must be compacted and never deleted by time), and be at least as
 durable as configured: replicas and ``min.insync.replicas`` (``processor.topic_replication``).
+The compacted topics are created with the ``CHANGELOG_*`` compaction configs, and existing ones that
+differ are corrected or warned about, never refused (``processor.topic_compaction``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     KafkaConnectionError,
     KafkaTimeoutError,
@@ -34,7 +35,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 
-from processor import topic_replication
+from processor import topic_compaction, topic_replication
 from processor.settings import ProcessorSettings
 from schemas.topics import ALL_TOPICS, CleanupPolicy, Retention
 from servicekit.kafka import SecurityProtocol
@@ -66,7 +67,7 @@ class TopicPlan:
     cleanup_policy: CleanupPolicy
     config: Mapping[str, str]
     """Topic configs for creation (``cleanup.policy``, ``retention.ms``,
-    ``min.insync.replicas``)."""
+    ``min.insync.replicas``, and for compacted topics the compaction configs)."""
     co_partitioned: bool
     """Must have the raw topic's partition count (SPEC §4 Partitioning)."""
 
@@ -80,7 +81,7 @@ class TopicStatus:
 
 @dataclass(frozen=True, slots=True)
 class ProvisionReport:
-    """What ``ensure_topics`` created and found."""
+    """What ``ensure_topics`` created, found and corrected."""
 
     bootstrap_servers: str
     co_partitions: int
@@ -89,6 +90,8 @@ class ProvisionReport:
     """Where that count came from: an existing topic's name, or ``TOPIC_PARTITIONS``."""
     created: tuple[TopicStatus, ...]
     found: tuple[TopicStatus, ...]
+    corrections: tuple[topic_compaction.TopicCorrection, ...] = ()
+    """Found compacted topics whose compaction configs differed: corrected, or why not."""
 
     def describe(self) -> list[str]:
         lines = [
@@ -102,6 +105,7 @@ class ProvisionReport:
                 f"cleanup.policy={status.cleanup_policy.value}"
                 for status in statuses
             )
+        lines.extend(correction.describe() for correction in self.corrections)
         return lines
 
 
@@ -127,7 +131,12 @@ def plan_topics(settings: ProcessorSettings) -> list[TopicPlan]:
                 _CLEANUP_POLICY: contract.cleanup_policy.value,
                 _RETENTION_MS: str(_retention_ms(settings, contract.retention)),
                 topic_replication.MIN_INSYNC: str(settings.min_insync_replicas),
-            },
+            }
+            | (
+                topic_compaction.compaction_configs(settings)
+                if contract.cleanup_policy is CleanupPolicy.COMPACT
+                else {}
+            ),
             co_partitioned=contract.co_partitioned,
         )
         for contract in ALL_TOPICS
@@ -197,7 +206,8 @@ async def _provision(admin: Any, settings: ProcessorSettings, timeout_s: float) 
     found = [plan for plan in plans if plan.name in existing]
     missing = [plan for plan in plans if plan.name not in existing]
     _check_partitions(found, existing, count, source)
-    await _check_cleanup_policies(admin, found)
+    configs = await _read_configs(admin, found)
+    _check_cleanup_policies(found, configs)
     await _check_replication(admin, found, settings)
     if missing and not settings.create_topics:
         raise TopicLayoutError(
@@ -214,10 +224,16 @@ async def _provision(admin: Any, settings: ProcessorSettings, timeout_s: float) 
         deadline = time.monotonic() + timeout_s
         counts = await _partition_counts(admin, [plan.name for plan in raced], deadline=deadline)
         _check_partitions(raced, counts, count, source)
-        await _check_cleanup_policies(admin, raced)
+        configs.update(await _read_configs(admin, raced))
+        _check_cleanup_policies(raced, configs)
         await _check_replication(admin, raced, settings)
         existing.update(counts)
         found.extend(raced)
+    # Only once every check has passed; a difference here never refuses start.
+    compacted = {
+        p.name: configs[p.name] for p in found if p.cleanup_policy is CleanupPolicy.COMPACT
+    }
+    corrections = await topic_compaction.check(admin, compacted, settings)
     return ProvisionReport(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         co_partitions=count,
@@ -227,6 +243,7 @@ async def _provision(admin: Any, settings: ProcessorSettings, timeout_s: float) 
             TopicStatus(p.name, existing[p.name], p.cleanup_policy)
             for p in sorted(found, key=plans.index)
         ),
+        corrections=corrections,
     )
 
 
@@ -285,44 +302,23 @@ def _check_partitions(
         )
 
 
-_UNKNOWN_TOPIC = 3
-"""UNKNOWN_TOPIC_OR_PARTITION: a broker asked about a topic created a moment ago may not know
-it yet (the controller announces new topics to each broker in turn)."""
-_CONFIG_ATTEMPTS = 20
+async def _read_configs(
+    admin: Any, found: Sequence[TopicPlan]
+) -> dict[str, topic_compaction.TopicConfigs]:
+    configs, problems = await topic_compaction.read_configs(admin, [plan.name for plan in found])
+    if problems:
+        raise TopicLayoutError("; ".join(problems))
+    return configs
 
 
-async def _check_cleanup_policies(admin: Any, found: Sequence[TopicPlan]) -> None:
-    if not found:
-        return
-    for _ in range(_CONFIG_ATTEMPTS):
-        responses = await admin.describe_configs(
-            [
-                ConfigResource(ConfigResourceType.TOPIC, plan.name, {_CLEANUP_POLICY: None})
-                for plan in found
-            ]
-        )
-        codes = {
-            resource["error_code"]
-            for response in responses
-            for resource in response.to_object()["resources"]
-        }
-        if _UNKNOWN_TOPIC not in codes:
-            break
-        await asyncio.sleep(0.1)  # metadata propagation poll, as in _partition_counts
-    policies: dict[str, set[str]] = {}
-    for response in responses:
-        for resource in response.to_object()["resources"]:
-            if resource["error_code"] != 0:
-                raise TopicLayoutError(
-                    f"could not read the configs of {resource['resource_name']}: error "
-                    f"{resource['error_code']} {resource['error_message'] or ''}".rstrip()
-                )
-            for entry in resource["config_entries"]:
-                if entry["config_names"] == _CLEANUP_POLICY:
-                    value = entry["config_value"] or ""
-                    policies[resource["resource_name"]] = {
-                        part.strip() for part in value.split(",") if part.strip()
-                    }
+def _check_cleanup_policies(
+    found: Sequence[TopicPlan], configs: Mapping[str, topic_compaction.TopicConfigs]
+) -> None:
+    policies = {
+        name: {part.strip() for part in value.split(",") if part.strip()}
+        for name, topic in configs.items()
+        if (value := topic.values.get(_CLEANUP_POLICY))
+    }
     wrong = [
         f"{plan.name} has cleanup.policy={','.join(sorted(policies.get(plan.name, ()))) or '?'}, "
         f"expected {plan.cleanup_policy.value}"

@@ -91,6 +91,34 @@ def test_topics_are_made_by_a_hook_job_not_by_the_processor(render: Render) -> N
     assert environment(rendered, "processor")["PROCESSOR_CREATE_TOPICS"] == "false"
 
 
+def test_compaction_values_reach_the_topics_job_and_the_processor(render: Render) -> None:
+    compaction = {
+        "segmentMs": 120_000,
+        # Large enough that a float printed as is would read 3.3554432e+07.
+        "segmentBytes": 33_554_432,
+        "minCleanableDirtyRatio": 0.2,
+        "deleteRetentionMs": 7_200_000,
+    }
+    rendered = render({"topics": {"compaction": compaction}})
+    job_env = {
+        e["name"]: e.get("value") for e in container(one(rendered, "Job", "meetings-topics"))["env"]
+    }
+    for env in (
+        {k: v for k, v in job_env.items() if v is not None},
+        environment(rendered, "processor"),
+    ):
+        settings = load_processor_settings(env)
+        assert (
+            settings.changelog_segment_ms,
+            settings.changelog_segment_bytes,
+            settings.changelog_min_cleanable_dirty_ratio,
+            settings.changelog_delete_retention_ms,
+        ) == (120_000, 33_554_432, 0.2, 7_200_000)
+    # Left at null, the processor's defaults apply: nothing is rendered.
+    defaults = environment(render({}), "processor")
+    assert not [name for name in defaults if name.startswith("CHANGELOG_")]
+
+
 def test_keda_scales_on_the_group_lag_up_to_the_partition_count(render: Render) -> None:
     rendered = render(
         {

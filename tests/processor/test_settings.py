@@ -59,6 +59,49 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "COMMIT_INTERVAL_MS=0 must be at least 1" in message
 
 
+def test_compaction_settings_default_to_a_changelog_that_compaction_keeps_small() -> None:
+    settings = load_settings({})
+    assert settings.changelog_segment_ms == 60_000
+    assert settings.changelog_segment_bytes == 16 * 1024 * 1024
+    assert settings.changelog_min_cleanable_dirty_ratio == 0.1
+    assert settings.changelog_delete_retention_ms == 3_600_000
+    # Kept state is trusted for a delta read for half of the tombstones' retention.
+    assert settings.kept_state_max_age_s == 1800.0
+
+    custom = load_settings(
+        {
+            "CHANGELOG_SEGMENT_MS": "300000",
+            "CHANGELOG_SEGMENT_BYTES": "1048576",
+            "CHANGELOG_MIN_CLEANABLE_DIRTY_RATIO": "0.25",
+            "CHANGELOG_DELETE_RETENTION_MS": "600000",
+        }
+    )
+    assert custom.changelog_segment_ms == 300_000
+    assert custom.changelog_segment_bytes == 1_048_576
+    assert custom.changelog_min_cleanable_dirty_ratio == 0.25
+    assert custom.kept_state_max_age_s == 300.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("CHANGELOG_SEGMENT_MS", "999", "must be at least 1000"),
+        # Kafka 4 refuses segments under 1 MiB; segment.bytes is an int.
+        ("CHANGELOG_SEGMENT_BYTES", "1048575", "must be at least 1048576"),
+        ("CHANGELOG_SEGMENT_BYTES", "2147483648", "at most 2147483647"),
+        ("CHANGELOG_MIN_CLEANABLE_DIRTY_RATIO", "0", "must be at least 0.01"),
+        ("CHANGELOG_MIN_CLEANABLE_DIRTY_RATIO", "1", "at most 0.99"),
+        ("CHANGELOG_MIN_CLEANABLE_DIRTY_RATIO", "a tenth", "is not a number"),
+        ("CHANGELOG_DELETE_RETENTION_MS", "-1", "must be at least 0"),
+    ],
+)
+def test_compaction_settings_outside_what_kafka_accepts_are_refused(
+    variable: str, value: str, problem: str
+) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        load_settings({variable: value})
+
+
 def test_the_processor_exits_1_with_a_clear_message_when_kafka_is_unreachable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from processor.settings import ProcessorSettings
+from processor.topic_compaction import Outcome, TopicConfigs, TopicCorrection, check, differences
 from processor.topics import (
     KafkaUnreachableError,
     ProvisionReport,
@@ -31,6 +32,14 @@ from tools.devkafka.broker import free_port
 RAW_RETENTION_MS = 3_600_000
 DERIVED_RETENTION_MS = 7_200_000
 COMPACT = {"cleanup.policy": "compact"}
+COMPACTION = {
+    "segment.ms": "60000",
+    "segment.bytes": "16777216",
+    "min.cleanable.dirty.ratio": "0.1",
+    "delete.retention.ms": "3600000",
+}
+"""The compaction configs of the default settings."""
+DYNAMIC_TOPIC_CONFIG = 1
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,33 @@ async def cluster_layout(bootstrap: str, names: list[str]) -> dict[str, Layout]:
     return layout
 
 
+async def dynamic_configs(bootstrap: str, name: str) -> dict[str, str | None]:
+    """The configs set on the topic itself (DescribeConfigs source DYNAMIC_TOPIC_CONFIG)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    finally:
+        await admin.close()
+    return {
+        entry["config_names"]: entry["config_value"]
+        for response in responses
+        for resource in response.to_object()["resources"]
+        for entry in resource["config_entries"]
+        if entry["config_source"] == DYNAMIC_TOPIC_CONFIG
+    }
+
+
+async def settled_configs(bootstrap: str, name: str, expected: dict[str, str]) -> None:
+    """Wait until the topic's dynamic configs include ``expected``."""
+
+    async def applied() -> bool:
+        configs = await dynamic_configs(bootstrap, name)
+        return all(configs.get(key) == value for key, value in expected.items())
+
+    await wait_until(applied, what=f"{expected} on {name}")
+
+
 async def settled_layout(bootstrap: str, names: list[str]) -> dict[str, Layout]:
     """The layout once every one of ``names`` shows up in the cluster's metadata."""
     seen: dict[str, Layout] = {}
@@ -131,11 +167,15 @@ def test_plan_covers_every_spec_topic_with_its_policy_and_retention() -> None:
         names.participants,
     }
     for name in (names.session_state, names.changelog):
-        assert plans[name].config == {
-            "cleanup.policy": "compact",
-            "retention.ms": "-1",
-            "min.insync.replicas": "1",
-        }
+        assert (
+            plans[name].config
+            == {
+                "cleanup.policy": "compact",
+                "retention.ms": "-1",
+                "min.insync.replicas": "1",
+            }
+            | COMPACTION
+        )
     for name in (names.raw, names.dlq):
         assert plans[name].config == {
             "cleanup.policy": "delete",
@@ -194,6 +234,18 @@ async def test_creates_every_topic_with_partitions_policy_and_retention(
     assert layout[names.dlq] == Layout(3, "delete", str(RAW_RETENTION_MS))
     for name in (names.sessions, names.participants, names.recordings, names.rooms):
         assert layout[name] == Layout(3, "delete", str(DERIVED_RETENTION_MS))
+    for name in (names.session_state, names.changelog):
+        assert (
+            await dynamic_configs(kafka_bootstrap, name)
+            == {
+                "cleanup.policy": "compact",
+                "retention.ms": "-1",
+                "min.insync.replicas": "1",
+            }
+            | COMPACTION
+        )
+    assert "segment.ms" not in await dynamic_configs(kafka_bootstrap, names.raw)
+    assert report.corrections == ()
 
 
 async def test_second_run_finds_every_topic_and_creates_none(kafka_bootstrap: str) -> None:
@@ -204,6 +256,7 @@ async def test_second_run_finds_every_topic_and_creates_none(kafka_bootstrap: st
     again = await ensure_topics(settings)
 
     assert again.created == ()
+    assert again.corrections == ()
     assert [status.name for status in again.found] == all_names(settings)
     assert {status.partitions for status in again.found} == {3}
     lines = again.describe()
@@ -292,6 +345,163 @@ async def test_state_topic_that_is_not_compacted_is_refused(kafka_bootstrap: str
     message = str(caught.value)
     assert f"{names.session_state} has cleanup.policy=delete, expected compact" in message
     assert names.raw not in await cluster_layout(kafka_bootstrap, all_names(settings))
+
+
+async def test_existing_compacted_topic_is_corrected_and_keeps_its_other_configs(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(kafka_bootstrap)
+    names = settings.topics
+    # As an operator (or an older version) made it: broker-default segments and dirty ratio
+    # spelled out, configs of its own that the processor never sets, and segment.bytes and
+    # delete.retention.ms left to the broker's defaults.
+    own = {"cleanup.policy": "compact", "retention.ms": "-1", "max.message.bytes": "2000000"}
+    await precreate(
+        kafka_bootstrap,
+        names.changelog,
+        partitions=3,
+        config=own | {"segment.ms": "604800000", "min.cleanable.dirty.ratio": "0.5"},
+    )
+
+    with caplog.at_level(logging.WARNING, logger="processor.topic_compaction"):
+        report = await ensure_topics(settings)
+
+    # AlterConfigs replaces every dynamic config: the ones it was not asked to change survive
+    # only because they were read and sent back. (The broker applies an alteration a moment
+    # after acknowledging it.)
+    await settled_configs(kafka_bootstrap, names.changelog, {"segment.ms": "60000"})
+    assert await dynamic_configs(kafka_bootstrap, names.changelog) == own | COMPACTION
+    assert [(c.topic, c.outcome) for c in report.corrections] == [
+        (names.changelog, Outcome.CORRECTED)
+    ]
+    changed = {c.config: (c.old, c.new) for c in report.corrections[0].changes}
+    assert changed == {
+        "segment.ms": ("604800000", "60000"),
+        "segment.bytes": ("1073741824", "16777216"),
+        "min.cleanable.dirty.ratio": ("0.5", "0.1"),
+        "delete.retention.ms": ("86400000", "3600000"),
+    }
+    line = (
+        f"corrected {names.changelog}: segment.ms 604800000 -> 60000, segment.bytes 1073741824 "
+        "-> 16777216, min.cleanable.dirty.ratio 0.5 -> 0.1, delete.retention.ms 86400000 -> "
+        "3600000"
+    )
+    assert line in report.describe()
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", f"{line} (CHANGELOG_* settings)")
+    ]
+
+    again = await ensure_topics(settings)
+    assert again.corrections == ()
+
+
+async def test_compacted_topics_are_only_warned_about_without_create_topics(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(kafka_bootstrap, create_topics=False)
+    names = settings.topics
+    await ensure_topics(
+        dataclasses.replace(
+            settings,
+            create_topics=True,
+            changelog_segment_ms=600_000,
+            changelog_min_cleanable_dirty_ratio=0.5,
+        )
+    )
+    await settled_layout(kafka_bootstrap, all_names(settings))
+    before = await dynamic_configs(kafka_bootstrap, names.changelog)
+    assert before["segment.ms"] == "600000"
+
+    with caplog.at_level(logging.WARNING, logger="processor.topic_compaction"):
+        report = await ensure_topics(settings)
+
+    assert {(c.topic, c.outcome) for c in report.corrections} == {
+        (names.session_state, Outcome.LEFT),
+        (names.changelog, Outcome.LEFT),
+    }
+    assert await dynamic_configs(kafka_bootstrap, names.changelog) == before
+    warnings = {r.getMessage() for r in caplog.records if r.levelno == logging.WARNING}
+    for name in (names.session_state, names.changelog):
+        assert (
+            f"left {name} as it is (PROCESSOR_CREATE_TOPICS is off): segment.ms=600000 "
+            "(CHANGELOG_SEGMENT_MS=60000), min.cleanable.dirty.ratio=0.5 "
+            "(CHANGELOG_MIN_CLEANABLE_DIRTY_RATIO=0.1); restores read superseded revisions "
+            f"until compaction catches up. Fix it with kafka-configs.sh --bootstrap-server "
+            f"{kafka_bootstrap} --alter --entity-type topics --entity-name {name} --add-config "
+            "segment.ms=60000,min.cleanable.dirty.ratio=0.1"
+        ) in warnings
+    assert f"left {names.changelog} as it is" in "\n".join(report.describe())
+
+
+def test_configs_are_compared_as_numbers() -> None:
+    configs = TopicConfigs(
+        values=COMPACTION | {"min.cleanable.dirty.ratio": "0.10", "segment.ms": "60000.0"},
+        dynamic={},
+    )
+    assert differences(configs, COMPACTION) == ()
+    unset = TopicConfigs(values={}, dynamic={})
+    assert [change.old for change in differences(unset, COMPACTION)] == ["?"] * 4
+
+
+@dataclass
+class _Response:
+    obj: dict[str, Any]
+
+    def to_object(self) -> dict[str, Any]:
+        return self.obj
+
+
+class _RefusingAdmin:
+    """Answers every AlterConfigs with an error, as a broker without the ACL would."""
+
+    def __init__(self) -> None:
+        self.altered: list[str] = []
+
+    async def alter_configs(self, resources: list[ConfigResource]) -> list[_Response]:
+        self.altered += [resource.name for resource in resources]
+        return [
+            _Response(
+                {
+                    "resources": [
+                        {
+                            "error_code": 29,
+                            "error_message": "Topic authorization failed.",
+                            "resource_name": resource.name,
+                        }
+                        for resource in resources
+                    ]
+                }
+            )
+        ]
+
+
+async def test_a_refused_or_unsafe_correction_is_reported_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings("unused:9092")
+    old = {"segment.ms": "604800000"}
+    configs = {
+        "refused": TopicConfigs(values=COMPACTION | old, dynamic=old),
+        # A value DescribeConfigs hides could not be sent back: AlterConfigs would drop it.
+        "hidden": TopicConfigs(values=COMPACTION | old, dynamic=old | {"secret": None}),
+    }
+    admin = _RefusingAdmin()
+
+    with caplog.at_level(logging.WARNING, logger="processor.topic_compaction"):
+        corrections = await check(admin, configs, settings)
+
+    assert admin.altered == ["refused"]
+    assert [(c.topic, c.outcome, c.error) for c in corrections] == [
+        ("refused", Outcome.FAILED, "error 29 Topic authorization failed."),
+        ("hidden", Outcome.FAILED, "its dynamic configs secret cannot be read back"),
+    ]
+    assert isinstance(corrections[0], TopicCorrection)
+    assert corrections[0].describe() == (
+        "could not correct refused (error 29 Topic authorization failed.): "
+        "segment.ms=604800000 (CHANGELOG_SEGMENT_MS=60000)"
+    )
+    assert len(caplog.records) == 2
+    assert all("--add-config segment.ms=60000" in r.getMessage() for r in caplog.records)
 
 
 async def test_missing_topics_without_create_topics_are_listed(kafka_bootstrap: str) -> None:

@@ -104,12 +104,27 @@ MEETINGS_TOPIC_PREFIX: {{ .Values.topics.prefix | quote }}
 LOG_FORMAT: {{ .Values.logFormat | quote }}
 {{- end }}
 
-{{/* Topic settings: the Job creates with them, the processor checks against them. */}}
+{{/* Topic settings: the Job creates (and corrects compaction) with them, the processor checks
+against them. int64: a number from a values file is a float, which quote would print as 1.6e+07. */}}
 {{- define "meetings.topicConfig" -}}
 TOPIC_PARTITIONS: {{ .Values.topics.partitions | quote }}
 TOPIC_REPLICATION_FACTOR: {{ .Values.topics.replicationFactor | quote }}
 {{- if not (kindIs "invalid" .Values.topics.minInsync) }}
 TOPIC_MIN_INSYNC: {{ .Values.topics.minInsync | quote }}
+{{- end }}
+{{- with .Values.topics.compaction }}
+{{- if not (kindIs "invalid" .segmentMs) }}
+CHANGELOG_SEGMENT_MS: {{ .segmentMs | int64 | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .segmentBytes) }}
+CHANGELOG_SEGMENT_BYTES: {{ .segmentBytes | int64 | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .minCleanableDirtyRatio) }}
+CHANGELOG_MIN_CLEANABLE_DIRTY_RATIO: {{ .minCleanableDirtyRatio | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .deleteRetentionMs) }}
+CHANGELOG_DELETE_RETENTION_MS: {{ .deleteRetentionMs | int64 | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 
