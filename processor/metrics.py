@@ -33,12 +33,45 @@ COMMIT_SECONDS = Histogram(
 )
 RESTORE_SECONDS = Histogram(
     "processor_restore_seconds",
-    "Time to restore one partition's sessions from the session-state topic.",
+    "Time to restore one partition (fence its previous owner, read its changelog, seek), by "
+    "kind: delta (kept sessions plus what others wrote since) or full (the changelog whole).",
+    ["kind"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+RESTORES = Counter(
+    "processor_restores_total",
+    "Partition restores, by kind: delta or full.",
+    ["kind"],
+)
+RESTORE_RECORDS = Counter(
+    "processor_restore_records_total",
+    "Changelog records read by restores, by kind: delta or full.",
+    ["kind"],
 )
 RESTORED_SESSIONS = Counter(
     "processor_restored_sessions_total",
-    "Sessions restored from the session-state topic.",
+    "Sessions loaded by full restores from the changelog.",
+)
+REBALANCES = Counter(
+    "processor_rebalances_total",
+    "Partition assignments this processor received from its consumer group.",
+)
+REBALANCE_PARTITIONS = Counter(
+    "processor_rebalance_partitions_total",
+    "Partitions at each rebalance, by outcome: kept (owned before and after), gained (new to "
+    "this processor), lost (moved to another).",
+    ["outcome"],
+)
+REBALANCE_PAUSE_SECONDS = Histogram(
+    "processor_rebalance_pause_seconds",
+    "How long a partition this processor kept through a rebalance went unprocessed: from its "
+    "release to its resumption.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+KEPT_SESSIONS = Gauge(
+    "processor_kept_sessions",
+    "Sessions kept in memory for released partitions, in case they come back (partitions "
+    "moved away count against KEPT_STATE_MAX_SESSIONS).",
 )
 SESSIONS_IN_MEMORY = Gauge(
     "processor_sessions_in_memory",

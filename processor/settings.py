@@ -155,12 +155,28 @@ class ProcessorSettings:
         minimum=1000,
         maximum=3_600_000,
     )
+    consumer_heartbeat_interval_ms: int = setting(
+        "CONSUMER_HEARTBEAT_INTERVAL_MS",
+        500,
+        "how often a processor asks its group coordinator whether a rebalance began: the "
+        "partitions of the members that already joined wait this long at most for the others "
+        "(at most a third of CONSUMER_SESSION_TIMEOUT_MS)",
+        minimum=50,
+    )
     restore_timeout_s: float = setting(
         "RESTORE_TIMEOUT_S",
         300.0,
         "seconds a partition may take to be restored (producer, sessions, offset) before it "
         "counts as failed",
         minimum=1,
+    )
+    kept_state_max_sessions: int = setting(
+        "KEPT_STATE_MAX_SESSIONS",
+        100_000,
+        "sessions kept in memory for partitions this processor lost in a rebalance, in case they "
+        "come back (then only what the other owner wrote since is read); about 1.5 KB each, the "
+        "oldest released dropped first; `0` keeps only the partitions it gets straight back",
+        minimum=0,
     )
     fatal_exit_delay_s: float = setting(
         "PROCESSOR_FATAL_EXIT_DELAY_S",
@@ -210,6 +226,15 @@ class ProcessorSettings:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> ProcessorSettings:
     """Settings from ``environ`` (default ``os.environ``); ``SettingsError`` lists problems."""
-    return load(
-        ProcessorSettings, environ, what="processor", checks=lambda s: kafka_problems(s.kafka)
-    )
+    return load(ProcessorSettings, environ, what="processor", checks=_problems)
+
+
+def _problems(settings: ProcessorSettings) -> list[str]:
+    problems = list(kafka_problems(settings.kafka))
+    if settings.consumer_heartbeat_interval_ms * 3 > settings.consumer_session_timeout_ms:
+        problems.append(
+            f"CONSUMER_HEARTBEAT_INTERVAL_MS={settings.consumer_heartbeat_interval_ms} is more "
+            f"than a third of CONSUMER_SESSION_TIMEOUT_MS={settings.consumer_session_timeout_ms}"
+            ": one lost heartbeat would cost the processor its partitions"
+        )
+    return problems

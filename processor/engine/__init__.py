@@ -22,10 +22,14 @@ from processor.engine.apply import (
     settle,
 )
 from processor.engine.changelog import (
+    HEADER_CHUNK,
     ChangelogError,
     all_records,
     changed_records,
+    changelog_key,
+    overlaid,
     restore_sessions,
+    session_of_key,
     tombstones,
 )
 from processor.engine.derived import room_expired_event
@@ -35,6 +39,7 @@ from processor.engine.snapshot import DEFAULT_MAX_LISTED_PARTICIPANTS, snapshot
 
 __all__ = [
     "DEFAULT_MAX_LISTED_PARTICIPANTS",
+    "HEADER_CHUNK",
     "Applied",
     "ChangelogError",
     "Participant",
@@ -44,11 +49,14 @@ __all__ = [
     "all_records",
     "apply",
     "changed_records",
+    "changelog_key",
     "event_id",
     "event_time_ms",
     "expire_idle",
+    "overlaid",
     "restore_sessions",
     "room_expired_event",
+    "session_of_key",
     "settle",
     "snapshot",
     "tombstones",

@@ -16,7 +16,7 @@ partition from the start (``read_committed``) gives back what the last commit le
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -91,8 +91,35 @@ def tombstones(session: Session) -> list[Record]:
     separate = 0 if session.crowd is None else len(session.crowd.chunks)
     for chunk in range(HEADER_CHUNK, separate):
         parts = split.get(chunk, 1)
-        records.extend((_key(session.session_id, chunk, part), None) for part in range(parts))
+        records.extend(
+            (changelog_key(session.session_id, chunk, part), None) for part in range(parts)
+        )
     return records
+
+
+def session_of_key(key: bytes) -> str:
+    """The session id a changelog key belongs to; ``ChangelogError`` for a foreign key."""
+    try:
+        session_id, _, _ = _KEY.decode(key)
+    except msgspec.DecodeError as exc:
+        raise ChangelogError(f"undecodable changelog key {key!r}") from exc
+    return session_id
+
+
+def overlaid(session: Session | None, records: Mapping[bytes, bytes | None]) -> Session | None:
+    """``session`` (or no session) after ``records`` of its keys, written to the changelog by
+    another owner since ``session`` was last committed: its own latest records with these laid
+    over them, read back. ``None`` when no header is left (the other owner tombstoned it).
+
+    A record the other owner did not rewrite is the same on the changelog as in ``session``,
+    since ``session`` is what the changelog held when this owner last wrote it."""
+    latest: dict[bytes, bytes | None] = dict(all_records(session)) if session is not None else {}
+    latest.update(records)
+    live = {key: value for key, value in latest.items() if value is not None}
+    if not any(_KEY.decode(key)[1:] == (HEADER_CHUNK, 0) for key in live):
+        return None  # tombstoned whole (a stray chunk without its header is not a session)
+    (restored,) = restore_sessions(live.items())
+    return restored
 
 
 def restore_sessions(values: Iterable[tuple[bytes, bytes]]) -> list[Session]:
@@ -231,13 +258,15 @@ def _encoded(
     pieces = pieces or [b""]
     session_id = session.session_id
     records: list[Record] = [
-        (_key(session_id, chunk, 0), _PART_COUNT.pack(len(pieces)) + pieces[0]),
-        *((_key(session_id, chunk, part), pieces[part]) for part in range(1, len(pieces))),
+        (changelog_key(session_id, chunk, 0), _PART_COUNT.pack(len(pieces)) + pieces[0]),
+        *((changelog_key(session_id, chunk, part), pieces[part]) for part in range(1, len(pieces))),
     ]
     # Parts a longer earlier encoding needed and this one does not: tombstoned.
     split = session.split_parts
     before = 1 if split is None else split.get(chunk, 1)
-    records.extend((_key(session_id, chunk, part), None) for part in range(len(pieces), before))
+    records.extend(
+        (changelog_key(session_id, chunk, part), None) for part in range(len(pieces), before)
+    )
     if len(pieces) > 1:
         if split is None:
             split = session.split_parts = {}
@@ -247,7 +276,7 @@ def _encoded(
     return records
 
 
-def _key(session_id: str, chunk: int, part: int) -> bytes:
+def changelog_key(session_id: str, chunk: int, part: int) -> bytes:
     return ENCODER.encode((session_id, chunk, part))
 
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.structs import TopicPartition
 
-from processor.engine import Session
+from processor.runtime.assignor import StickyAssignor
 from processor.runtime.partition import RawRecord
-from processor.runtime.restore import read_sessions
+from processor.runtime.restore import ChangelogRead, read_changelog
 from processor.settings import ProcessorSettings
 
 
@@ -93,10 +94,10 @@ ProducerFactory = Callable[[str | None, str], Producer]
 """``(transactional_id or None, client_id)`` to a producer, not started yet."""
 
 
-class RestoreReader(Protocol):
-    async def read(self, partition: int) -> Iterable[Session]:
-        """The sessions the last committed transaction left for raw partition ``partition``;
-        raises ``RestoreError`` naming the partition and the cause when it cannot."""
+class ChangelogReader(Protocol):
+    async def read(self, partition: int, start: int | None) -> ChangelogRead:
+        """Partition ``partition`` of the changelog from offset ``start`` (``None``: its
+        beginning) to its last stable offset: what the last committed transaction left."""
         ...
 
 
@@ -122,21 +123,21 @@ class SystemClock:
 class RuntimeClients:
     consumer: Callable[[], Consumer]
     producer: ProducerFactory
-    restore: RestoreReader
+    changelog: ChangelogReader
     clock: Clock
 
 
-class KafkaRestoreReader:
-    """Reads a partition's sessions back from the processor's changelog topic."""
+class KafkaChangelogReader:
+    """Reads partitions of the processor's changelog topic."""
 
     def __init__(self, settings: ProcessorSettings) -> None:
         self._settings = settings
 
-    async def read(self, partition: int) -> Iterable[Session]:
-        restored = await read_sessions(
-            self._settings.kafka, self._settings.topics.changelog, [partition]
+    async def read(self, partition: int, start: int | None) -> ChangelogRead:
+        reads = await read_changelog(
+            self._settings.kafka, self._settings.topics.changelog, {partition: start}
         )
-        return restored.get(partition, [])
+        return reads[partition]
 
 
 def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
@@ -152,7 +153,9 @@ def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
             isolation_level="read_committed",
             max_poll_records=settings.commit_max_records,
             session_timeout_ms=settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 5, 100),
+            heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+            # Sticky first; round-robin while members of an older version are in the group.
+            partition_assignment_strategy=(StickyAssignor(), RoundRobinPartitionAssignor),
         )
         return consumer
 
@@ -179,6 +182,6 @@ def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
     return RuntimeClients(
         consumer=consumer,
         producer=producer,
-        restore=KafkaRestoreReader(settings),
+        changelog=KafkaChangelogReader(settings),
         clock=SystemClock(),
     )

@@ -28,9 +28,11 @@ from prometheus_client import Counter
 
 from processor.engine import (
     DEFAULT_MAX_LISTED_PARTICIPANTS,
+    HEADER_CHUNK,
     Session,
     apply,
     changed_records,
+    changelog_key,
     expire_idle,
     room_expired_event,
     settle,
@@ -51,6 +53,11 @@ PROCESSING_ERROR = "processing_error"
 """DLQ reason for a decodable callback the engine failed on (a bug; logged with a traceback)."""
 EMPTY_RECORD = "empty_record"
 """DLQ reason for a raw record without a value."""
+
+ROLL_MARKER = changelog_key("", HEADER_CHUNK, 0)
+"""Key of the tombstone written to a changelog partition that went quiet, so its active segment
+rolls (``roll_changelog_segment``). A tombstone of the header of the session with the empty id,
+which never exists: every reader takes it for what it is, a deletion of nothing."""
 
 # Labelled metric children looked up once, not per record.
 _APPLIED = RECORDS.labels(outcome="applied")
@@ -107,6 +114,8 @@ class Batch:
     next_offset: int | None = None
     """The input offset to commit: last consumed + 1; ``None`` when no input was consumed."""
     input_records: int = 0
+    writes_sessions: bool = False
+    """Whether it writes session records to the changelog (not only a ``ROLL_MARKER``)."""
 
     @property
     def empty(self) -> bool:
@@ -288,9 +297,27 @@ class PartitionState:
                 Output(topic=changelog_topic, key=key, value=value, partition=self.partition)
                 for key, value in changed_records(session)
             )
+        batch.writes_sessions = bool(self._dirty or self._tombstones)
         self._dirty.clear()
         self._tombstones.clear()
         return batch
+
+    def roll_changelog_segment(self) -> None:
+        """Add a ``ROLL_MARKER`` to the next batch.
+
+        Compaction never cleans a partition's active segment, and a segment only rolls when a
+        record is appended after ``segment.ms``: a changelog partition that went quiet would keep
+        its last burst of revisions uncompacted, for a restore to read, until its next write.
+        The runtime calls this once ``CHANGELOG_SEGMENT_MS`` has passed since the partition's
+        last session write."""
+        self._batch.outputs.append(
+            Output(
+                topic=self._topics.changelog,
+                key=ROLL_MARKER,
+                value=None,
+                partition=self.partition,
+            )
+        )
 
     def _publish(self, events: list[DerivedEvent]) -> None:
         counts = self._derived_counts

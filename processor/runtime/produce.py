@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
+from typing import Protocol, cast
 
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.structs import TopicPartition
 
 from processor.runtime.clients import MAX_REQUEST_BYTES, Producer, RecordBatch
 from processor.runtime.partition import Output
@@ -48,6 +50,9 @@ class BatchSender:
 
     def __init__(self) -> None:
         self._partitioners: dict[str, KeyPartitioner] = {}
+        self._handed: list[tuple[TopicPartition, int]] = []
+        """For each delivery of the current ``send_all``: its topic partition and record
+        count, so the acknowledged base offsets tell where each partition's writes end."""
 
     async def send_all(
         self,
@@ -60,6 +65,9 @@ class BatchSender:
         every one of them to settle)."""
         counted: dict[str, KeyPartitioner] = {}
         open_batches: dict[tuple[str, int], RecordBatch] = {}
+        counts: dict[tuple[str, int], int] = {}
+        handed = self._handed
+        handed.clear()
         for output in outputs:
             topic = output.topic
             partition = output.partition
@@ -80,20 +88,32 @@ class BatchSender:
             if not _append(builder, output):
                 # Full: hand it over (records of a partition keep their order), start another.
                 deliveries.append(await producer.send_batch(builder, topic, partition=partition))
+                handed.append((TopicPartition(topic, partition), counts[topic, partition]))
                 builder = open_batches[topic, partition] = producer.create_batch()
+                counts[topic, partition] = 0
                 _append(builder, output)  # the first record of a batch always fits
+            counts[topic, partition] = counts.get((topic, partition), 0) + 1
         for (topic, partition), builder in open_batches.items():
             deliveries.append(await producer.send_batch(builder, topic, partition=partition))
+            handed.append((TopicPartition(topic, partition), counts[topic, partition]))
 
     async def deliver_all(
         self,
         producer: Producer,
         outputs: Sequence[Output],
         deliveries: list[asyncio.Future[object]],
-    ) -> None:
-        """``send_all``, then wait until the broker acknowledged every output."""
+    ) -> dict[TopicPartition, int]:
+        """``send_all``, then wait until the broker acknowledged every output; returns, per
+        topic partition written, the offset right after its last record."""
         await self.send_all(producer, outputs, deliveries)
-        await asyncio.gather(*deliveries)
+        acknowledged = await asyncio.gather(*deliveries)
+        ends: dict[TopicPartition, int] = {}
+        for (tp, count), metadata in zip(self._handed, acknowledged, strict=True):
+            # A batch's acknowledgement carries its base offset (aiokafka's RecordMetadata).
+            end = cast(_Acknowledged, metadata).offset + count
+            if end > ends.get(tp, -1):
+                ends[tp] = end
+        return ends
 
     async def _partitioner(self, producer: Producer, topic: str) -> KeyPartitioner:
         """The topic's partitioner for its partition count now (Kafka numbers a topic's
@@ -103,6 +123,15 @@ class BatchSender:
         if partitioner is None or partitioner.partitions != count:
             partitioner = self._partitioners[topic] = KeyPartitioner(count)
         return partitioner
+
+
+class _Acknowledged(Protocol):
+    """What a ``send_batch`` delivery resolves to (aiokafka's ``RecordMetadata``)."""
+
+    @property
+    def offset(self) -> int:
+        """The batch's base offset."""
+        ...
 
 
 _SMALL_RECORD = MAX_REQUEST_BYTES // 2

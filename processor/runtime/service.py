@@ -3,9 +3,10 @@ partition, commits every interval, restores on assignment, drains on revocation 
 
 Order of things for a partition:
 1. assigned: it is paused at once, and restored in the background (``recovery``): its committer
-   starts (fencing any previous owner), its sessions are read back from the state topic, the
-   consumer seeks to its committed offset, and only then does it resume. The other partitions go
-   on meanwhile; ``/readyz`` says ready once every assigned partition is restored;
+   starts (fencing any previous owner), its sessions are read back from the changelog (only what
+   others wrote since, when this processor kept them: ``kept``), the consumer seeks to its
+   committed offset, and only then does it resume. The other partitions go on meanwhile;
+   ``/readyz`` says ready once every assigned partition is restored;
 2. records are applied as they arrive; every ``COMMIT_INTERVAL_MS`` (or ``COMMIT_MAX_RECORDS``)
    its batch commits: derived events, one snapshot per touched session, the input offset. A
    partition whose commits fall behind is paused on its own until its commit lands;
@@ -13,7 +14,11 @@ Order of things for a partition:
    from its last commit (the poison record is then dead-lettered unapplied);
 4. a partition that cannot be restored turns ``/readyz`` 503, is logged and counted with its
    cause, its producer is closed, and the process exits non-zero after a bounded delay;
-5. revoked or shutting down: the pending batch commits, the committer stops.
+5. revoked or shutting down: the pending batch commits, the committer stops, and the sessions
+   are kept (``kept``) in case the partition comes back, as most do after a rebalance.
+
+Each rebalance is reported once its partitions are restored (``rebalance``): one log line and
+the metrics of what was kept, gained, lost and read.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ from processor.metrics import (
 from processor.runtime.clients import Consumer, Producer, RuntimeClients, kafka_clients
 from processor.runtime.committer import AtLeastOnceCommitter, Committer, TransactionalCommitter
 from processor.runtime.failures import FatalFailures
+from processor.runtime.kept import KeptPartition, KeptPartitions
 from processor.runtime.partition import PartitionState, RawRecord
+from processor.runtime.rebalance import RebalanceReport
 from processor.runtime.recovery import Recovery, RecoveryError
 from processor.runtime.worker import PartitionWorker, Status
 from processor.settings import Guarantee, ProcessorSettings
@@ -64,6 +71,12 @@ class ProcessorService:
         self._running = False
         self._consumer: Consumer | None = None
         self._shared_producer: Producer | None = None
+        self._kept = KeptPartitions(
+            max_sessions=settings.kept_state_max_sessions, max_age_s=settings.kept_state_max_age_s
+        )
+        self._released: set[int] = set()
+        """Partitions released by the rebalance under way (the eager protocol revokes all)."""
+        self._rebalance: RebalanceReport | None = None
         self.processed_records = 0
 
     # -- health ----------------------------------------------------------------------------
@@ -93,6 +106,11 @@ class ProcessorService:
             for p, w in sorted(self._workers.items())
             if w.status is Status.FAILED
         }
+
+    @property
+    def last_rebalance(self) -> RebalanceReport | None:
+        """What the latest assignment kept, gained, lost and read (closed once restored)."""
+        return self._rebalance
 
     def sessions_of(self, partition: int) -> PartitionState | None:
         worker = self._workers.get(partition)
@@ -185,6 +203,11 @@ class ProcessorService:
             now_ms = wall_ms if caught_up else worker.state.stream_time_ms
             if now_ms is not None:
                 worker.state.expire(now_ms, idle_timeout_ms=idle_ms, retention_ms=retention_ms)
+            roll_due = worker.changelog_roll_due
+            if roll_due is not None and self._clock.monotonic() >= roll_due:
+                worker.changelog_roll_due = None
+                worker.state.roll_changelog_segment()
+        self._kept.trim(self._workers, self._clock.monotonic())
         sessions = [s for w in self._workers.values() for s in w.state.sessions.values()]
         SESSIONS_IN_MEMORY.set(len(sessions))
         ACTIVE_SESSIONS.set(sum(1 for s in sessions if s.status == "active"))
@@ -215,7 +238,7 @@ class ProcessorService:
                     return
                 assert worker.committer is not None
                 try:
-                    await worker.committer.commit(batch)
+                    ends = await worker.committer.commit(batch)
                 except Exception:
                     # Whatever went wrong, nothing of this batch is visible (the committer aborts).
                     worker.broken = True
@@ -223,10 +246,17 @@ class ProcessorService:
                         "commit of partition %d failed; rebuilding it from its last commit",
                         worker.number,
                     )
-                    if rebuild_on_failure:
-                        self._rebuild(worker, "commit_failed")
-                    else:
+                    if not rebuild_on_failure:
                         raise
+                    self._rebuild(worker, "commit_failed")
+                    return
+                end = ends.get(TopicPartition(self._settings.topics.changelog, worker.number))
+                if end is not None:
+                    worker.changelog_end = end
+                if batch.writes_sessions:
+                    worker.changelog_roll_due = (
+                        self._clock.monotonic() + self._settings.changelog_segment_ms / 1000
+                    )
         finally:
             if worker.throttled and worker.status is Status.ACTIVE:
                 worker.throttled = False
@@ -248,8 +278,9 @@ class ProcessorService:
         )
 
     async def _restore(self, worker: PartitionWorker) -> None:
+        released_at = self._kept.released_at(worker.number)
         try:
-            state = await self._recovery().run(worker)
+            state, restored = await self._recovery().run(worker)
         except RecoveryError as exc:
             await self._fail(worker, exc.cause, exc.reason)
             return
@@ -262,14 +293,18 @@ class ProcessorService:
         worker.state = state
         worker.status = Status.ACTIVE
         worker.broken = worker.throttled = False
-        worker.last_commit = self._clock.monotonic()
+        worker.last_commit = now = self._clock.monotonic()
         self._resume(worker)
+        report = self._rebalance
+        if report is not None and worker.number in report.kept | report.gained:
+            report.partition_restored(worker.number, restored, now, released_at)
 
     def _recovery(self) -> Recovery:
         assert self._consumer is not None
         return Recovery(
             consumer=self._consumer,
-            restore=self._clients.restore,
+            changelog=self._clients.changelog,
+            kept=self._kept,
             clock=self._clock,
             new_committer=self._committer,
             new_state=self._new_state,
@@ -282,6 +317,8 @@ class ProcessorService:
         worker.status = Status.FAILED
         worker.failure = reason
         self._failures.report(worker.number, cause, reason)
+        if self._rebalance is not None:
+            self._rebalance.partition_failed(worker.number, self._clock.monotonic())
         committer, worker.committer = worker.committer, None
         if committer is not None:
             with contextlib.suppress(KafkaError, OSError):
@@ -299,6 +336,12 @@ class ProcessorService:
         """Take new partitions: paused at once, restored in the background."""
         self._assigned = True
         assert self._consumer is not None
+        partitions = list(partitions)
+        owned = {tp.partition for tp in partitions}
+        now = self._clock.monotonic()
+        self._rebalance = RebalanceReport.open(self._released | set(self._workers), owned, now)
+        self._released = set()
+        self._kept.trim(owned, now)
         new = [tp for tp in partitions if tp.partition not in self._workers]
         if not new:
             return
@@ -310,7 +353,7 @@ class ProcessorService:
             self._workers[tp.partition] = worker
             self._start_restoring(worker)
         ASSIGNED_PARTITIONS.set(len(self._workers))
-        logger.info("assigned partitions %s", sorted(tp.partition for tp in new))
+        logger.debug("assigned partitions %s", sorted(tp.partition for tp in new))
 
     async def revoke(self, partitions: Iterable[TopicPartition]) -> None:
         self._assigned = False  # a rebalance is under way: ready again once assigned
@@ -318,11 +361,13 @@ class ProcessorService:
             self._workers[tp.partition] for tp in partitions if tp.partition in self._workers
         ]
         await asyncio.gather(*(self._release(worker) for worker in revoked))
+        self._released.update(worker.number for worker in revoked)
         if revoked:
-            logger.info("released partitions %s", sorted(w.number for w in revoked))
+            logger.debug("released partitions %s", sorted(w.number for w in revoked))
 
     async def _release(self, worker: PartitionWorker) -> None:
         was_active = worker.status is Status.ACTIVE
+        released_at = self._clock.monotonic()
         worker.status = Status.RELEASING
         if worker.restoring is not None and not worker.restoring.done():
             worker.restoring.cancel()
@@ -333,6 +378,18 @@ class ProcessorService:
                 await self._commit(worker, rebuild_on_failure=False)
             except Exception:
                 logger.exception("partition %d: its last batch did not commit", worker.number)
+        if was_active and not worker.broken and worker.changelog_end is not None:
+            # Its sessions are exactly what its changelog held after this processor's last
+            # commit: kept, the partition is restored from them and a delta if it comes back.
+            self._kept.keep(
+                worker.number,
+                KeptPartition(
+                    sessions=worker.state.sessions,
+                    changelog_end=worker.changelog_end,
+                    released_at=released_at,
+                    poison_offsets=dict(worker.poison_offsets),
+                ),
+            )
         async with worker.lock:
             self._workers.pop(worker.number, None)
             ASSIGNED_PARTITIONS.set(len(self._workers))

@@ -47,6 +47,12 @@ class PartitionWorker:
     """Why it could not be restored, for ``/readyz``, the log and the exit message."""
     poison_offsets: dict[int, str] = field(default_factory=dict)
     """Records the engine failed on, kept across rebuilds so the replay dead-letters them."""
+    changelog_roll_due: float | None = None
+    """Monotonic time at which its changelog's active segment is made to roll, if no session
+    is written before (``PartitionState.roll_changelog_segment``)."""
+    changelog_end: int | None = None
+    """The offset right after this processor's last committed changelog record of the
+    partition (or the end of the restore that read it): a delta read starts here."""
 
     @property
     def number(self) -> int:

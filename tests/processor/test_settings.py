@@ -102,6 +102,24 @@ def test_compaction_settings_outside_what_kafka_accepts_are_refused(
         load_settings({variable: value})
 
 
+def test_a_heartbeat_too_slow_for_the_session_timeout_is_refused() -> None:
+    assert load_settings({}).consumer_heartbeat_interval_ms == 500
+    assert (
+        load_settings({"CONSUMER_SESSION_TIMEOUT_MS": "1500"}).consumer_session_timeout_ms == 1500
+    )
+    with pytest.raises(SettingsError, match="more than a third of CONSUMER_SESSION_TIMEOUT_MS"):
+        load_settings({"CONSUMER_HEARTBEAT_INTERVAL_MS": "4000"})
+
+
+def test_kept_state_is_bounded_by_sessions_and_by_half_the_tombstone_retention() -> None:
+    settings = load_settings(
+        {"KEPT_STATE_MAX_SESSIONS": "0", "CHANGELOG_DELETE_RETENTION_MS": "600000"}
+    )
+    assert (settings.kept_state_max_sessions, settings.kept_state_max_age_s) == (0, 300.0)
+    with pytest.raises(SettingsError, match="must be at least 0"):
+        load_settings({"KEPT_STATE_MAX_SESSIONS": "-1"})
+
+
 def test_the_processor_exits_1_with_a_clear_message_when_kafka_is_unreachable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

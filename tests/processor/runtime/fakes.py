@@ -1,7 +1,9 @@
 """In-memory stand-ins for the runtime's Kafka clients, for fast tests of its failure paths.
 
 ``FakeKafka`` is a tiny log store with one consumer group and transactions: a transactional
-producer's records and offsets become visible together on commit, or not at all. Faults are
+producer's records take their offsets when sent, as on a broker, and become visible together
+with its offsets on commit, or not at all (readers stop at the first open transaction's record,
+the last stable offset). Faults are
 plain attributes a test sets (a commit that fails, a commit that hangs, a restore that fails or
 hangs, a producer that cannot start). These fakes prove the runtime's own logic; what Kafka does
 is proved by the real-broker tests beside them.
@@ -10,6 +12,7 @@ is proved by the real-broker tests beside them.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import zlib
 from collections import defaultdict
@@ -18,15 +21,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError
+from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError, ProducerFenced
 from aiokafka.errors import MessageSizeTooLargeError as MessageSizeTooLarge
 from aiokafka.structs import TopicPartition
 
-from processor.engine import Session
 from processor.runtime import ProcessorService, RuntimeClients
 from processor.runtime.clients import Clock, Producer, RecordBatch, SystemClock
 from processor.runtime.partition import RawRecord
-from processor.runtime.restore import decode_sessions
+from processor.runtime.restore import ChangelogRead
 from processor.settings import ProcessorSettings
 from servicekit.kafka import KafkaSettings
 
@@ -43,6 +45,15 @@ class FakeRecord:
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
+    transaction: int | None = None
+    """The transaction that wrote it, if any: visible once that transaction commits."""
+
+
+@dataclass(frozen=True, slots=True)
+class FakeMetadata:
+    """What a delivery resolves to (aiokafka's ``RecordMetadata``, in part)."""
+
+    offset: int
 
 
 @dataclass
@@ -69,6 +80,10 @@ class FakeKafka:
     ``rebalance``)."""
     commits: int = 0
     aborts: int = 0
+    open_transactions: set[int] = field(default_factory=set)
+    committed_transactions: set[int] = field(default_factory=set)
+    changelog_reads: list[tuple[int, int | None]] = field(default_factory=list)
+    """Every changelog read: partition and start offset (``None``: from the beginning)."""
 
     def append(
         self,
@@ -79,20 +94,41 @@ class FakeKafka:
         partition: int | None = None,
         timestamp: int = 0,
         headers: Sequence[tuple[str, bytes]] = (),
+        transaction: int | None = None,
     ) -> FakeRecord:
         if partition is None:
             partition = self.partition_for(key)
         log = self.logs[TopicPartition(topic, partition)]
-        record = FakeRecord(topic, partition, len(log), timestamp, key, value, tuple(headers))
+        record = FakeRecord(
+            topic, partition, len(log), timestamp, key, value, tuple(headers), transaction
+        )
         log.append(record)
-        self.appended.set()
+        if transaction is None:
+            self.appended.set()
         return record
+
+    def visible(self, record: FakeRecord) -> bool:
+        return record.transaction is None or record.transaction in self.committed_transactions
+
+    def stable_end(self, tp: TopicPartition) -> int:
+        """The last stable offset: the first record of an open transaction, else the end."""
+        for record in self.logs[tp]:
+            if record.transaction in self.open_transactions:
+                return record.offset
+        return len(self.logs[tp])
 
     def partition_for(self, key: bytes | None) -> int:
         return zlib.crc32(key or b"") % self.partitions
 
     def records(self, topic: str) -> list[FakeRecord]:
-        return [r for tp, log in sorted(self.logs.items()) if tp.topic == topic for r in log]
+        """The committed records of ``topic``, partition by partition."""
+        return [
+            r
+            for tp, log in sorted(self.logs.items())
+            if tp.topic == topic
+            for r in log
+            if self.visible(r)
+        ]
 
     def end(self, tp: TopicPartition) -> int:
         return len(self.logs[tp])
@@ -101,7 +137,7 @@ class FakeKafka:
         return RuntimeClients(
             consumer=lambda: self.consumer(settings.topics.raw),
             producer=self.producer,
-            restore=FakeRestoreReader(self, settings.topics.changelog),
+            changelog=FakeChangelogReader(self, settings.topics.changelog),
             clock=SystemClock() if clock is None else clock,
         )
 
@@ -175,10 +211,11 @@ class FakeConsumer:
         for tp in sorted(self._assignment - self._paused):
             log = self._kafka.logs[tp]
             position = self._positions[tp]
-            taken = log[position : position + budget]
+            end = min(self._kafka.stable_end(tp), position + budget)
+            taken: list[RawRecord] = [r for r in log[position:end] if self._kafka.visible(r)]
+            self._positions[tp] = max(position, end)
             if taken:
-                batches[tp] = list(taken)
-                self._positions[tp] = position + len(taken)
+                batches[tp] = taken
                 budget -= len(taken)
             if budget <= 0:
                 break
@@ -267,7 +304,9 @@ class FakeProducer:
         self.transactional_id = transactional_id
         self.started = False
         self.stopped = False
+        self.fenced = False
         self._transaction: list[_Pending] | None = None
+        self._transaction_id: int | None = None
         self._offsets: dict[TopicPartition, int] = {}
         self.offsets_before_acknowledgements = 0
         """Offsets added to a transaction while some of its records were unacknowledged."""
@@ -275,7 +314,22 @@ class FakeProducer:
     async def start(self) -> None:
         if self._kafka.fail_producer_start(self.transactional_id):
             raise KafkaConnectionError("Unable to bootstrap from fake brokers")
+        if self.transactional_id is not None:
+            # InitProducerId: earlier producers of this id are fenced, their open
+            # transaction aborted.
+            for other in self._kafka.producers:
+                if other is not self and other.transactional_id == self.transactional_id:
+                    other.fence()
         self.started = True
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._transaction is not None
+
+    def fence(self) -> None:
+        self.fenced = True
+        if self._transaction is not None:
+            self._end_transaction(committed=False)
 
     async def stop(self) -> None:
         self.stopped = True
@@ -298,12 +352,15 @@ class FakeProducer:
         delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         pending = _Pending(topic, key, value, partition, timestamp_ms or 0, headers, delivery)
         if self._transaction is None:
-            delivery.set_result(self._write(pending))
+            delivery.set_result(FakeMetadata(self._write(pending).offset))
         else:
-            # The broker acknowledges a transactional record on its own round trip; it becomes
-            # visible only when the transaction commits.
+            # The broker appends a transactional record and acknowledges it on its own round
+            # trip; it becomes visible only when the transaction commits.
             self._transaction.append(pending)
-            asyncio.get_running_loop().call_soon(_acknowledge, delivery)
+            written = self._write(pending, self._transaction_id)
+            asyncio.get_running_loop().call_soon(
+                _acknowledge, delivery, FakeMetadata(written.offset)
+            )
         return delivery
 
     def create_batch(self) -> FakeBatch:
@@ -317,12 +374,24 @@ class FakeProducer:
             await self.send(topic, value=value, key=key, partition=partition, headers=headers)
             for key, value, headers in batch.records
         ]
-        return asyncio.gather(*deliveries)
+        batch_delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def settle(records: asyncio.Future[list[FakeMetadata]]) -> None:
+            # Like aiokafka's: the batch's delivery carries its base offset.
+            if records.cancelled():
+                batch_delivery.cancel()
+            elif (error := records.exception()) is not None:
+                batch_delivery.set_exception(error)
+            else:
+                batch_delivery.set_result(records.result()[0])
+
+        asyncio.gather(*deliveries).add_done_callback(settle)
+        return batch_delivery
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(self._kafka.partitions))
 
-    def _write(self, pending: _Pending) -> object:
+    def _write(self, pending: _Pending, transaction: int | None = None) -> FakeRecord:
         return self._kafka.append(
             pending.topic,
             pending.key,
@@ -330,12 +399,15 @@ class FakeProducer:
             partition=pending.partition,
             timestamp=pending.timestamp_ms,
             headers=pending.headers,
+            transaction=transaction,
         )
 
     async def begin_transaction(self) -> None:
         assert self._transaction is None, "a transaction is open already"
         self._transaction = []
         self._offsets = {}
+        self._transaction_id = next(_TRANSACTIONS)
+        self._kafka.open_transactions.add(self._transaction_id)
 
     async def send_offsets_to_transaction(
         self, offsets: dict[TopicPartition, int], group_id: str
@@ -351,50 +423,65 @@ class FakeProducer:
         gate = self._kafka.commit_gates.get(self.transactional_id)
         if gate is not None:
             await gate.wait()
+        if self.fenced:
+            raise ProducerFenced()
         fault = self._kafka.fail_commit(self.transactional_id)
         if fault is not None:
             raise fault
-        for pending in self._transaction:
-            self._write(pending)
+        self._end_transaction(committed=True)
         self._kafka.committed.update(self._offsets)
         self._kafka.commits += 1
+        self._kafka.appended.set()
+
+    def _end_transaction(self, *, committed: bool) -> None:
+        assert self._transaction_id is not None
+        self._kafka.open_transactions.discard(self._transaction_id)
+        if committed:
+            self._kafka.committed_transactions.add(self._transaction_id)
         self._transaction = None
+        self._transaction_id = None
 
     async def abort_transaction(self) -> None:
-        if self._transaction is None:
+        if self._transaction is None or self.fenced:
             raise KafkaError("no transaction to abort")
         for pending in self._transaction:
             if not pending.delivery.done():
                 pending.delivery.set_exception(KafkaError("transaction aborted"))
-        self._transaction = None
+        self._end_transaction(committed=False)
         self._kafka.aborts += 1
 
 
-def _acknowledge(delivery: asyncio.Future[Any]) -> None:
+_TRANSACTIONS = itertools.count(1)
+
+
+def _acknowledge(delivery: asyncio.Future[Any], metadata: FakeMetadata) -> None:
     if not delivery.done():  # not aborted meanwhile
-        delivery.set_result(None)
+        delivery.set_result(metadata)
 
 
-class FakeRestoreReader:
+class FakeChangelogReader:
     def __init__(self, kafka: FakeKafka, topic: str) -> None:
         self._kafka = kafka
         self._topic = topic
 
-    async def read(self, partition: int) -> Iterable[Session]:
+    async def read(self, partition: int, start: int | None) -> ChangelogRead:
+        self._kafka.changelog_reads.append((partition, start))
         gate = self._kafka.restore_gates.get(partition)
         if gate is not None:
             await gate.wait()
         fault = self._kafka.fail_restore.get(partition)
         if fault is not None:
             raise fault
-        latest: dict[bytes, bytes] = {}
-        for record in self._kafka.logs[TopicPartition(self._topic, partition)]:
-            assert record.key is not None
-            if record.value is None:
-                latest.pop(record.key, None)
-            else:
+        tp = TopicPartition(self._topic, partition)
+        end = self._kafka.stable_end(tp)
+        latest: dict[bytes, bytes | None] = {}
+        records = 0
+        for record in self._kafka.logs[tp][start or 0 : end]:
+            if self._kafka.visible(record):
+                assert record.key is not None
                 latest[record.key] = record.value
-        return decode_sessions(partition, latest)
+                records += 1
+        return ChangelogRead(latest, records, end)
 
 
 class ManualClock:

@@ -1,0 +1,102 @@
+"""Scaling the processor group out and in under load, against a real broker: nothing is lost or
+duplicated, partitions move only as far as balance requires, and the partitions a processor
+keeps (or gets back) are restored from what it kept plus what others wrote (contract: change
+costs what changed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator
+
+from processor.runtime import ProcessorService
+from processor.runtime.rebalance import RestoreKind
+from processor.settings import ProcessorSettings
+from tests.kafka_helpers import unique_name, wait_until
+from tests.processor.runtime.conftest import PARTITIONS, RawCallback, feed, running
+from tests.processor.runtime.meeting import recent_ms, scripted_meeting
+from tests.processor.runtime.test_recovery import events_of, summaries
+
+
+async def feeding(
+    settings: ProcessorSettings, records: list[RawCallback], *, chunks: int
+) -> AsyncIterator[None]:
+    """Feeds ``records`` in ``chunks`` spread over the scaling (paced, not synchronised)."""
+    size = -(-len(records) // chunks)
+    for start in range(0, len(records), size):
+        await feed(settings, records[start : start + size])
+        await asyncio.sleep(0.2)  # pacing of the load, not a wait for anything
+        yield
+
+
+def shares(services: list[ProcessorService]) -> bool:
+    """Every partition owned by exactly one of ``services``, all of them restored."""
+    owned = [set(s.assigned_partitions) for s in services]
+    return (
+        all(s.ready for s in services)
+        and sum(len(o) for o in owned) == PARTITIONS
+        and set().union(*owned) == set(range(PARTITIONS))
+    )
+
+
+async def test_scaling_one_to_three_to_one_under_load_loses_and_duplicates_nothing(
+    settings: ProcessorSettings,
+) -> None:
+    sessions = [unique_name("2_MX40-scale") for _ in range(48)]
+    t0 = recent_ms()
+    records = [r for s in sessions for r in scripted_meeting(s, unique_name("room"), t0=t0)[:-1]]
+    load = feeding(settings, records, chunks=12)
+    async with running(settings) as first:
+        await anext(load)
+        await wait_until(lambda: shares([first]), what="the first processor owns all")
+        alone = set(first.assigned_partitions)
+        async with contextlib.AsyncExitStack() as more:
+            second = await more.enter_async_context(running(settings))
+            await anext(load)
+            third = await more.enter_async_context(running(settings))
+            await anext(load)
+            await wait_until(
+                lambda: shares([first, second, third]), what="three share the partitions", within=60
+            )
+            kept_by_first = set(first.assigned_partitions)
+            assert kept_by_first < alone  # it kept some of its own, gave the rest away
+            assert len(kept_by_first) in (1, 2)  # balanced: 4 partitions over 3
+            for _ in range(4):
+                await anext(load)
+        # Two left: the first gets their partitions back.
+        await wait_until(lambda: shares([first]), what="the first owns all again", within=60)
+        report = first.last_rebalance
+        assert report is not None
+        assert report.kept == kept_by_first
+        assert set(report.restored) == set(range(PARTITIONS))
+        # What it kept needs nothing read back; what it gets back is read as a delta when it
+        # still holds the sessions it had before (KEPT_STATE_MAX_SESSIONS allows it here).
+        assert {p: r.kind for p, r in report.restored.items()} == dict.fromkeys(
+            range(PARTITIONS), RestoreKind.DELTA
+        )
+        assert all(report.restored[p].records == 0 for p in kept_by_first)
+        async for _ in load:
+            pass
+
+        async def all_ended() -> bool:
+            return set(sessions) <= set(await summaries(settings))
+
+        await wait_until(all_ended, what="every session to end", within=90)
+
+    ended = await summaries(settings)
+    for session in sessions:
+        summary = ended[session].summary
+        assert (summary.unique_participants, summary.total_joins) == (3, 3), session
+        assert summary.participant_seconds == 99 + 60 + 97, session
+        assert (summary.recordings, summary.recorded_seconds) == (1, 60.0), session
+    expected = {"sessions": 2, "participants": 9, "recordings": 3}
+    for topic in (
+        settings.topics.sessions,
+        settings.topics.participants,
+        settings.topics.recordings,
+    ):
+        events = await events_of(settings, topic)
+        ids = Counter(e.event_id for e in events)
+        assert [i for i, n in ids.items() if n > 1] == [], f"duplicates on {topic}"
+        assert len(events) == expected[topic.rsplit(".", 1)[1]] * len(sessions), topic
