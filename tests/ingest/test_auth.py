@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -63,22 +64,23 @@ async def test_a_good_signed_callback_passes(make_client: ClientFactory) -> None
 
 @pytest.mark.parametrize(
     ("headers", "reason"),
+    # Built when the test runs, not at collection: a token signed minutes earlier expires.
     [
-        ({}, "missing bearer token"),
-        ({"Authorization": "Basic dXNlcjpwYXNz"}, "missing bearer token"),
-        ({"Authorization": "Bearer not.a.jwt"}, "invalid token"),
-        (signed(BODY, secret="another-secret-entirely-different-here"), "invalid token"),
-        (signed(BODY, exp=int(time.time()) - 3600), "expired token"),
-        (signed(BODY, nbf=int(time.time()) + 3600), "token not valid yet"),
-        (signed(b'{"event": "other"}'), "payload_hash does not match the body"),
+        (lambda: {}, "missing bearer token"),
+        (lambda: {"Authorization": "Basic dXNlcjpwYXNz"}, "missing bearer token"),
+        (lambda: {"Authorization": "Bearer not.a.jwt"}, "invalid token"),
+        (lambda: signed(BODY, secret="another-secret-entirely-different-here"), "invalid token"),
+        (lambda: signed(BODY, exp=int(time.time()) - 3600), "expired token"),
+        (lambda: signed(BODY, nbf=int(time.time()) + 3600), "token not valid yet"),
+        (lambda: signed(b'{"event": "other"}'), "payload_hash does not match the body"),
     ],
     ids=["none", "basic", "garbage", "wrong-secret", "expired", "not-yet", "body-mismatch"],
 )
 async def test_bad_signed_callbacks_are_401(
-    make_client: ClientFactory, headers: dict[str, str], reason: str
+    make_client: ClientFactory, headers: Callable[[], dict[str, str]], reason: str
 ) -> None:
     client = await make_client(jwt_secret=Secret(SECRET))
-    assert await unauthorized(client, headers=headers) == reason
+    assert await unauthorized(client, headers=headers()) == reason
 
 
 async def test_unsigned_algorithm_none_is_refused(make_client: ClientFactory) -> None:

@@ -22,7 +22,11 @@ DESCRIPTORS = 256
 CAP = DESCRIPTORS - RESERVED_DESCRIPTORS
 STALLED = 2 * DESCRIPTORS
 BODY = orjson.dumps({"event": "session:started", "session_id": "s-fd", "room_id": "r"})
-REQUEST = request_bytes(BODY, signed_headers(BODY))
+
+
+def authentic_request() -> bytes:
+    """A signed callback, signed now (a token signed at import would expire in a long run)."""
+    return request_bytes(BODY, signed_headers(BODY))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,7 @@ async def test_stalled_connections_beyond_the_descriptor_limit_do_not_lock_out_a
             stalled.append((reader, writer))
         # A legitimate sender, on fresh connections, is answered every time.
         for _ in range(20):
-            response = await exchange(target.port, REQUEST, within=5)
+            response = await exchange(target.port, authentic_request(), within=5)
             assert response is not None, "the sender's connection was closed unanswered"
             assert response.status == 204, response
         text = await exchange(target.port, request_bytes(b"", target=b"/metrics", method=b"GET"))

@@ -21,7 +21,11 @@ READ_TIMEOUT_S = 1.0
 GRACE_S = 5.0
 """Upper bound on when a timed-out connection must be closed (timeout plus scheduling slack)."""
 BODY = orjson.dumps({"event": "session:started", "session_id": "s-slow", "room_id": "r"})
-REQUEST = request_bytes(BODY, authentic_headers(BODY))
+
+
+def authentic_request() -> bytes:
+    """A signed callback, signed now (a token signed at import would expire in a long run)."""
+    return request_bytes(BODY, authentic_headers(BODY))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +85,8 @@ async def test_a_silent_connection_is_closed(target: HostileTarget) -> None:
 
 
 async def test_headers_and_part_of_the_body_get_408_and_are_closed(target: HostileTarget) -> None:
-    async with connection(target.port, REQUEST[: REQUEST.index(b"\r\n\r\n") + 14]) as (r, _):
+    request = authentic_request()
+    async with connection(target.port, request[: request.index(b"\r\n\r\n") + 14]) as (r, _):
         request_timeout(await answer_then_close(r))
 
 
@@ -105,12 +110,13 @@ async def test_trickling_headers_do_not_extend_the_deadline(target: HostileTarge
 
 async def test_a_keep_alive_connection_is_not_a_slow_one(target: HostileTarget) -> None:
     """Idle between requests is allowed (the keep-alive timeout governs that)."""
-    async with connection(target.port, REQUEST) as (reader, writer):
+    request = authentic_request()
+    async with connection(target.port, request) as (reader, writer):
         first = await read_response(reader)
         assert first is not None
         assert first.status == 204
         await asyncio.sleep(READ_TIMEOUT_S * 1.5)  # idle longer than the read timeout
-        writer.write(REQUEST)
+        writer.write(request)
         second = await read_response(reader)
         assert second is not None
         assert second.status == 204
@@ -121,7 +127,8 @@ async def test_many_stalled_connections_do_not_delay_a_normal_sender(
 ) -> None:
     before = await metrics(target)
     partial_header = b"POST /callbacks HTTP/1.1\r\nHost: x\r\nX-Par"
-    partial_body = REQUEST[: REQUEST.index(b"\r\n\r\n") + 14]
+    request = authentic_request()
+    partial_body = request[: request.index(b"\r\n\r\n") + 14]
     stalled = [await asyncio.open_connection("127.0.0.1", target.port) for _ in range(300)]
     try:
         for number, (_, writer) in enumerate(stalled):
@@ -129,7 +136,7 @@ async def test_many_stalled_connections_do_not_delay_a_normal_sender(
         # While they are all open (their deadline is READ_TIMEOUT_S away), a sender gets its
         # answers; each exchange is bounded well below the read timeout.
         for _ in range(5):
-            response = await exchange(target.port, REQUEST, within=READ_TIMEOUT_S / 2)
+            response = await exchange(target.port, request, within=READ_TIMEOUT_S / 2)
             assert response is not None
             assert response.status == 204
         for reader, _ in stalled:
