@@ -68,7 +68,8 @@ async def test_scaling_one_to_three_to_one_under_load_loses_and_duplicates_nothi
         await wait_until(lambda: shares([first]), what="the first owns all again", within=60)
         report = first.last_rebalance
         assert report is not None
-        assert report.kept == kept_by_first
+        # The third's leaving may have handed it some partitions already, never fewer.
+        assert report.kept >= kept_by_first
         assert set(report.restored) == set(range(PARTITIONS))
         # What it kept needs nothing read back; what it gets back is read as a delta when it
         # still holds the sessions it had before (KEPT_STATE_MAX_SESSIONS allows it here).
