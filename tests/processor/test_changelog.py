@@ -6,10 +6,13 @@ import msgspec
 import pytest
 
 from processor.engine import (
+    HEADER_CHUNK,
     ChangelogError,
     Session,
     all_records,
     changed_records,
+    changelog_key,
+    overlaid,
     restore_sessions,
     snapshot,
     tombstones,
@@ -25,6 +28,7 @@ from tests.processor.builders import (
     replay,
     session_ended,
     session_started,
+    through_the_changelog,
 )
 
 
@@ -226,3 +230,33 @@ def test_a_session_restored_from_format_1_is_rewritten_whole_with_its_next_chang
     assert len(rewritten) == 1 + 3  # the header and every chunk, in the current format
     [again] = restore_sessions(latest([*old.items(), *rewritten]).items())
     assert again == continued.current
+
+
+def delta(records: list[tuple[bytes, bytes | None]]) -> dict[bytes, bytes | None]:
+    """What a delta read returns for these records: the last value per key, tombstones too."""
+    return dict(records)
+
+
+def test_what_another_owner_wrote_laid_over_kept_state_is_its_session() -> None:
+    """A kept a crowd session; B restored it, applied more callbacks (rewriting the header and
+    some chunks) and committed twice; A lays B's records over what it kept."""
+    fed = replay([session_started(0), *crowd(3 * CHUNK_PARTICIPANTS), left("p000001", 7_000)])
+    kept = through_the_changelog(fed.current)
+    other = Replay(session=through_the_changelog(fed.current))
+    other.feed([left("p000040", 8_000), *crowd(CHUNK_PARTICIPANTS + 5, offset=500)])
+    written = changed_records(other.current)
+    other.feed([joined("p000040", 9_000), session_ended(0, 10_000)])
+    written += changed_records(other.current)
+
+    merged = overlaid(kept, delta(written))
+
+    assert merged == other.current
+    assert list(merged.participants) == list(other.current.participants)  # same order
+
+
+def test_a_session_the_other_owner_started_or_tombstoned() -> None:
+    fed = replay([session_started(0), *crowd(2 * CHUNK_PARTICIPANTS)])
+    assert overlaid(None, delta(all_records(fed.current))) == fed.current
+    assert overlaid(fed.current, delta(tombstones(fed.current))) is None
+    # A key with no session behind it (the roll marker) deletes nothing.
+    assert overlaid(None, {changelog_key("", HEADER_CHUNK, 0): None}) is None
