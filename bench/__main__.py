@@ -3,7 +3,7 @@
 import os
 import sys
 
-from bench import decode, e2e, ingest, processor
+from bench import decode, e2e, ingest, processor, restore_churn
 from bench.broker import BOOTSTRAP_VARIABLE, kafka
 from bench.report import emit
 
@@ -23,6 +23,8 @@ def main() -> int:
             ingest.run()
             emit()
             processor.run()
+            emit()
+            restore_churn.run()
             emit()
             e2e.run()
         finally:
