@@ -3,7 +3,7 @@
 import os
 import sys
 
-from bench import decode, e2e, ingest, processor, restore_churn
+from bench import decode, e2e, ingest, processor, restore_churn, scaling
 from bench.broker import BOOTSTRAP_VARIABLE, kafka
 from bench.report import emit
 
@@ -27,6 +27,8 @@ def main() -> int:
             restore_churn.run()
             emit()
             e2e.run()
+            emit()
+            scaling.run()
         finally:
             if given is None:
                 del os.environ[BOOTSTRAP_VARIABLE]

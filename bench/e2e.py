@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -173,39 +173,53 @@ class Service:
 def services(bootstrap: str, prefix: str) -> Iterator[tuple[Service, Service]]:
     """Ingest (1 worker) and the processor as subprocesses; both stopped on the way out
     (SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``), whatever happened."""
-    defaults = ProcessorSettings()
     ingest_port, processor_port = free_port(), free_port()
     command, ingest_environ = ingest_command(bootstrap, prefix, ingest_port, workers=1)
-    processor_environ = {
-        BOOTSTRAP_VARIABLE: bootstrap,
-        "MEETINGS_TOPIC_PREFIX": prefix,
-        "PROCESSOR_GROUP_ID": f"{prefix}processor",
-        "PROCESSING_GUARANTEE": Guarantee.EXACTLY_ONCE.value,
-        "COMMIT_INTERVAL_MS": str(defaults.commit_interval_ms),
-        "TOPIC_PARTITIONS": str(PARTITIONS),
-        "PROCESSOR_HTTP_HOST": "127.0.0.1",
-        "PROCESSOR_HTTP_PORT": str(processor_port),
-        "PROCESSOR_LOG_LEVEL": "warning",
-    }
+    processor_env = processor_environ(bootstrap, prefix, processor_port)
     processor_command = [sys.executable, "-m", "processor"]
     started: list[Service] = []
     with contextlib.ExitStack() as logs:
         try:
             for name, argv, environ, port in (
                 ("ingest", command, ingest_environ, ingest_port),
-                ("processor", processor_command, processor_environ, processor_port),
+                ("processor", processor_command, processor_env, processor_port),
             ):
                 log = logs.enter_context(tempfile.NamedTemporaryFile(prefix=f"bench-e2e-{name}-"))
-                process = subprocess.Popen(
-                    argv, env={**os.environ, **environ}, stdout=log, stderr=log
-                )
-                started.append(Service(name, process, log, f"http://127.0.0.1:{port}/readyz"))
+                started.append(spawn(name, argv, environ, port, log))
             yield started[0], started[1]
         finally:
-            _stop([service.process for service in started])
+            stop_processes([service.process for service in started])
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def spawn(
+    name: str, argv: list[str], environ: dict[str, str], port: int, log: IO[bytes]
+) -> Service:
+    """``argv`` as a subprocess, ``environ`` over this process's environment, its output in
+    ``log``; ready when ``/readyz`` on ``port`` says so."""
+    process = subprocess.Popen(argv, env={**os.environ, **environ}, stdout=log, stderr=log)
+    return Service(name, process, log, f"http://127.0.0.1:{port}/readyz")
+
+
+def processor_environ(
+    bootstrap: str, prefix: str, port: int, *, partitions: int = PARTITIONS
+) -> dict[str, str]:
+    """The environment of ``python -m processor`` for a run: exactly-once, the default commit
+    interval, its group under ``prefix``, its HTTP endpoint on ``port``."""
+    return {
+        BOOTSTRAP_VARIABLE: bootstrap,
+        "MEETINGS_TOPIC_PREFIX": prefix,
+        "PROCESSOR_GROUP_ID": f"{prefix}processor",
+        "PROCESSING_GUARANTEE": Guarantee.EXACTLY_ONCE.value,
+        "COMMIT_INTERVAL_MS": str(ProcessorSettings().commit_interval_ms),
+        "TOPIC_PARTITIONS": str(partitions),
+        "PROCESSOR_HTTP_HOST": "127.0.0.1",
+        "PROCESSOR_HTTP_PORT": str(port),
+        "PROCESSOR_LOG_LEVEL": "warning",
+    }
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each still running, then SIGKILL to any not gone after ``STOP_TIMEOUT_S``."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -258,14 +272,14 @@ class Arrival:
 class Downstream:
     """A ``read_committed`` consumer of the derived topics, from their end, recording arrivals."""
 
-    def __init__(self, bootstrap: str, topics: TopicNames) -> None:
+    def __init__(self, bootstrap: str, topics: TopicNames, partitions: int = PARTITIONS) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
         )
         self._partitions = [
             TopicPartition(topic, partition)
             for topic in (topics.participants, topics.sessions)
-            for partition in range(PARTITIONS)
+            for partition in range(partitions)
         ]
         self._decoder = msgspec.json.Decoder(_Seen)
         self.arrivals: dict[str, Arrival] = {}
@@ -410,8 +424,8 @@ async def measure(
     split = int(WARMUP_SECONDS * RATE)
     commits = commits_after[1] - commits_before[1]
     return Result(
-        warmup=_window(plan, sent, downstream.arrivals, range(split)),
-        measured=_window(plan, sent, downstream.arrivals, range(split, len(plan))),
+        warmup=window_of(plan, sent, downstream.arrivals, range(split)),
+        measured=window_of(plan, sent, downstream.arrivals, range(split, len(plan))),
         starts=sum(callback.expects.startswith(STARTED) for callback in plan[split:]),
         duplicates=downstream.duplicates,
         errors=sent.errors,
@@ -422,8 +436,8 @@ async def measure(
     )
 
 
-def _window(
-    plan: list[Callback], sent: Sent, arrivals: dict[str, Arrival], numbers: range
+def window_of(
+    plan: list[Callback], sent: Sent, arrivals: dict[str, Arrival], numbers: Sequence[int]
 ) -> Window:
     latency, answered, produced, missing = [], [], [], []
     for number in numbers:
