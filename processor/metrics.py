@@ -40,12 +40,13 @@ RESTORE_SECONDS = Histogram(
 )
 RESTORES = Counter(
     "processor_restores_total",
-    "Partition restores, by kind: delta or full.",
+    "Partition restores, by kind: delta, full, or warm_up (read whole before joining the group, "
+    "ahead of the assignment).",
     ["kind"],
 )
 RESTORE_RECORDS = Counter(
     "processor_restore_records_total",
-    "Changelog records read by restores, by kind: delta or full.",
+    "Changelog records read by restores, by kind: delta, full or warm_up.",
     ["kind"],
 )
 RESTORED_SESSIONS = Counter(

@@ -157,7 +157,7 @@ class ProcessorSettings:
     )
     consumer_heartbeat_interval_ms: int = setting(
         "CONSUMER_HEARTBEAT_INTERVAL_MS",
-        500,
+        250,
         "how often a processor asks its group coordinator whether a rebalance began: the "
         "partitions of the members that already joined wait this long at most for the others "
         "(at most a third of CONSUMER_SESSION_TIMEOUT_MS)",

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.structs import TopicPartition
 
 from processor.runtime.assignor import StickyAssignor
@@ -101,6 +103,22 @@ class ChangelogReader(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class GroupSnapshot:
+    """The processor group as its coordinator describes it, settled (not rebalancing)."""
+
+    partitions: int
+    """Partitions of the raw topic."""
+    owners: dict[str, frozenset[int]]
+    """The raw-topic partitions each member owns now, by member id."""
+
+
+class GroupView(Protocol):
+    async def describe(self, topic: str) -> GroupSnapshot | None:
+        """The group now; ``None`` while it rebalances (what members own is then unknown)."""
+        ...
+
+
 class Clock(Protocol):
     def wall_ms(self) -> int:
         """Epoch milliseconds: what idle expiry compares receive times with once caught up."""
@@ -124,6 +142,7 @@ class RuntimeClients:
     consumer: Callable[[], Consumer]
     producer: ProducerFactory
     changelog: ChangelogReader
+    group: GroupView
     clock: Clock
 
 
@@ -138,6 +157,50 @@ class KafkaChangelogReader:
             self._settings.kafka, self._settings.topics.changelog, {partition: start}
         )
         return reads[partition]
+
+
+class KafkaGroupView:
+    """Describes the processor's consumer group with the admin client."""
+
+    def __init__(self, settings: ProcessorSettings) -> None:
+        self._settings = settings
+
+    async def describe(self, topic: str) -> GroupSnapshot | None:
+        admin = AIOKafkaAdminClient(
+            **self._settings.kafka.client_options(), client_id="meetings-processor-group"
+        )
+        try:
+            await admin.start()  # inside: cancelled while connecting, it still closes them
+            [response] = await admin.describe_consumer_groups([self._settings.group_id])
+            # Every topic: a metadata request naming a topic can create it on a cluster that
+            # auto-creates topics.
+            metadata = await admin.describe_topics()
+        finally:
+            await admin.close()
+        [group] = response.to_object()["groups"]
+        partitions = sum(len(t["partitions"]) for t in metadata if t["topic"] == topic)
+        return group_snapshot(group, topic, partitions)
+
+
+def group_snapshot(group: dict[str, Any], topic: str, partitions: int) -> GroupSnapshot | None:
+    """A DescribeGroups answer as a ``GroupSnapshot``; ``None`` while the group rebalances.
+
+    A group that is empty or does not exist yet has no owners: a newcomer gets everything."""
+    if group["error_code"] != 0 or group["state"] not in _SETTLED:
+        return None
+    owners: dict[str, frozenset[int]] = {}
+    for member in group["members"]:
+        if not member["member_assignment"]:
+            return None
+        assignment = ConsumerProtocolMemberAssignment.decode(member["member_assignment"])
+        owners[member["member_id"]] = frozenset(
+            tp.partition for tp in assignment.partitions() if tp.topic == topic
+        )
+    return GroupSnapshot(partitions=partitions, owners=owners)
+
+
+_SETTLED = {"Stable", "Empty", "Dead"}
+"""Group states in which what each member owns is known (``Dead``: no such group yet)."""
 
 
 def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
@@ -183,5 +246,6 @@ def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
         consumer=consumer,
         producer=producer,
         changelog=KafkaChangelogReader(settings),
+        group=KafkaGroupView(settings),
         clock=SystemClock(),
     )

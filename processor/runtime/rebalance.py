@@ -32,6 +32,9 @@ class RestoreKind(StrEnum):
     """Kept sessions plus what others wrote to the changelog since this processor's release."""
     FULL = "full"
     """The changelog partition read from its beginning."""
+    WARM_UP = "warm_up"
+    """Read whole before joining the group, ahead of the assignment (``warmup``); the
+    partition's restore on assignment is then a delta."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,8 +60,9 @@ async def read_changelog(
         auto_offset_reset="earliest",
         client_id="meetings-processor-restore",
     )
-    await consumer.start()
     try:
+        # Inside: a restore cancelled (revoked, stopped) while connecting still closes them.
+        await consumer.start()
         consumer.assign(list(wanted))
         ends: dict[TopicPartition, int] = await consumer.end_offsets(list(wanted))
         latest: dict[TopicPartition, dict[bytes, bytes | None]] = {tp: {} for tp in wanted}

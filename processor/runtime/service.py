@@ -2,6 +2,7 @@
 partition, commits every interval, restores on assignment, drains on revocation and shutdown.
 
 Order of things for a partition:
+0. before joining the group, the partitions it is expected to get are read (``warmup``);
 1. assigned: it is paused at once, and restored in the background (``recovery``): its committer
    starts (fencing any previous owner), its sessions are read back from the changelog (only what
    others wrote since, when this processor kept them: ``kept``), the consumer seeks to its
@@ -43,10 +44,12 @@ from processor.metrics import (
 from processor.runtime.clients import Consumer, Producer, RuntimeClients, kafka_clients
 from processor.runtime.committer import AtLeastOnceCommitter, Committer, TransactionalCommitter
 from processor.runtime.failures import FatalFailures
+from processor.runtime.housekeeping import caught_up, housekeep
 from processor.runtime.kept import KeptPartition, KeptPartitions
 from processor.runtime.partition import PartitionState, RawRecord
 from processor.runtime.rebalance import RebalanceReport
 from processor.runtime.recovery import Recovery, RecoveryError
+from processor.runtime.warmup import read_ahead
 from processor.runtime.worker import PartitionWorker, Status
 from processor.settings import Guarantee, ProcessorSettings
 
@@ -126,6 +129,15 @@ class ProcessorService:
             self._shared_producer = self._clients.producer(None, "meetings-processor")
             await self._shared_producer.start()
         await consumer.start()
+        await read_ahead(
+            stop,
+            topic=settings.topics.raw,
+            group=self._clients.group,
+            changelog=self._clients.changelog,
+            kept=self._kept,
+            clock=self._clock,
+            time_limit_s=self._restore_timeout_s,
+        )
         consumer.subscribe([settings.topics.raw], listener=_Rebalance(self))
         self._running = True
         logger.info(
@@ -190,41 +202,27 @@ class ProcessorService:
                 return
 
     async def _tick(self, consumer: Consumer) -> None:
-        """Idle expiry and retention on each partition's clock, and the gauges."""
+        """Each partition's housekeeping on its own clock, and the gauges."""
         wall_ms = self._clock.wall_ms()
         idle_ms = int(self._settings.session_idle_timeout_s * 1000)
         retention_ms = int(self._settings.session_retention_s * 1000)
         for worker in list(self._workers.values()):
             if worker.status is not Status.ACTIVE:
                 continue
-            caught_up = await self._caught_up(consumer, worker)
+            live = await caught_up(consumer, worker)
             if not worker.active:
                 continue  # revoked or rebuilding meanwhile
-            now_ms = wall_ms if caught_up else worker.state.stream_time_ms
-            if now_ms is not None:
-                worker.state.expire(now_ms, idle_timeout_ms=idle_ms, retention_ms=retention_ms)
-            roll_due = worker.changelog_roll_due
-            if roll_due is not None and self._clock.monotonic() >= roll_due:
-                worker.changelog_roll_due = None
-                worker.state.roll_changelog_segment()
+            housekeep(
+                worker,
+                now_ms=wall_ms if live else worker.state.stream_time_ms,
+                monotonic=self._clock.monotonic(),
+                idle_timeout_ms=idle_ms,
+                retention_ms=retention_ms,
+            )
         self._kept.trim(self._workers, self._clock.monotonic())
         sessions = [s for w in self._workers.values() for s in w.state.sessions.values()]
         SESSIONS_IN_MEMORY.set(len(sessions))
         ACTIVE_SESSIONS.set(sum(1 for s in sessions if s.status == "active"))
-
-    async def _caught_up(self, consumer: Consumer, worker: PartitionWorker) -> bool:
-        """Whether the partition has read everything committed so far (and sets its lag)."""
-        try:
-            end = consumer.last_stable_offset(worker.partition)
-            if end is None or end < 0:  # -1: not read_committed
-                end = consumer.highwater(worker.partition)
-            if end is None:
-                return False  # nothing fetched yet: the backlog is unknown
-            position = await consumer.position(worker.partition)
-        except (KafkaError, AssertionError, IllegalStateError):
-            return False
-        CONSUMER_LAG.labels(partition=str(worker.number)).set(max(end - position, 0))
-        return bool(position >= end)
 
     # -- commits and rebuilds --------------------------------------------------------------
 

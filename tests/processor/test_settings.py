@@ -103,7 +103,7 @@ def test_compaction_settings_outside_what_kafka_accepts_are_refused(
 
 
 def test_a_heartbeat_too_slow_for_the_session_timeout_is_refused() -> None:
-    assert load_settings({}).consumer_heartbeat_interval_ms == 500
+    assert load_settings({}).consumer_heartbeat_interval_ms == 250
     assert (
         load_settings({"CONSUMER_SESSION_TIMEOUT_MS": "1500"}).consumer_session_timeout_ms == 1500
     )

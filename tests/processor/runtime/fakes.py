@@ -26,7 +26,7 @@ from aiokafka.errors import MessageSizeTooLargeError as MessageSizeTooLarge
 from aiokafka.structs import TopicPartition
 
 from processor.runtime import ProcessorService, RuntimeClients
-from processor.runtime.clients import Clock, Producer, RecordBatch, SystemClock
+from processor.runtime.clients import Clock, GroupSnapshot, Producer, RecordBatch, SystemClock
 from processor.runtime.partition import RawRecord
 from processor.runtime.restore import ChangelogRead
 from processor.settings import ProcessorSettings
@@ -82,6 +82,8 @@ class FakeKafka:
     aborts: int = 0
     open_transactions: set[int] = field(default_factory=set)
     committed_transactions: set[int] = field(default_factory=set)
+    group: GroupSnapshot | None = None
+    """What describing the processor group answers (``None``: rebalancing)."""
     changelog_reads: list[tuple[int, int | None]] = field(default_factory=list)
     """Every changelog read: partition and start offset (``None``: from the beginning)."""
 
@@ -138,6 +140,7 @@ class FakeKafka:
             consumer=lambda: self.consumer(settings.topics.raw),
             producer=self.producer,
             changelog=FakeChangelogReader(self, settings.topics.changelog),
+            group=FakeGroupView(self),
             clock=SystemClock() if clock is None else clock,
         )
 
@@ -482,6 +485,14 @@ class FakeChangelogReader:
                 latest[record.key] = record.value
                 records += 1
         return ChangelogRead(latest, records, end)
+
+
+class FakeGroupView:
+    def __init__(self, kafka: FakeKafka) -> None:
+        self._kafka = kafka
+
+    async def describe(self, topic: str) -> GroupSnapshot | None:
+        return self._kafka.group
 
 
 class ManualClock:

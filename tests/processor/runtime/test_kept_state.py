@@ -10,11 +10,13 @@ from aiokafka.structs import TopicPartition
 
 from processor.engine import all_records
 from processor.runtime import ProcessorService
+from processor.runtime.clients import GroupSnapshot
 from processor.runtime.committer import transactional_id
 from processor.runtime.kept import KeptPartition, KeptPartitions
 from processor.runtime.partition import ROLL_MARKER
 from processor.runtime.rebalance import RebalanceReport, RestoreKind
 from processor.runtime.restore import decode_sessions
+from processor.runtime.warmup import expected_share
 from processor.settings import ProcessorSettings
 from tests.kafka_helpers import wait_until
 from tests.processor.runtime.conftest import RawCallback
@@ -277,3 +279,49 @@ async def test_a_quiet_changelog_partition_gets_its_segment_rolled_once() -> Non
         },
     )
     assert len(restored) == 2
+
+
+def test_a_newcomer_expects_what_the_sticky_assignment_will_give_it() -> None:
+    owners = {"a": frozenset(range(12))}
+    assert expected_share("raw", 12, owners) == [6, 7, 8, 9, 10, 11]
+    owners = {"a": frozenset(range(6)), "b": frozenset(range(6, 12))}
+    assert expected_share("raw", 12, owners) == [4, 5, 10, 11]
+    assert expected_share("raw", 4, {}) == [0, 1, 2, 3]  # an empty group: everything
+
+
+async def test_a_joining_processor_reads_its_share_ahead_and_restores_only_the_delta() -> None:
+    """A owns both partitions; B, about to join, reads partition 1 (its expected share) while A
+    goes on; A writes more to partition 1 meanwhile; once B is given partition 1, it reads only
+    what A wrote since its read ahead."""
+    kafka = FakeKafka(assign_at_start=False)
+    settings = fake_settings()
+    sessions = sessions_on(kafka, 1, 3)
+    t0 = recent_ms()
+    async with running_on(kafka, settings) as a:
+        await wait_until(lambda: len(kafka.consumers) == 1, what="A's consumer")
+        kafka.consumers[0].rebalance([0, 1])
+        await wait_until(lambda: rebalance_done(a.service, [0, 1]), what="A owns both")
+        feed(kafka, settings, slice_meetings(sessions, t0, 0, 5))
+        await wait_until(lambda: committed_all(kafka, settings, [1]), what="A's first part")
+
+        kafka.group = GroupSnapshot(partitions=2, owners={"a": frozenset({0, 1})})
+        async with running_on(kafka, settings) as b:
+            await wait_until(lambda: len(kafka.consumers) == 2, what="B's consumer")
+            assert kafka.changelog_reads[-1] == (1, None)  # read ahead, before joining
+            feed(kafka, settings, slice_meetings(sessions, t0, 5, 7))
+            await wait_until(lambda: committed_all(kafka, settings, [1]), what="A's second part")
+            consumer_a, consumer_b = kafka.consumers
+            consumer_a.rebalance([0])
+            await wait_until(lambda: rebalance_done(a.service, [0]), what="A gave up 1")
+            consumer_b.rebalance([1])
+            await wait_until(lambda: rebalance_done(b.service, [1]), what="B has 1")
+            report = settled(b.service.last_rebalance, [1])
+            assert report.gained == {1}
+            assert report.restored[1].kind is RestoreKind.DELTA
+            assert report.restored[1].records > 0  # what A wrote after the read ahead
+            feed(kafka, settings, slice_meetings(sessions, t0, 7, PER_MEETING))
+            await wait_until(lambda: committed_all(kafka, settings, [1]), what="B's part")
+    done = summaries(kafka, settings)
+    assert sorted(done) == sorted(sessions)
+    assert {s.summary.participant_seconds for s in done.values()} == {PARTICIPANT_SECONDS}
+    assert duplicates(kafka, settings) == []

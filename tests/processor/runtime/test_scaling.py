@@ -54,6 +54,13 @@ async def test_scaling_one_to_three_to_one_under_load_loses_and_duplicates_nothi
         async with contextlib.AsyncExitStack() as more:
             second = await more.enter_async_context(running(settings))
             await anext(load)
+            await wait_until(lambda: shares([first, second]), what="two share", within=60)
+            # The second read its share ahead of joining: only what the first wrote meanwhile
+            # is read once it is given the partitions.
+            joined = second.last_rebalance
+            assert joined is not None
+            assert joined.gained == {2, 3}
+            assert {r.kind for r in joined.restored.values()} == {RestoreKind.DELTA}
             third = await more.enter_async_context(running(settings))
             await anext(load)
             await wait_until(

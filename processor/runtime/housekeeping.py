@@ -1,0 +1,43 @@
+"""What an owned partition needs now and then, whatever arrives: its lag, idle expiry and
+retention on its own clock, and the roll of its changelog segment once it has gone quiet."""
+
+from __future__ import annotations
+
+from aiokafka.errors import IllegalStateError, KafkaError
+
+from processor.metrics import CONSUMER_LAG
+from processor.runtime.clients import Consumer
+from processor.runtime.worker import PartitionWorker
+
+
+async def caught_up(consumer: Consumer, worker: PartitionWorker) -> bool:
+    """Whether the partition has read everything committed so far (and sets its lag)."""
+    try:
+        end = consumer.last_stable_offset(worker.partition)
+        if end is None or end < 0:  # -1: not read_committed
+            end = consumer.highwater(worker.partition)
+        if end is None:
+            return False  # nothing fetched yet: the backlog is unknown
+        position = await consumer.position(worker.partition)
+    except (KafkaError, AssertionError, IllegalStateError):
+        return False
+    CONSUMER_LAG.labels(partition=str(worker.number)).set(max(end - position, 0))
+    return bool(position >= end)
+
+
+def housekeep(
+    worker: PartitionWorker,
+    *,
+    now_ms: int | None,
+    monotonic: float,
+    idle_timeout_ms: int,
+    retention_ms: int,
+) -> None:
+    """Expiry and retention at ``now_ms``, the partition's clock (``None``: no record read
+    yet); a changelog roll marker once ``changelog_roll_due`` has passed."""
+    if now_ms is not None:
+        worker.state.expire(now_ms, idle_timeout_ms=idle_timeout_ms, retention_ms=retention_ms)
+    roll_due = worker.changelog_roll_due
+    if roll_due is not None and monotonic >= roll_due:
+        worker.changelog_roll_due = None
+        worker.state.roll_changelog_segment()
