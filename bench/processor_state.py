@@ -223,16 +223,23 @@ async def measure_restore(settings: ProcessorSettings) -> RestoreResult:
     sessions = await read_sessions(settings.kafka, settings.topics.changelog, partitions)
     read_s = time.perf_counter() - began
     began = time.perf_counter()
-    restored = 0
-    for partition in partitions:
-        state = PartitionState(
-            partition, settings.topics, room_dedup_capacity=settings.room_dedup_capacity
-        )
-        restored += state.restore(sessions.get(partition, []))
+    restored = into_partition_states(settings, sessions)
     restore_s = time.perf_counter() - began
     if restored != STATE_SESSIONS:
         raise RuntimeError(f"restored {restored} sessions, wrote {STATE_SESSIONS}")
     return RestoreResult(restored, written / STATE_SESSIONS, read_s, restore_s)
+
+
+def into_partition_states(settings: ProcessorSettings, sessions: dict[int, list[Session]]) -> int:
+    """``PartitionState.restore`` of each partition's sessions, as the runtime does on
+    assignment; returns how many."""
+    restored = 0
+    for partition, restored_sessions in sessions.items():
+        state = PartitionState(
+            partition, settings.topics, room_dedup_capacity=settings.room_dedup_capacity
+        )
+        restored += state.restore(restored_sessions)
+    return restored
 
 
 async def measure_big_restore(settings: ProcessorSettings) -> BigRestoreResult:

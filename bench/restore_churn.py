@@ -64,10 +64,10 @@ from aiokafka.structs import TopicPartition
 from bench.broker import kafka
 from bench.meetings import MINUTE_MS, Body, RawCallback, session_id_of
 from bench.processor import PARTITIONS, Ends, bench_settings, until_committed
+from bench.processor_state import into_partition_states
 from bench.report import emit
 from processor.runtime import ProcessorService
 from processor.runtime.clients import MAX_BATCH_BYTES
-from processor.runtime.partition import PartitionState
 from processor.runtime.restore import ChangelogRead, decode_sessions, read_changelog
 from processor.settings import Guarantee, ProcessorSettings
 from processor.topics import ensure_topics
@@ -231,12 +231,7 @@ async def timed_restore(
     }
     read_s = time.perf_counter() - began
     began = time.perf_counter()
-    restored = 0
-    for partition in partitions:
-        state = PartitionState(
-            partition, settings.topics, room_dedup_capacity=settings.room_dedup_capacity
-        )
-        restored += state.restore(sessions.get(partition, []))
+    restored = into_partition_states(settings, sessions)
     restore_s = time.perf_counter() - began
     if restored != expected:
         raise RuntimeError(

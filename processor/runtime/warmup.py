@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
@@ -102,28 +103,10 @@ async def warm_up(
     return share
 
 
-async def read_ahead(
-    stop: asyncio.Event,
-    *,
-    topic: str,
-    group: GroupView,
-    changelog: ChangelogReader,
-    kept: KeptPartitions,
-    clock: Clock,
-    time_limit_s: float,
-) -> None:
-    """``warm_up``, given up if ``stop`` is set meanwhile (a SIGTERM while starting)."""
-    reading = asyncio.create_task(
-        warm_up(
-            topic=topic,
-            group=group,
-            changelog=changelog,
-            kept=kept,
-            clock=clock,
-            time_limit_s=time_limit_s,
-        ),
-        name="warm-up",
-    )
+async def unless_stopped(stop: asyncio.Event, reading_ahead: Coroutine[Any, Any, Any]) -> None:
+    """Await ``reading_ahead`` (``warm_up``), given up if ``stop`` is set meanwhile (a SIGTERM
+    while starting); its failure is logged, never raised: joining does not depend on it."""
+    reading = asyncio.create_task(reading_ahead, name="warm-up")
     stopping = asyncio.create_task(stop.wait(), name="warm-up-stop")
     try:
         await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -155,6 +155,27 @@ first half of the stream holds 20 sessions)."""
 
 
 @pytest.mark.parametrize("killed_after", KILL_POINTS)
+async def assert_each_meeting_once(settings: ProcessorSettings, sessions: list[str]) -> None:
+    """Every scripted meeting (without its room expiry) of ``sessions`` has its right summary,
+    and each derived event was published exactly once."""
+    ended = await summaries(settings)
+    for session in sessions:
+        summary = ended[session].summary
+        assert (summary.unique_participants, summary.total_joins) == (3, 3), session
+        assert summary.participant_seconds == 99 + 60 + 97, session
+        assert (summary.recordings, summary.recorded_seconds) == (1, 60.0), session
+    per_meeting = {"sessions": 2, "participants": 9, "recordings": 3}
+    for topic in (
+        settings.topics.sessions,
+        settings.topics.participants,
+        settings.topics.recordings,
+    ):
+        events = await events_of(settings, topic)
+        ids = Counter(e.event_id for e in events)
+        assert [i for i, n in ids.items() if n > 1] == [], f"duplicates on {topic}"
+        assert len(events) == per_meeting[topic.rsplit(".", 1)[1]] * len(sessions), topic
+
+
 async def test_killing_a_processor_mid_stream_loses_and_duplicates_nothing(
     settings: ProcessorSettings, tmp_path: Path, http: aiohttp.ClientSession, killed_after: int
 ) -> None:
@@ -180,23 +201,7 @@ async def test_killing_a_processor_mid_stream_loses_and_duplicates_nothing(
         assert survivor.process is not None
         assert survivor.process.poll() is None
 
-    ended = await summaries(settings)
-    for session in sessions:
-        summary = ended[session].summary
-        assert (summary.unique_participants, summary.total_joins) == (3, 3), session
-        assert summary.participant_seconds == 99 + 60 + 97, session
-        assert (summary.recordings, summary.recorded_seconds) == (1, 60.0), session
-    for topic in (
-        settings.topics.sessions,
-        settings.topics.participants,
-        settings.topics.recordings,
-    ):
-        events = await events_of(settings, topic)
-        ids = Counter(e.event_id for e in events)
-        assert [i for i, n in ids.items() if n > 1] == [], f"duplicates on {topic}"
-        assert len(events) == {"sessions": 2, "participants": 9, "recordings": 3}[
-            topic.rsplit(".", 1)[1]
-        ] * len(sessions)
+    await assert_each_meeting_once(settings, sessions)
 
 
 async def test_health_endpoints(

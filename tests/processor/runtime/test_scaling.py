@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
 from collections.abc import AsyncIterator
 
 from processor.runtime import ProcessorService
@@ -16,7 +15,7 @@ from processor.settings import ProcessorSettings
 from tests.kafka_helpers import unique_name, wait_until
 from tests.processor.runtime.conftest import PARTITIONS, RawCallback, feed, running
 from tests.processor.runtime.meeting import recent_ms, scripted_meeting
-from tests.processor.runtime.test_recovery import events_of, summaries
+from tests.processor.runtime.test_recovery import assert_each_meeting_once, summaries
 
 
 async def feeding(
@@ -92,19 +91,4 @@ async def test_scaling_one_to_three_to_one_under_load_loses_and_duplicates_nothi
 
         await wait_until(all_ended, what="every session to end", within=90)
 
-    ended = await summaries(settings)
-    for session in sessions:
-        summary = ended[session].summary
-        assert (summary.unique_participants, summary.total_joins) == (3, 3), session
-        assert summary.participant_seconds == 99 + 60 + 97, session
-        assert (summary.recordings, summary.recorded_seconds) == (1, 60.0), session
-    expected = {"sessions": 2, "participants": 9, "recordings": 3}
-    for topic in (
-        settings.topics.sessions,
-        settings.topics.participants,
-        settings.topics.recordings,
-    ):
-        events = await events_of(settings, topic)
-        ids = Counter(e.event_id for e in events)
-        assert [i for i, n in ids.items() if n > 1] == [], f"duplicates on {topic}"
-        assert len(events) == expected[topic.rsplit(".", 1)[1]] * len(sessions), topic
+    await assert_each_meeting_once(settings, sessions)
