@@ -80,7 +80,7 @@ SESSIONS_IN_MEMORY = Gauge(
 )
 ACTIVE_SESSIONS = Gauge(
     "processor_active_sessions",
-    "Sessions in memory whose status is active.",
+    "Sessions in memory whose status is active, as the last complete expiry pass found them.",
 )
 SESSIONS_EXPIRED = Counter(
     "processor_sessions_expired_total",

@@ -59,6 +59,13 @@ ROLL_MARKER = changelog_key("", HEADER_CHUNK, 0)
 rolls (``roll_changelog_segment``). A tombstone of the header of the session with the empty id,
 which never exists: every reader takes it for what it is, a deletion of nothing."""
 
+EXPIRY_SLICE = 500
+"""Sessions of a partition looked at per expiry check. Looking at every session every check
+kept the event loop for 150-280 ms a second with 100,000 sessions in memory, which every
+callback in flight waited out; in slices of 500 a pass over 8,000 sessions of a partition takes
+16 checks (16 s by default), which idle timeouts of hours and retentions of an hour do not
+notice."""
+
 # Labelled metric children looked up once, not per record.
 _APPLIED = RECORDS.labels(outcome="applied")
 _DEAD_LETTERED = RECORDS.labels(outcome="dlq")
@@ -168,6 +175,11 @@ class PartitionState:
         self._applied_records = 0
         """Records applied since the last drain, counted in the metric then (as above)."""
         self._expired_rooms: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._expiry_queue: list[str] = []
+        """Sessions the current expiry pass has yet to look at, the next at the end."""
+        self._active_in_pass = 0
+        self.active_sessions = 0
+        """Sessions found active by the last complete expiry pass (for the gauge)."""
         self._room_capacity = room_dedup_capacity
 
     # -- restore ---------------------------------------------------------------------------
@@ -228,15 +240,33 @@ class PartitionState:
             return
         self._applied_records += 1
 
-    def expire(self, now_ms: int, *, idle_timeout_ms: int, retention_ms: int) -> None:
+    def expire(
+        self,
+        now_ms: int,
+        *,
+        idle_timeout_ms: int,
+        retention_ms: int,
+        budget: int = EXPIRY_SLICE,
+    ) -> None:
         """Close sessions idle for too long; drop finished ones past retention (tombstoned).
 
         Both are measured from the session's last receive time to ``now_ms``, the partition's
         clock: wall-clock time once it has caught up, so they happen even when no further
         record arrives, and ``stream_time_ms`` while it has a backlog, so a replay or a
         restart after an outage never times out a session whose next callbacks are waiting.
+
+        Each call looks at the next ``budget`` sessions of a pass over all of them
+        (``EXPIRY_SLICE``); ``active_sessions`` is the count of the last complete pass.
         """
-        for session_id, session in list(self.sessions.items()):
+        queue = self._expiry_queue
+        if not queue:
+            self.active_sessions, self._active_in_pass = self._active_in_pass, 0
+            queue.extend(reversed(self.sessions))  # popped from the end: oldest first
+        for _ in range(min(budget, len(queue))):
+            session_id = queue.pop()
+            session = self.sessions.get(session_id)
+            if session is None:
+                continue  # dropped since the pass began
             idle_ms = now_ms - session.last_received_at
             status = session.status
             if status == "active":
@@ -245,6 +275,8 @@ class PartitionState:
                     self._dirty[session_id] = None
                     self._publish(applied.events)
                     _IDLE_EXPIRED.inc()
+                else:
+                    self._active_in_pass += 1
                 continue
             # A timed-out session starts its retention when the timeout fired.
             keep_ms = retention_ms + (idle_timeout_ms if status == "timed_out" else 0)

@@ -49,7 +49,7 @@ from processor.runtime.kept import KeptPartition, KeptPartitions
 from processor.runtime.partition import PartitionState, RawRecord
 from processor.runtime.rebalance import RebalanceReport
 from processor.runtime.recovery import Recovery, RecoveryError
-from processor.runtime.warmup import read_ahead
+from processor.runtime.warmup import unless_stopped, warm_up
 from processor.runtime.worker import PartitionWorker, Status
 from processor.settings import Guarantee, ProcessorSettings
 
@@ -129,14 +129,16 @@ class ProcessorService:
             self._shared_producer = self._clients.producer(None, "meetings-processor")
             await self._shared_producer.start()
         await consumer.start()
-        await read_ahead(
+        await unless_stopped(
             stop,
-            topic=settings.topics.raw,
-            group=self._clients.group,
-            changelog=self._clients.changelog,
-            kept=self._kept,
-            clock=self._clock,
-            time_limit_s=self._restore_timeout_s,
+            warm_up(
+                topic=settings.topics.raw,
+                group=self._clients.group,
+                changelog=self._clients.changelog,
+                kept=self._kept,
+                clock=self._clock,
+                time_limit_s=self._restore_timeout_s,
+            ),
         )
         consumer.subscribe([settings.topics.raw], listener=_Rebalance(self))
         self._running = True
@@ -220,9 +222,9 @@ class ProcessorService:
                 retention_ms=retention_ms,
             )
         self._kept.trim(self._workers, self._clock.monotonic())
-        sessions = [s for w in self._workers.values() for s in w.state.sessions.values()]
-        SESSIONS_IN_MEMORY.set(len(sessions))
-        ACTIVE_SESSIONS.set(sum(1 for s in sessions if s.status == "active"))
+        states = [worker.state for worker in self._workers.values()]
+        SESSIONS_IN_MEMORY.set(sum(len(state.sessions) for state in states))
+        ACTIVE_SESSIONS.set(sum(state.active_sessions for state in states))
 
     # -- commits and rebuilds --------------------------------------------------------------
 

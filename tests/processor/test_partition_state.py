@@ -119,3 +119,26 @@ def test_the_summary_and_its_attendance_reports_go_to_their_topics() -> None:
     reports = [e for e in participants if isinstance(e, ParticipantAttendanceEvent)]
     assert [(r.participant_id, r.revision) for r in reports] == [("a", 1), ("b", 1)]
     assert {o.key for o in on(outputs, TOPICS.participants)} == {SESSION_ID.encode()}
+
+
+def test_expiry_looks_at_a_slice_of_the_sessions_per_check_and_covers_them_all() -> None:
+    state = PartitionState(3, TOPICS, room_dedup_capacity=10)
+    for number in range(1_200):
+        value = orjson.dumps(
+            {"event": "session:started", "session_id": f"s{number}", "room_id": "r",
+             "started_at": _at(0)}
+        )  # fmt: skip
+        # The oldest session last: the pass reaches it in its third slice.
+        received = T0 + (0 if number == 1_199 else 5 * HOUR_MS)
+        state.process(Record(value=value, timestamp=received, offset=number, key=None))
+    state.drain()
+    now = T0 + 5 * HOUR_MS + 1_000
+
+    state.expire(now, idle_timeout_ms=HOUR_MS, retention_ms=HOUR_MS, budget=500)
+    state.expire(now, idle_timeout_ms=HOUR_MS, retention_ms=HOUR_MS, budget=500)
+    assert state.sessions["s1199"].status == "active"  # not looked at yet
+    assert state.active_sessions == 0  # no pass complete yet
+    state.expire(now, idle_timeout_ms=HOUR_MS, retention_ms=HOUR_MS, budget=500)
+    assert state.sessions["s1199"].status == "timed_out"
+    state.expire(now, idle_timeout_ms=HOUR_MS, retention_ms=HOUR_MS, budget=500)  # a new pass
+    assert state.active_sessions == 1_199
