@@ -59,7 +59,8 @@ class ProcessorSettings:
     expiry_check_interval_s: float = setting(
         "EXPIRY_CHECK_INTERVAL_S",
         1.0,
-        "how often idle expiry and retention are checked",
+        "how often idle expiry and retention look at the next 500 sessions of each partition "
+        "(a session times out or leaves memory at most one pass over its partition late)",
         minimum=0.05,
     )
     room_dedup_capacity: int = setting(
