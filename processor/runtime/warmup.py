@@ -20,7 +20,12 @@ import logging
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    KafkaError,
+    NotCoordinatorForGroupError,
+)
 from aiokafka.structs import TopicPartition
 
 from processor.metrics import RESTORE_RECORDS, RESTORES
@@ -35,6 +40,13 @@ logger = logging.getLogger(__name__)
 NEWCOMER = "\U0010ffff-joining"
 """The member id the newcomer is given in the prediction: it owns nothing, so only where it
 falls among ties of empty members could its id matter, and it sorts after every real one."""
+
+
+_NO_COORDINATOR_YET = (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    NotCoordinatorForGroupError,
+)
 
 
 def expected_share(topic: str, partitions: int, owners: Mapping[str, frozenset[int]]) -> list[int]:
@@ -84,6 +96,10 @@ async def warm_up(
                 )
                 records += read.records
                 sessions += len(restored)
+    except _NO_COORDINATOR_YET as exc:
+        # A cluster's first group: the coordinator appears as the consumer joins.
+        logger.info("no group coordinator yet (%s): joining without reading ahead", exc)
+        return []
     except (TimeoutError, RestoreError, KafkaError, OSError) as exc:
         logger.warning("reading ahead before joining failed, joining without: %r", exc)
         return []

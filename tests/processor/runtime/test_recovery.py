@@ -154,7 +154,6 @@ KILL_POINTS = [1, 10, 19]
 first half of the stream holds 20 sessions)."""
 
 
-@pytest.mark.parametrize("killed_after", KILL_POINTS)
 async def assert_each_meeting_once(settings: ProcessorSettings, sessions: list[str]) -> None:
     """Every scripted meeting (without its room expiry) of ``sessions`` has its right summary,
     and each derived event was published exactly once."""
@@ -176,6 +175,7 @@ async def assert_each_meeting_once(settings: ProcessorSettings, sessions: list[s
         assert len(events) == per_meeting[topic.rsplit(".", 1)[1]] * len(sessions), topic
 
 
+@pytest.mark.parametrize("killed_after", KILL_POINTS)
 async def test_killing_a_processor_mid_stream_loses_and_duplicates_nothing(
     settings: ProcessorSettings, tmp_path: Path, http: aiohttp.ClientSession, killed_after: int
 ) -> None:
