@@ -23,6 +23,7 @@ from aiokafka.structs import TopicPartition
 from processor.runtime.assignor import StickyAssignor
 from processor.runtime.partition import RawRecord
 from processor.runtime.restore import ChangelogRead, read_changelog
+from processor.runtime.starting import start_or_close
 from processor.settings import ProcessorSettings
 
 
@@ -169,8 +170,8 @@ class KafkaGroupView:
         admin = AIOKafkaAdminClient(
             **self._settings.kafka.client_options(), client_id="meetings-processor-group"
         )
+        await start_or_close(admin.start, admin.close)
         try:
-            await admin.start()  # inside: cancelled while connecting, it still closes them
             [response] = await admin.describe_consumer_groups([self._settings.group_id])
             # Every topic: a metadata request naming a topic can create it on a cluster that
             # auto-creates topics.

@@ -24,6 +24,7 @@ from processor.metrics import COMMIT_SECONDS, COMMITS
 from processor.runtime.clients import Consumer, Producer, ProducerFactory
 from processor.runtime.partition import Batch
 from processor.runtime.produce import BatchSender
+from processor.runtime.starting import start_or_close
 from processor.settings import ProcessorSettings
 
 logger = logging.getLogger(__name__)
@@ -73,14 +74,14 @@ class TransactionalCommitter:
         self._sender = BatchSender()
 
     async def start(self) -> None:
-        try:
-            await self._producer.start()  # InitProducerId: fences the partition's previous owner
-        except BaseException:
-            # A half-started producer still holds connections and a background task.
-            with contextlib.suppress(KafkaError, OSError):
-                await self._producer.stop()
-            raise
+        # InitProducerId fences the partition's previous owner. A half-started producer still
+        # holds connections and a background task: closed if the start fails or is cancelled.
+        await start_or_close(self._producer.start, self._stop_quietly)
         self._started = True
+
+    async def _stop_quietly(self) -> None:
+        with contextlib.suppress(KafkaError, OSError):
+            await self._producer.stop()
 
     async def commit(self, batch: Batch) -> dict[TopicPartition, int]:
         began = time.perf_counter()

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from processor.engine import ChangelogError, Session, overlaid, restore_sessions, session_of_key
+from processor.runtime.starting import start_or_close
 from servicekit.kafka import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -60,9 +61,8 @@ async def read_changelog(
         auto_offset_reset="earliest",
         client_id="meetings-processor-restore",
     )
+    await start_or_close(consumer.start, consumer.stop)
     try:
-        # Inside: a restore cancelled (revoked, stopped) while connecting still closes them.
-        await consumer.start()
         consumer.assign(list(wanted))
         ends: dict[TopicPartition, int] = await consumer.end_offsets(list(wanted))
         latest: dict[TopicPartition, dict[bytes, bytes | None]] = {tp: {} for tp in wanted}
