@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -74,6 +74,10 @@ class RecordBatch(Protocol):
         record always fits)."""
         ...
 
+    def record_count(self) -> int:
+        """Records appended so far."""
+        ...
+
 
 class Producer(Protocol):
     """A producer of derived records (``AIOKafkaProducer``), transactional or not."""
@@ -98,8 +102,8 @@ ProducerFactory = Callable[[str | None, str], Producer]
 
 
 class ChangelogReader(Protocol):
-    async def read(self, partition: int, start: int | None) -> ChangelogRead:
-        """Partition ``partition`` of the changelog from offset ``start`` (``None``: its
+    async def read(self, starts: Mapping[int, int | None]) -> dict[int, ChangelogRead]:
+        """Each partition of ``starts`` of the changelog, from its start offset (``None``: its
         beginning) to its last stable offset: what the last committed transaction left."""
         ...
 
@@ -153,11 +157,8 @@ class KafkaChangelogReader:
     def __init__(self, settings: ProcessorSettings) -> None:
         self._settings = settings
 
-    async def read(self, partition: int, start: int | None) -> ChangelogRead:
-        reads = await read_changelog(
-            self._settings.kafka, self._settings.topics.changelog, {partition: start}
-        )
-        return reads[partition]
+    async def read(self, starts: Mapping[int, int | None]) -> dict[int, ChangelogRead]:
+        return await read_changelog(self._settings.kafka, self._settings.topics.changelog, starts)
 
 
 class KafkaGroupView:

@@ -65,7 +65,6 @@ class BatchSender:
         every one of them to settle)."""
         counted: dict[str, KeyPartitioner] = {}
         open_batches: dict[tuple[str, int], RecordBatch] = {}
-        counts: dict[tuple[str, int], int] = {}
         handed = self._handed
         handed.clear()
         for output in outputs:
@@ -88,14 +87,12 @@ class BatchSender:
             if not _append(builder, output):
                 # Full: hand it over (records of a partition keep their order), start another.
                 deliveries.append(await producer.send_batch(builder, topic, partition=partition))
-                handed.append((TopicPartition(topic, partition), counts[topic, partition]))
+                handed.append((TopicPartition(topic, partition), builder.record_count()))
                 builder = open_batches[topic, partition] = producer.create_batch()
-                counts[topic, partition] = 0
                 _append(builder, output)  # the first record of a batch always fits
-            counts[topic, partition] = counts.get((topic, partition), 0) + 1
         for (topic, partition), builder in open_batches.items():
             deliveries.append(await producer.send_batch(builder, topic, partition=partition))
-            handed.append((TopicPartition(topic, partition), counts[topic, partition]))
+            handed.append((TopicPartition(topic, partition), builder.record_count()))
 
     async def deliver_all(
         self,

@@ -134,7 +134,7 @@ class Recovery:
         """Step 4: the delta over the kept sessions when there are some and it can be laid
         over them, else the whole changelog partition."""
         if kept is not None:
-            read = await self.changelog.read(number, kept.changelog_end)
+            read = (await self.changelog.read({number: kept.changelog_end}))[number]
             if read.end < kept.changelog_end:
                 logger.warning(
                     "partition %d: its changelog ends at %d, before this processor's own last "
@@ -150,7 +150,7 @@ class Recovery:
                     logger.warning("partition %d: %s; reading its changelog whole", number, exc)
                 else:
                     return kept.sessions.values(), read, RestoreKind.DELTA
-        read = await self.changelog.read(number, None)
+        read = (await self.changelog.read({number: None}))[number]
         return decode_sessions(number, read.live()), read, RestoreKind.FULL
 
 

@@ -28,11 +28,10 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import TopicPartition
 
-from processor.metrics import RESTORE_RECORDS, RESTORES
 from processor.runtime.assignor import MemberClaim, sticky_assignment
 from processor.runtime.clients import ChangelogReader, Clock, GroupView
 from processor.runtime.kept import KeptPartition, KeptPartitions
-from processor.runtime.rebalance import RestoreKind
+from processor.runtime.rebalance import Restored, RestoreKind
 from processor.runtime.restore import RestoreError, decode_sessions
 
 logger = logging.getLogger(__name__)
@@ -82,9 +81,9 @@ async def warm_up(
                 logger.info("group rebalancing: joining without reading ahead")
                 return []
             share = expected_share(topic, snapshot.partitions, snapshot.owners)
-            reads = await asyncio.gather(*(changelog.read(p, None) for p in share))
-            records = sessions = 0
-            for partition, read in zip(share, reads, strict=True):
+            reads = await changelog.read(dict.fromkeys(share))  # one consumer, all of them
+            read_ahead: list[Restored] = []
+            for partition, read in reads.items():
                 restored = decode_sessions(partition, read.live())
                 kept.keep(
                     partition,
@@ -94,8 +93,10 @@ async def warm_up(
                         released_at=clock.monotonic(),
                     ),
                 )
-                records += read.records
-                sessions += len(restored)
+                seconds = clock.monotonic() - began
+                read_ahead.append(
+                    Restored(RestoreKind.WARM_UP, read.records, len(restored), seconds)
+                )
     except _NO_COORDINATOR_YET as exc:
         # A cluster's first group: the coordinator appears as the consumer joins.
         logger.info("no group coordinator yet (%s): joining without reading ahead", exc)
@@ -103,17 +104,16 @@ async def warm_up(
     except (TimeoutError, RestoreError, KafkaError, OSError) as exc:
         logger.warning("reading ahead before joining failed, joining without: %r", exc)
         return []
-    kind = RestoreKind.WARM_UP.value
-    RESTORES.labels(kind=kind).inc(len(share))
-    RESTORE_RECORDS.labels(kind=kind).inc(records)
+    for restored_partition in read_ahead:
+        restored_partition.record_metrics()
     logger.info(
         "read partitions %s ahead of joining (%d members own the %d partitions now): "
         "%d changelog records, %d sessions, in %.3f s",
         share,
         len(snapshot.owners),
         snapshot.partitions,
-        records,
-        sessions,
+        sum(r.records for r in read_ahead),
+        sum(r.sessions for r in read_ahead),
         clock.monotonic() - began,
     )
     return share

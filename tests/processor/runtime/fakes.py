@@ -16,7 +16,7 @@ import itertools
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,6 +300,9 @@ class FakeBatch:
         self.records.append((key, value, tuple(headers)))
         return len(self.records)
 
+    def record_count(self) -> int:
+        return len(self.records)
+
 
 class FakeProducer:
     def __init__(self, kafka: FakeKafka, transactional_id: str | None) -> None:
@@ -467,7 +470,12 @@ class FakeChangelogReader:
         self._kafka = kafka
         self._topic = topic
 
-    async def read(self, partition: int, start: int | None) -> ChangelogRead:
+    async def read(self, starts: Mapping[int, int | None]) -> dict[int, ChangelogRead]:
+        return {
+            partition: await self._read(partition, start) for partition, start in starts.items()
+        }
+
+    async def _read(self, partition: int, start: int | None) -> ChangelogRead:
         self._kafka.changelog_reads.append((partition, start))
         gate = self._kafka.restore_gates.get(partition)
         if gate is not None:
