@@ -55,8 +55,8 @@ from bench.http_load import RawPool, dispatch_at_rate
 from bench.ingest import ingest_command
 from bench.meetings import session_id_of
 from bench.report import emit
+from processor.provisioning import ensure_topics
 from processor.settings import Guarantee, ProcessorSettings
-from processor.topics import ensure_topics
 from schemas.timestamps import format_epoch_ms
 from schemas.topics import TopicNames
 from servicekit.kafka import KafkaSettings

@@ -41,10 +41,10 @@ from bench.processor_state import (
     measure_restore,
 )
 from bench.report import emit
+from processor.provisioning import ensure_topics
 from processor.runtime import ProcessorService
 from processor.runtime.clients import MAX_BATCH_BYTES
 from processor.settings import Guarantee, ProcessorSettings
-from processor.topics import ensure_topics
 from servicekit.kafka import KafkaSettings
 
 PARTITIONS = 8

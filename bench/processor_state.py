@@ -36,10 +36,10 @@ from processor.engine import (
     changed_records,
     snapshot,
 )
+from processor.provisioning import ensure_topics
+from processor.runtime.changelog_read import read_sessions
 from processor.runtime.partition import PartitionState
-from processor.runtime.restore import read_sessions
 from processor.settings import ProcessorSettings
-from processor.topics import ensure_topics
 from schemas import (
     Callback,
     DecodeFailure,

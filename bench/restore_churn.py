@@ -4,7 +4,7 @@ times, against the same sessions written once, with the changelog's compaction s
 ``bench.processor_state``'s restore figure is the best case: one version of each session, written
 to a fresh topic. In production a session is revised with every callback that changes it, and
 compaction only removes superseded revisions from segments that have rolled
-(``processor.topic_compaction``; a quiet partition's active segment is made to roll by the
+(``processor.provisioning.compaction``; a quiet partition's active segment is made to roll by the
 processor's roll marker, ``processor.runtime.partition.ROLL_MARKER``). This benchmark measures
 whether those settings keep a restore close to the best case.
 
@@ -66,11 +66,11 @@ from bench.meetings import MINUTE_MS, Body, RawCallback, session_id_of
 from bench.processor import PARTITIONS, Ends, bench_settings, until_committed
 from bench.processor_state import into_partition_states
 from bench.report import emit
+from processor.provisioning import ensure_topics
 from processor.runtime import ProcessorService
+from processor.runtime.changelog_read import ChangelogRead, decode_sessions, read_changelog
 from processor.runtime.clients import MAX_BATCH_BYTES
-from processor.runtime.restore import ChangelogRead, decode_sessions, read_changelog
 from processor.settings import Guarantee, ProcessorSettings
-from processor.topics import ensure_topics
 from schemas.timestamps import format_epoch_ms
 from schemas.topics import ALL_TOPICS
 

@@ -96,8 +96,8 @@ from bench.e2e import (
 from bench.ingest import ingest_command
 from bench.meetings import RawCallback, session_id_of
 from bench.report import emit
+from processor.provisioning import ensure_topics
 from processor.settings import ProcessorSettings
-from processor.topics import ensure_topics
 from schemas.timestamps import format_epoch_ms
 from schemas.topics import TopicNames
 from servicekit.kafka import KafkaSettings

@@ -14,10 +14,10 @@ import uvloop
 from aiohttp import web
 
 from processor.http import init_http_app
+from processor.provisioning import KafkaUnreachableError, TopicLayoutError, ensure_topics
+from processor.provisioning.cli import main as topics_main
 from processor.runtime import PartitionFailedError, ProcessorService
 from processor.settings import ProcessorSettings, load_settings
-from processor.topics import KafkaUnreachableError, TopicLayoutError, ensure_topics
-from processor.topics_cli import main as topics_main
 from servicekit.env import SettingsError
 from servicekit.logs import configure_logging
 

@@ -191,8 +191,20 @@ def topic_of(event_type: type[DerivedEvent]) -> TopicContract:
     return _TOPIC_OF_EVENT[event_type]
 
 
+def key_of(event: DerivedEvent) -> str:
+    """The record key of a derived event: the value of its topic's ``key_field``."""
+    key: str | None = getattr(event, _KEY_FIELD_OF_EVENT[type(event)])
+    return key or ""
+
+
 _TOPIC_OF_EVENT: dict[type[DerivedEvent], TopicContract] = {
     event_type: topic for topic in ALL_TOPICS for event_type in topic.events
+}
+_KEY_FIELD_OF_EVENT: dict[type[DerivedEvent], str] = {
+    event_type: topic.key_field
+    for topic in ALL_TOPICS
+    if topic.key_field is not None
+    for event_type in topic.events
 }
 
 

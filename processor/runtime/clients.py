@@ -21,8 +21,8 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.structs import TopicPartition
 
 from processor.runtime.assignor import StickyAssignor
+from processor.runtime.changelog_read import ChangelogRead, read_changelog
 from processor.runtime.partition import RawRecord
-from processor.runtime.restore import ChangelogRead, read_changelog
 from processor.runtime.starting import start_or_close
 from processor.settings import ProcessorSettings
 

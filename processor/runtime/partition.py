@@ -45,7 +45,7 @@ from schemas.callbacks import RoomExpiredCallback
 from schemas.codec import encode
 from schemas.decoding import DecodeFailure, decode_callback
 from schemas.events import DerivedEvent
-from schemas.topics import ALL_TOPICS, TopicNames
+from schemas.topics import ALL_TOPICS, TopicNames, key_of, topic_of
 
 logger = logging.getLogger(__name__)
 
@@ -159,12 +159,7 @@ class PartitionState:
         backlog (SPEC §5); ``None`` until a record is read."""
         self._topics = topics
         self._max_listed = max_listed_participants
-        self._routes: dict[type[DerivedEvent], tuple[str, str]] = {
-            event_type: (topics.of(topic), topic.key_field)
-            for topic in ALL_TOPICS
-            if topic.key_field is not None
-            for event_type in topic.events
-        }
+        self._topic_names = {topic: topics.of(topic) for topic in ALL_TOPICS}
         self.sessions: dict[str, Session] = {}
         self._dirty: dict[str, None] = {}  # insertion-ordered set of touched sessions
         self._tombstones: dict[str, Session] = {}  # dropped sessions, to tombstone
@@ -361,9 +356,7 @@ class PartitionState:
 
     def _route(self, event: DerivedEvent) -> tuple[str, str]:
         """The topic and key of a derived event, as ``schemas.topics`` declares them."""
-        topic, key_field = self._routes[type(event)]
-        key: str | None = getattr(event, key_field)
-        return topic, key or ""
+        return self._topic_names[topic_of(type(event))], key_of(event)
 
     def _room_expired(self, callback: RoomExpiredCallback) -> None:
         """Rooms have no session state; recent expiries are remembered to drop retries."""

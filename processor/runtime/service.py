@@ -48,7 +48,7 @@ from processor.runtime.housekeeping import caught_up, housekeep
 from processor.runtime.kept import KeptPartition, KeptPartitions
 from processor.runtime.partition import PartitionState, RawRecord
 from processor.runtime.rebalance import RebalanceReport
-from processor.runtime.recovery import Recovery, RecoveryError
+from processor.runtime.rebuild import Recovery, RecoveryError
 from processor.runtime.warmup import unless_stopped, warm_up
 from processor.runtime.worker import PartitionWorker, Status
 from processor.settings import Guarantee, ProcessorSettings

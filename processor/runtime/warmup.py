@@ -29,10 +29,10 @@ from aiokafka.errors import (
 from aiokafka.structs import TopicPartition
 
 from processor.runtime.assignor import MemberClaim, sticky_assignment
+from processor.runtime.changelog_read import RestoreError, decode_sessions
 from processor.runtime.clients import ChangelogReader, Clock, GroupView
 from processor.runtime.kept import KeptPartition, KeptPartitions
 from processor.runtime.rebalance import Restored, RestoreKind
-from processor.runtime.restore import RestoreError, decode_sessions
 
 logger = logging.getLogger(__name__)
 

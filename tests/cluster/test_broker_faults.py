@@ -24,8 +24,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from processor.provisioning import ensure_topics
 from processor.settings import load_settings
-from processor.topics import ensure_topics
 from schemas.topics import PARTICIPANTS, RAW, SESSIONS
 from tests.cluster.load import Meeting, MeetingLoad
 from tests.kafka_helpers import wait_until

@@ -9,8 +9,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from processor.provisioning import TopicLayoutError, ensure_topics
 from processor.settings import ProcessorSettings, load_settings
-from processor.topics import TopicLayoutError, ensure_topics
 from schemas.topics import ALL_TOPICS
 from tests.kafka_helpers import create_topic, unique_name, wait_until
 from tools.devkafka.cluster import EmbeddedKafkaCluster

@@ -62,8 +62,8 @@ def kafka(port: int, data_dir: Path | None, brokers: int) -> Iterator[str]:
 
 
 def provision_topics(bootstrap: str, replication: int | None) -> None:
+    from processor.provisioning import ensure_topics
     from processor.settings import load_settings
-    from processor.topics import ensure_topics
 
     environ = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
     if replication is not None:

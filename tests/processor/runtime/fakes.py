@@ -26,9 +26,9 @@ from aiokafka.errors import MessageSizeTooLargeError as MessageSizeTooLarge
 from aiokafka.structs import TopicPartition
 
 from processor.runtime import ProcessorService, RuntimeClients
+from processor.runtime.changelog_read import ChangelogRead
 from processor.runtime.clients import Clock, GroupSnapshot, Producer, RecordBatch, SystemClock
 from processor.runtime.partition import RawRecord
-from processor.runtime.restore import ChangelogRead
 from processor.settings import ProcessorSettings
 from servicekit.kafka import KafkaSettings
 

@@ -13,8 +13,8 @@ from prometheus_client import REGISTRY
 
 from processor.metrics import PARTITION_FAILED
 from processor.runtime import PartitionFailedError
+from processor.runtime.changelog_read import RestoreError
 from processor.runtime.committer import transactional_id
-from processor.runtime.restore import RestoreError
 from processor.settings import ProcessorSettings
 from tests.kafka_helpers import wait_until
 from tests.processor.runtime.fakes import FakeKafka, fake_settings, running_on

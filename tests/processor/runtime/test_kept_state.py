@@ -10,12 +10,12 @@ from aiokafka.structs import TopicPartition
 
 from processor.engine import all_records
 from processor.runtime import ProcessorService
+from processor.runtime.changelog_read import decode_sessions
 from processor.runtime.clients import GroupSnapshot
 from processor.runtime.committer import transactional_id
 from processor.runtime.kept import KeptPartition, KeptPartitions
 from processor.runtime.partition import ROLL_MARKER
 from processor.runtime.rebalance import RebalanceReport, RestoreKind
-from processor.runtime.restore import decode_sessions
 from processor.runtime.warmup import expected_share
 from processor.settings import ProcessorSettings
 from tests.kafka_helpers import wait_until

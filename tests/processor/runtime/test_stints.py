@@ -11,9 +11,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from processor.provisioning import ensure_topics
 from processor.runtime import ProcessorService
 from processor.settings import ProcessorSettings
-from processor.topics import ensure_topics
 from schemas import (
     ParticipantAttendanceEvent,
     ParticipantJoinedEvent,

@@ -7,7 +7,7 @@ means one copy once the other two fall out of the ISR. So topics are created wit
 least as durable as configured (as many replicas or more, the same min ISR or more); more is
 never refused, so a processor left at the defaults still starts on a replicated cluster.
 
-The functions here return problems as sentences; ``processor.topics`` raises them.
+The functions here return problems as sentences; ``processor.provisioning`` raises them.
 """
 
 from __future__ import annotations

@@ -28,12 +28,17 @@ from dataclasses import dataclass
 from aiokafka.errors import KafkaError
 
 from processor.engine import Session
+from processor.runtime.changelog_read import (
+    ChangelogRead,
+    RestoreError,
+    apply_delta,
+    decode_sessions,
+)
 from processor.runtime.clients import ChangelogReader, Clock, Consumer
 from processor.runtime.committer import Committer
 from processor.runtime.kept import KeptPartition, KeptPartitions
 from processor.runtime.partition import PartitionState
 from processor.runtime.rebalance import Restored, RestoreKind
-from processor.runtime.restore import ChangelogRead, RestoreError, apply_delta, decode_sessions
 from processor.runtime.worker import PartitionWorker
 
 logger = logging.getLogger(__name__)

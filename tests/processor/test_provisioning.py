@@ -14,16 +14,22 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from processor.settings import ProcessorSettings
-from processor.topic_compaction import Outcome, TopicConfigs, TopicCorrection, check, differences
-from processor.topics import (
+from processor.provisioning import (
     KafkaUnreachableError,
     ProvisionReport,
     TopicLayoutError,
     ensure_topics,
     plan_topics,
 )
-from processor.topics_cli import main
+from processor.provisioning.cli import main
+from processor.provisioning.compaction import (
+    Outcome,
+    TopicConfigs,
+    TopicCorrection,
+    check,
+    differences,
+)
+from processor.settings import ProcessorSettings
 from schemas.topics import ALL_TOPICS, TopicNames
 from servicekit.kafka import KafkaSettings
 from tests.kafka_helpers import create_topic, unique_name, wait_until
@@ -363,7 +369,7 @@ async def test_existing_compacted_topic_is_corrected_and_keeps_its_other_configs
         config=own | {"segment.ms": "604800000", "min.cleanable.dirty.ratio": "0.5"},
     )
 
-    with caplog.at_level(logging.WARNING, logger="processor.topic_compaction"):
+    with caplog.at_level(logging.WARNING, logger="processor.provisioning.compaction"):
         report = await ensure_topics(settings)
 
     # AlterConfigs replaces every dynamic config: the ones it was not asked to change survive
@@ -412,7 +418,7 @@ async def test_compacted_topics_are_only_warned_about_without_create_topics(
     before = await dynamic_configs(kafka_bootstrap, names.changelog)
     assert before["segment.ms"] == "600000"
 
-    with caplog.at_level(logging.WARNING, logger="processor.topic_compaction"):
+    with caplog.at_level(logging.WARNING, logger="processor.provisioning.compaction"):
         report = await ensure_topics(settings)
 
     assert {(c.topic, c.outcome) for c in report.corrections} == {
@@ -487,7 +493,7 @@ async def test_a_refused_or_unsafe_correction_is_reported_not_raised(
     }
     admin = _RefusingAdmin()
 
-    with caplog.at_level(logging.WARNING, logger="processor.topic_compaction"):
+    with caplog.at_level(logging.WARNING, logger="processor.provisioning.compaction"):
         corrections = await check(admin, configs, settings)
 
     assert admin.altered == ["refused"]

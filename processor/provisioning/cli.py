@@ -7,13 +7,13 @@ import asyncio
 import sys
 from collections.abc import Mapping
 
-from processor.settings import load_settings
-from processor.topics import (
+from processor.provisioning import (
     DEFAULT_TIMEOUT_S,
     KafkaUnreachableError,
     TopicLayoutError,
     ensure_topics,
 )
+from processor.settings import load_settings
 from servicekit.env import SettingsError
 from servicekit.logs import configure_logging
 

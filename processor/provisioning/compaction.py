@@ -19,7 +19,7 @@ version 1; aiokafka sends version 2 to Kafka 4) are sent back with the correctio
 alteration someone else makes between that read and the write is lost; the window is the time
 between the start-up checks and the correction, a few round trips.
 
-``read_configs`` also serves ``processor.topics``'s cleanup-policy check: one read of each existing
+``read_configs`` also serves the cleanup-policy check of ``layout``: one read of each existing
 topic's configs answers both.
 """
 
@@ -97,7 +97,7 @@ async def read_configs(
         ]
         if all(resource["error_code"] != _UNKNOWN_TOPIC for resource in resources):
             break
-        await asyncio.sleep(0.1)  # metadata propagation poll, as in processor.topics
+        await asyncio.sleep(0.1)  # metadata propagation poll, as in processor.provisioning
     configs: dict[str, TopicConfigs] = {}
     problems: list[str] = []
     for resource in resources:

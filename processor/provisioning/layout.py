@@ -12,9 +12,9 @@ nobody can repair automatically: ``TopicLayoutError`` names them and the way out
 
 Existing topics must also have the cleanup policy of their contract (above all the session-state
 topic, the processor's changelog, must be compacted and never deleted by time), and be at least as
-durable as configured: replicas and ``min.insync.replicas`` (``processor.topic_replication``).
+durable as configured: replicas and ``min.insync.replicas`` (``replication``).
 The compacted topics are created with the ``CHANGELOG_*`` compaction configs, and existing ones that
-differ are corrected or warned about, never refused (``processor.topic_compaction``).
+differ are corrected or warned about, never refused (``compaction``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 
-from processor import topic_compaction, topic_replication
+from processor.provisioning import compaction, replication
 from processor.settings import ProcessorSettings
 from schemas.topics import ALL_TOPICS, CleanupPolicy, Retention
 from servicekit.kafka import SecurityProtocol
@@ -90,7 +90,7 @@ class ProvisionReport:
     """Where that count came from: an existing topic's name, or ``TOPIC_PARTITIONS``."""
     created: tuple[TopicStatus, ...]
     found: tuple[TopicStatus, ...]
-    corrections: tuple[topic_compaction.TopicCorrection, ...] = ()
+    corrections: tuple[compaction.TopicCorrection, ...] = ()
     """Found compacted topics whose compaction configs differed: corrected, or why not."""
 
     def describe(self) -> list[str]:
@@ -130,10 +130,10 @@ def plan_topics(settings: ProcessorSettings) -> list[TopicPlan]:
             config={
                 _CLEANUP_POLICY: contract.cleanup_policy.value,
                 _RETENTION_MS: str(_retention_ms(settings, contract.retention)),
-                topic_replication.MIN_INSYNC: str(settings.min_insync_replicas),
+                replication.MIN_INSYNC: str(settings.min_insync_replicas),
             }
             | (
-                topic_compaction.compaction_configs(settings)
+                compaction.compaction_configs(settings)
                 if contract.cleanup_policy is CleanupPolicy.COMPACT
                 else {}
             ),
@@ -152,7 +152,7 @@ async def ensure_topics(
     created, ``KafkaUnreachableError`` when the cluster does not answer within ``timeout_s``.
     Nothing is created unless every existing topic passes the checks.
     """
-    problem = topic_replication.settings_problem(settings)
+    problem = replication.settings_problem(settings)
     if problem is not None:
         raise TopicLayoutError(problem)
     admin = AIOKafkaAdminClient(
@@ -233,7 +233,7 @@ async def _provision(admin: Any, settings: ProcessorSettings, timeout_s: float) 
     compacted = {
         p.name: configs[p.name] for p in found if p.cleanup_policy is CleanupPolicy.COMPACT
     }
-    corrections = await topic_compaction.check(admin, compacted, settings)
+    corrections = await compaction.check(admin, compacted, settings)
     return ProvisionReport(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         co_partitions=count,
@@ -304,15 +304,15 @@ def _check_partitions(
 
 async def _read_configs(
     admin: Any, found: Sequence[TopicPlan]
-) -> dict[str, topic_compaction.TopicConfigs]:
-    configs, problems = await topic_compaction.read_configs(admin, [plan.name for plan in found])
+) -> dict[str, compaction.TopicConfigs]:
+    configs, problems = await compaction.read_configs(admin, [plan.name for plan in found])
     if problems:
         raise TopicLayoutError("; ".join(problems))
     return configs
 
 
 def _check_cleanup_policies(
-    found: Sequence[TopicPlan], configs: Mapping[str, topic_compaction.TopicConfigs]
+    found: Sequence[TopicPlan], configs: Mapping[str, compaction.TopicConfigs]
 ) -> None:
     policies = {
         name: {part.strip() for part in value.split(",") if part.strip()}
@@ -339,11 +339,11 @@ async def _check_replication(
     if not found:
         return
     names = [plan.name for plan in found]
-    counts = topic_replication.replica_counts(await admin.describe_topics(), names)
-    problems = topic_replication.replication_problems(counts, settings)
-    problems += await topic_replication.min_insync_problems(admin, names, settings)
+    counts = replication.replica_counts(await admin.describe_topics(), names)
+    problems = replication.replication_problems(counts, settings)
+    problems += await replication.min_insync_problems(admin, names, settings)
     if problems:
-        raise TopicLayoutError("; ".join(problems) + topic_replication.fix_hint(settings))
+        raise TopicLayoutError("; ".join(problems) + replication.fix_hint(settings))
 
 
 async def _create(
@@ -390,7 +390,7 @@ async def _create(
         explained = [
             text
             for code in sorted(codes)
-            if (text := topic_replication.creation_problem(code, brokers, settings)) is not None
+            if (text := replication.creation_problem(code, brokers, settings)) is not None
         ]
         raise TopicLayoutError(
             "; ".join(explained)
