@@ -8,9 +8,11 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
-# Dependencies first, in their own layer: rebuilt only when pyproject.toml changes.
+# Dependencies first, in their own layer: exactly the locked, hash-checked set
+# (requirements/main.txt, `make lock`), rebuilt only when the lock changes.
+COPY requirements/main.txt ./requirements/main.txt
+RUN pip install --require-hashes --no-deps -r requirements/main.txt && pip check
 COPY pyproject.toml README.md ./
-RUN pip install . && pip uninstall --yes meetings-pipeline
 COPY schemas ./schemas
 COPY ingest ./ingest
 COPY processor ./processor

@@ -3,8 +3,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Reinstall when the project's metadata changes.
+# Reinstall when the project's metadata or the lock changes.
 INSTALLED := $(VENV)/.installed
+# The lock: every runtime (main.txt, what the image installs) and development (dev.txt, what
+# `make test` installs) dependency, resolved for every platform and hashed (`make lock`).
+LOCK_MAIN := requirements/main.txt
+LOCK_DEV := requirements/dev.txt
 
 # The Helm chart: lint, render for each Kubernetes version and validate every object against the
 # strict schemas and the KEDA / Prometheus-operator CRDs (tools/chartcheck). helm is built with
@@ -18,7 +22,7 @@ HELM ?= $(CACHE_DIR)/helm-$(HELM_VERSION)/helm
 CRDS := $(CACHE_DIR)/crds-keda-$(KEDA_VERSION)-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)
 CHART ?= deploy/helm/meetings
 
-.PHONY: test lint typecheck pytest test-containers chart chart-dry-run helm kafka-jars kafka run bench clean
+.PHONY: test lint typecheck pytest lock test-deps test-containers chart chart-dry-run helm kafka-jars kafka run bench clean
 
 test: lint typecheck chart pytest
 
@@ -26,10 +30,37 @@ $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): pyproject.toml | $(BIN)/python
+$(INSTALLED): pyproject.toml $(LOCK_DEV) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK_DEV)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	@touch $@
+
+# Re-resolve the lock after changing a range in pyproject.toml; `make lock UPGRADE=1` also moves
+# every pin to the newest release the ranges allow. Then `make test` and `make test-deps`.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --generate-hashes \
+  --python-version 3.11 --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+lock: $(INSTALLED)
+	$(UV_COMPILE) --quiet -o $(LOCK_MAIN)
+	$(UV_COMPILE) --quiet --extra dev -c $(LOCK_MAIN) -o $(LOCK_DEV)
+
+# The declared ranges, tested at both ends: for each of the lowest and the highest versions
+# pyproject.toml allows (direct dependencies; uv's --resolution), a fresh venv in $(VENV)-<end>
+# runs the contract tests (tests/contracts, with the suite's own broker) and the fast suite
+# (everything not marked kafka). Needs PyPI; not part of `make test`. Run it before widening a
+# range, after `make lock UPGRADE=1`, and when a dependency ships a release.
+DEPS_ENDS ?= lowest-direct highest
+test-deps: $(INSTALLED) kafka-jars $(HELM) $(CRDS)/.complete
+	@set -e; for end in $(DEPS_ENDS); do \
+	  venv=$(VENV)-$$end; \
+	  echo "== dependencies at their $$end versions ($$venv)"; \
+	  rm -rf $$venv; $(PYTHON) -m venv $$venv; \
+	  $(BIN)/uv pip install --quiet --python $$venv/bin/python --resolution $$end -e '.[dev]'; \
+	  $(BIN)/uv pip list --python $$venv/bin/python | grep -Ei '^(aiohttp|aiokafka|yarl|msgspec|orjson) '; \
+	  MEETINGS_HELM=$(HELM) MEETINGS_CHART_CRDS=$(CRDS) $$venv/bin/pytest -q -p no:cacheprovider tests/contracts; \
+	  MEETINGS_HELM=$(HELM) MEETINGS_CHART_CRDS=$(CRDS) $$venv/bin/pytest -q -p no:cacheprovider -m 'not kafka and not containers'; \
+	done
 
 kafka-jars: $(INSTALLED)
 	$(BIN)/python -m tools.devkafka --fetch-only
@@ -98,4 +129,4 @@ bench: $(INSTALLED)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VENV)-lowest-direct $(VENV)-highest .mypy_cache .ruff_cache .pytest_cache .hypothesis

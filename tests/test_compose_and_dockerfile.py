@@ -131,10 +131,25 @@ def test_dockerfile_is_multi_stage_non_root_with_exec_form_commands() -> None:
 def test_the_image_holds_only_what_the_services_run() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     copied = set(re.findall(r"^COPY (\S+) ", dockerfile, re.M)) - {"--from=build"}
-    assert copied == {"pyproject.toml", "schemas", "servicekit", "ingest", "processor"}
+    assert copied == {
+        "requirements/main.txt",
+        "pyproject.toml",
+        "schemas",
+        "servicekit",
+        "ingest",
+        "processor",
+    }
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignore[ignore.index("*") + 1 :][:1] == ["!pyproject.toml"]  # everything else opted in
-    assert not {"!devkafka/", "!tools/", "!tests/", "!bench/"} & set(ignore)
+    assert not {"!devkafka/", "!tools/", "!tests/", "!bench/", "!requirements/dev.txt"} & set(
+        ignore
+    )
+
+
+def test_the_image_installs_the_locked_dependencies_only() -> None:
+    build_stage = (ROOT / "Dockerfile").read_text().split("FROM ")[1]
+    installs = [line.strip() for line in re.findall(r"pip install ([^&\n\\]+)", build_stage)]
+    assert installs == ["--require-hashes --no-deps -r requirements/main.txt", "--no-deps ."]
 
 
 def test_docker_compose_config_is_valid_where_compose_exists() -> None:
