@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -21,7 +20,16 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
+from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    LeaderNotAvailableError,
+    NodeNotReadyError,
+    NotCoordinatorForGroupError,
+    NotLeaderForPartitionError,
+    UnknownTopicOrPartitionError,
+)
 
+from servicekit.aiokafka_internals import CHATTER_LINES, CONNECT_FAILURE_LINES, TRANSIENT_LINES
 from servicekit.reachability import watch_broker_connections
 from servicekit.settings import setting
 
@@ -87,32 +95,47 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-# What a Kafka client says while a cluster or a new topic settles. Matched on the message.
-_TRANSIENT = re.compile(
-    r"GroupCoordinatorNotAvailable|CoordinatorNotAvailable|NotCoordinator|"
-    r"LeaderNotAvailable|NotLeaderForPartition|NotLeaderOrFollower|"
-    r"UnknownTopicOrPartition|Topic .* not found in cluster metadata|"
-    r"Heartbeat session expired|coordinator (is )?(dead|unavailable)"
+_TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorForGroupError,
+    LeaderNotAvailableError,
+    NotLeaderForPartitionError,
+    UnknownTopicOrPartitionError,
 )
-# One per failed connection attempt, or per request to a broker not connected (NodeNotReady),
-# several a second while a broker is down: the first failure and the recovery of each broker
-# are logged by ``servicekit.reachability`` instead.
-_CONNECT_FAILURE = re.compile(
-    r"Unable connect to node with id|Unable connect to \"|Unable to request metadata from|"
-    r"Unable to update metadata from|NodeNotReadyError"
-)
-# Routine client chatter that is not worth an info line in the services' own logs.
-_CHATTER = re.compile(
-    r"Discovered coordinator|Revoking previously assigned partitions|"
-    r"Setting newly assigned partitions|Successfully synced group|Joined group|"
-    r"Elected group leader|OffsetCommit failed for group .* due to group error|"
-    r"(Re-)?joining group|Metadata for partition .* not available|"
-    r"Updating subscribed topics|Subscribed to topic|LeaveGroup request succeeded"
-)
+"""Errors a client meets while a cluster or a new topic settles: a line of aiokafka's whose
+arguments carry one (an instance, its class or its class name) is transient."""
+_TRANSIENT_NAMES = frozenset(error.__name__ for error in _TRANSIENT_ERRORS)
+_KEYED: dict[tuple[str, str], str] = {
+    **{(line.logger, line.template): "debug" for line in CHATTER_LINES},
+    **{(line.logger, line.template): "debug" for line in CONNECT_FAILURE_LINES},
+    **{(line.logger, line.template): "transient" for line in TRANSIENT_LINES},
+}
+"""aiokafka's lines by (logger name, message template): always debug, or transient."""
+
+
+def _carries(args: object, errors: tuple[type[Exception], ...], names: frozenset[str]) -> bool:
+    """Whether a record's arguments carry one of ``errors`` (instance, class or class name)."""
+    if not isinstance(args, tuple):
+        return False
+    for arg in args:
+        if isinstance(arg, errors):
+            return True
+        if isinstance(arg, type) and issubclass(arg, errors):
+            return True
+        if isinstance(arg, str) and arg in names:
+            return True
+    return False
+
+
+_NOT_READY = (NodeNotReadyError,)
+_NOT_READY_NAMES = frozenset({NodeNotReadyError.__name__})
 
 
 class KafkaNoiseFilter(logging.Filter):
-    """Lowers the level of the Kafka clients' expected start-up complaints and chatter."""
+    """Lowers the level of the Kafka clients' expected start-up complaints and chatter.
+
+    Lines are recognised by logger name and message template (``servicekit.aiokafka_internals``
+    lists them), or by the error they carry, never by their formatted text."""
 
     def __init__(
         self,
@@ -129,10 +152,15 @@ class KafkaNoiseFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("aiokafka") or record.levelno <= logging.DEBUG:
             return True
-        message = record.getMessage()
-        if _CHATTER.search(message) or _CONNECT_FAILURE.search(message):
+        kind = _KEYED.get((record.name, record.msg)) if isinstance(record.msg, str) else None
+        if kind is None:
+            if _carries(record.args, _NOT_READY, _NOT_READY_NAMES):
+                kind = "debug"  # a request to a broker not connected: part of an outage
+            elif _carries(record.args, _TRANSIENT_ERRORS, _TRANSIENT_NAMES):
+                kind = "transient"
+        if kind == "debug":
             _set_level(record, logging.DEBUG)
-        elif _TRANSIENT.search(message):
+        elif kind == "transient":
             in_grace = self._clock() < self._grace_ends
             _set_level(record, logging.DEBUG if in_grace else min(record.levelno, logging.WARNING))
         # The handler's own level was checked before the level was lowered: check again.

@@ -4,10 +4,11 @@ return).
 
 aiokafka logs every failed connection attempt as an error (``Unable connect to node with id 3``),
 several per second per client while a broker is down: hundreds of lines per outage that tell an
-operator nothing after the first. Every aiokafka client opens its connections through
-``aiokafka.client.create_conn``; ``watch_broker_connections()`` wraps it so each outcome is noted
-per broker address, and ``servicekit.logs.KafkaNoiseFilter`` keeps aiokafka's own per-attempt
-lines at debug. Installed by ``configure_logging``, so both services get it.
+operator nothing after the first. ``watch_broker_connections()`` has each connection attempt's
+outcome noted per broker address (through ``servicekit.aiokafka_internals.watch_connections``:
+aiokafka reports no connection outcomes publicly), and ``servicekit.logs.KafkaNoiseFilter``
+keeps aiokafka's own per-attempt lines at debug. Installed by ``configure_logging``, so both
+services get it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+
+from servicekit.aiokafka_internals import watch_connections
 
 logger = logging.getLogger("servicekit.kafka")
 
@@ -64,27 +66,8 @@ class BrokerReachability:
 
 
 REACHABILITY = BrokerReachability()
-_watched: list[Any] = []
-"""The original ``create_conn`` once wrapped (the wrapper is installed once per process)."""
 
 
 def watch_broker_connections(tracker: BrokerReachability = REACHABILITY) -> None:
-    import aiokafka.client as client
-    from aiokafka.errors import KafkaError
-
-    if _watched:
-        return
-    original = client.create_conn
-    _watched.append(original)
-
-    async def create_conn(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
-        address = f"{host}:{port}"
-        try:
-            connection = await original(host, port, *args, **kwargs)
-        except (OSError, TimeoutError, KafkaError) as exc:
-            tracker.failed(address, exc)
-            raise
-        tracker.connected(address)
-        return connection
-
-    client.create_conn = create_conn
+    """Report every aiokafka client's connection outcomes to ``tracker`` (once per process)."""
+    watch_connections(tracker.failed, tracker.connected)

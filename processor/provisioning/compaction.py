@@ -34,7 +34,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import UnknownTopicOrPartitionError
 
+from processor.provisioning import admin_results
 from processor.settings import ProcessorSettings
 
 logger = logging.getLogger(__name__)
@@ -52,11 +54,6 @@ SETTING_OF = {
 }
 """The setting each topic config comes from."""
 
-_DYNAMIC_TOPIC_CONFIG = 1
-"""DescribeConfigs ``config_source`` of a config set on the topic itself."""
-_UNKNOWN_TOPIC = 3
-"""UNKNOWN_TOPIC_OR_PARTITION: a broker asked about a topic created a moment ago may not know
-it yet (the controller announces new topics to each broker in turn)."""
 _READ_ATTEMPTS = 20
 
 
@@ -87,34 +84,31 @@ async def read_configs(
     read. Asks again while a broker does not know a just-created topic yet."""
     if not names:
         return {}, []
-    resources: list[dict[str, Any]] = []
+    resources: list[admin_results.Outcome] = []
     for _ in range(_READ_ATTEMPTS):
         responses = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
         )
-        resources = [
-            resource for response in responses for resource in response.to_object()["resources"]
-        ]
-        if all(resource["error_code"] != _UNKNOWN_TOPIC for resource in resources):
+        resources = admin_results.config_outcomes(responses)
+        # A broker asked about a topic created a moment ago may not know it yet (the
+        # controller announces new topics to each broker in turn).
+        if not any(r.failed_with(UnknownTopicOrPartitionError) for r in resources):
             break
         await asyncio.sleep(0.1)  # metadata propagation poll, as in processor.provisioning
     configs: dict[str, TopicConfigs] = {}
     problems: list[str] = []
     for resource in resources:
-        name = resource["resource_name"]
-        if resource["error_code"] != 0:
+        if resource.error is not None:
             problems.append(
-                f"could not read the configs of {name}: error {resource['error_code']} "
-                f"{resource['error_message'] or ''}".rstrip()
+                f"could not read the configs of {resource.name}: {resource.describe_error()}"
             )
             continue
-        entries = resource["config_entries"]
-        configs[name] = TopicConfigs(
-            values={entry["config_names"]: entry["config_value"] for entry in entries},
+        configs[resource.name] = TopicConfigs(
+            values={entry.name: entry.value for entry in resource.entries},
             dynamic={
-                entry["config_names"]: entry["config_value"]
-                for entry in entries
-                if entry["config_source"] == _DYNAMIC_TOPIC_CONFIG
+                entry.name: entry.value
+                for entry in resource.entries
+                if entry.source == admin_results.DYNAMIC_TOPIC_CONFIG
             },
         )
     return configs, problems
@@ -237,12 +231,9 @@ async def _correct(
             ConfigResource(ConfigResourceType.TOPIC, name, {**topic.dynamic, **wanted})
         )
     if resources:
-        for response in await admin.alter_configs(resources):
-            for resource in response.to_object()["resources"]:
-                if resource["error_code"] != 0:
-                    errors[resource["resource_name"]] = (
-                        f"error {resource['error_code']} {resource['error_message'] or ''}"
-                    ).rstrip()
+        for outcome in admin_results.config_outcomes(await admin.alter_configs(resources)):
+            if outcome.error is not None:
+                errors[outcome.name] = outcome.describe_error()
     return errors
 
 

@@ -35,7 +35,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 
-from processor.provisioning import compaction, replication
+from processor.provisioning import admin_results, compaction, replication
 from processor.settings import ProcessorSettings
 from schemas.topics import ALL_TOPICS, CleanupPolicy, Retention
 from servicekit.kafka import SecurityProtocol
@@ -364,33 +364,30 @@ async def _create(
             for plan in missing
         ]
     )
-    outcomes = {
-        error["topic"]: (error["error_code"], error["error_message"])
-        for error in response.to_object()["topic_errors"]
-    }
+    outcomes = admin_results.creation_outcomes(response)
     created: list[TopicPlan] = []
     raced: list[TopicPlan] = []
     failed: list[str] = []
-    codes: set[int] = set()
+    errors: dict[str, type[Exception]] = {}
     for plan in missing:
-        code, message = outcomes.get(plan.name, (0, None))
-        if code == 0:
+        outcome = outcomes.get(plan.name)
+        if outcome is None or outcome.error is None:
             created.append(plan)
             logger.debug(
                 "created topic %s with %d partitions (%s)", plan.name, plan.partitions, plan.config
             )
-        elif code == TopicAlreadyExistsError.errno:
+        elif outcome.failed_with(TopicAlreadyExistsError):
             logger.debug("topic %s was created meanwhile by another client", plan.name)
             raced.append(plan)
         else:
-            failed.append(f"{plan.name}: error {code} {message or ''}".rstrip())
-            codes.add(code)
+            failed.append(f"{plan.name}: {outcome.describe_error()}")
+            errors[outcome.error.__name__] = outcome.error
     if failed:
         brokers = len((await admin.describe_cluster())["brokers"])
         explained = [
             text
-            for code in sorted(codes)
-            if (text := replication.creation_problem(code, brokers, settings)) is not None
+            for _, error in sorted(errors.items())
+            if (text := replication.creation_problem(error, brokers, settings)) is not None
         ]
         raise TopicLayoutError(
             "; ".join(explained)

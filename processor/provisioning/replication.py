@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import InvalidReplicationFactorError
 
+from processor.provisioning import admin_results
 from processor.settings import ProcessorSettings
 
 MIN_INSYNC = "min.insync.replicas"
@@ -62,11 +63,10 @@ async def min_insync_problems(
         [ConfigResource(ConfigResourceType.TOPIC, name, {MIN_INSYNC: None}) for name in names]
     )
     found: dict[str, int] = {}
-    for response in responses:
-        for resource in response.to_object()["resources"]:
-            for entry in resource["config_entries"]:
-                if entry["config_names"] == MIN_INSYNC and entry["config_value"]:
-                    found[resource["resource_name"]] = int(entry["config_value"])
+    for resource in admin_results.config_outcomes(responses):
+        for entry in resource.entries:
+            if entry.name == MIN_INSYNC and entry.value:
+                found[resource.name] = int(entry.value)
     wanted = settings.min_insync_replicas
     return [
         f"{name} has {MIN_INSYNC}={found.get(name, '?')}, TOPIC_MIN_INSYNC is {wanted}"
@@ -85,9 +85,11 @@ def fix_hint(settings: ProcessorSettings) -> str:
     )
 
 
-def creation_problem(code: int, live_brokers: int, settings: ProcessorSettings) -> str | None:
+def creation_problem(
+    error: type[Exception] | None, live_brokers: int, settings: ProcessorSettings
+) -> str | None:
     """A clearer sentence for a creation refused because the cluster is too small."""
-    if code != InvalidReplicationFactorError.errno:
+    if error is None or not issubclass(error, InvalidReplicationFactorError):
         return None
     return (
         f"TOPIC_REPLICATION_FACTOR={settings.topic_replication_factor} needs at least that many "

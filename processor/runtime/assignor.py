@@ -67,12 +67,13 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import msgspec
-from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
-from aiokafka.coordinator.protocol import (
+from aiokafka.structs import TopicPartition
+
+from servicekit.aiokafka_internals import (
+    AbstractPartitionAssignor,
     ConsumerProtocolMemberAssignment,
     ConsumerProtocolMemberMetadata,
 )
-from aiokafka.structs import TopicPartition
 
 logger = logging.getLogger(__name__)
 

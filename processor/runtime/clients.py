@@ -8,7 +8,6 @@ The protocols list only the parts of aiokafka's API the runtime calls, with aiok
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,8 +15,6 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.structs import TopicPartition
 
 from processor.runtime.assignor import StickyAssignor
@@ -25,6 +22,9 @@ from processor.runtime.changelog_read import ChangelogRead, read_changelog
 from processor.runtime.partition import RawRecord
 from processor.runtime.starting import start_or_close
 from processor.settings import ProcessorSettings
+from servicekit.aiokafka_internals import RoundRobinPartitionAssignor, decode_member_assignment
+from servicekit.record_batches import DEFAULT_MAX_REQUEST_BYTES, BatchProducer
+from servicekit.record_batches import RecordBatch as RecordBatch  # the tests' fakes name it here
 
 
 class Consumer(Protocol):
@@ -54,41 +54,16 @@ keeps one produce request in flight per broker, so at its default (16 KiB) a com
 partition's snapshots waited a round trip per dozen records. Under the broker's default
 ``message.max.bytes`` (1,048,588 bytes per batch), like every record the processor writes."""
 
-MAX_REQUEST_BYTES = 1_048_576
-"""aiokafka's default ``max_request_size``: the largest record its producer accepts."""
+MAX_REQUEST_BYTES = DEFAULT_MAX_REQUEST_BYTES
+"""The producers' ``max_request_size`` (aiokafka's default): the largest record they accept."""
 
 
-class RecordBatch(Protocol):
-    """Records for one topic partition, built before they are handed over
-    (``AIOKafkaProducer.create_batch()``, a ``BatchBuilder``)."""
-
-    def append(
-        self,
-        *,
-        timestamp: int | None,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes]],
-    ) -> object | None:
-        """Metadata of the appended record, or ``None`` when the batch is full (the first
-        record always fits)."""
-        ...
-
-    def record_count(self) -> int:
-        """Records appended so far."""
-        ...
-
-
-class Producer(Protocol):
-    """A producer of derived records (``AIOKafkaProducer``), transactional or not."""
+class Producer(BatchProducer, Protocol):
+    """A producer of derived records (``AIOKafkaProducer``), transactional or not; its record
+    batches are ``servicekit.record_batches``'."""
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    def create_batch(self) -> RecordBatch: ...
-    async def send_batch(
-        self, batch: RecordBatch, topic: str, *, partition: int
-    ) -> asyncio.Future[Any]: ...
-    async def partitions_for(self, topic: str) -> set[int]: ...
     async def begin_transaction(self) -> None: ...
     async def commit_transaction(self) -> None: ...
     async def abort_transaction(self) -> None: ...
@@ -194,9 +169,10 @@ def group_snapshot(group: dict[str, Any], topic: str, partitions: int) -> GroupS
     for member in group["members"]:
         if not member["member_assignment"]:
             return None
-        assignment = ConsumerProtocolMemberAssignment.decode(member["member_assignment"])
         owners[member["member_id"]] = frozenset(
-            tp.partition for tp in assignment.partitions() if tp.topic == topic
+            tp.partition
+            for tp in decode_member_assignment(member["member_assignment"])
+            if tp.topic == topic
         )
     return GroupSnapshot(partitions=partitions, owners=owners)
 

@@ -12,6 +12,10 @@ from processor.runtime.worker import PartitionWorker
 
 async def caught_up(consumer: Consumer, worker: PartitionWorker) -> bool:
     """Whether the partition has read everything committed so far (and sets its lag)."""
+    if worker.partition not in consumer.assignment():
+        # Revoked meanwhile: the consumer would refuse to say (an assert in aiokafka, so
+        # checked here rather than caught).
+        return False
     try:
         end = consumer.last_stable_offset(worker.partition)
         if end is None or end < 0:  # -1: not read_committed
@@ -19,7 +23,7 @@ async def caught_up(consumer: Consumer, worker: PartitionWorker) -> bool:
         if end is None:
             return False  # nothing fetched yet: the backlog is unknown
         position = await consumer.position(worker.partition)
-    except (KafkaError, AssertionError, IllegalStateError):
+    except (KafkaError, IllegalStateError):
         return False
     CONSUMER_LAG.labels(partition=str(worker.number)).set(max(end - position, 0))
     return bool(position >= end)

@@ -5,9 +5,10 @@ the topic's metadata, rebuilds the list of available partitions, hashes the key,
 delivery future and, when the partition's 16 KiB batch is full, waits a whole produce round trip
 (one request in flight per broker) before accepting the next record. Profiles under a backlog put
 a third of the processor's CPU there, and most of its wall time in those waits. Here the records
-of each topic partition go into one ``BatchBuilder`` (as large as ``MAX_BATCH_BYTES``) handed
-over with ``send_batch``: one delivery future per partition, the partitions of a topic looked
-up once per commit, each key hashed once in a while rather than once per record.
+of each topic partition go into one record batch (``servicekit.record_batches``, as large as
+``MAX_BATCH_BYTES``) handed over with ``send_batch``: one delivery future per partition, the
+partitions of a topic looked up once per commit, each key hashed once in a while rather than
+once per record.
 
 What reaches Kafka is unchanged: the same records, in the same order within each partition, on
 the partition ``producer.send`` would have chosen (Kafka's murmur2 of the key, as Java clients),
@@ -23,25 +24,17 @@ import random
 from collections.abc import Sequence
 from typing import Protocol, cast
 
-from aiokafka.errors import MessageSizeTooLargeError
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import TopicPartition
 
 from processor.runtime.clients import MAX_REQUEST_BYTES, Producer, RecordBatch
 from processor.runtime.partition import Output
 from servicekit.partitioner import KeyPartitioner
+from servicekit.record_batches import append_record, check_record_size
 
 
 def check_size(output: Output) -> None:
     """Refuse a record the producer's ``send`` would refuse (``max_request_size``)."""
-    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(
-        output.key, output.value, list(output.headers)
-    )
-    if size > MAX_REQUEST_BYTES:
-        raise MessageSizeTooLargeError(
-            f"The message is {size} bytes when serialized which is larger than the maximum "
-            "request size you have configured with the max_request_size configuration"
-        )
+    check_record_size(output.key, output.value, output.headers, MAX_REQUEST_BYTES)
 
 
 class BatchSender:
@@ -135,12 +128,8 @@ _SMALL_RECORD = MAX_REQUEST_BYTES // 2
 """A record without headers whose key and value are this small fits whatever its framing: only
 the others are measured."""
 
-_NO_HEADERS: list[tuple[str, bytes]] = []
-"""Shared by the records without headers (the builder reads its ``headers`` list, never
-changes it, and takes only a list)."""
-
 
 def _append(builder: RecordBatch, output: Output) -> bool:
-    headers = list(output.headers) if output.headers else _NO_HEADERS
-    appended = builder.append(timestamp=None, key=output.key, value=output.value, headers=headers)
-    return appended is not None
+    return append_record(
+        builder, key=output.key, value=output.value, headers=output.headers, timestamp_ms=None
+    )

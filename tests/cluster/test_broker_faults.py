@@ -84,6 +84,11 @@ def warnings_and_errors(service: ServiceProcess) -> list[tuple[str, str]]:
     return found
 
 
+def most_common(service: ServiceProcess) -> list[tuple[str, int]]:
+    """The three most frequent warning lines (their first words), for the report."""
+    return Counter(msg[:60] for _, msg in warnings_and_errors(service)).most_common(3)
+
+
 @pytest.fixture
 async def services(kafka_cluster: EmbeddedKafkaCluster, tmp_path: Path) -> AsyncIterator[Services]:
     bootstrap = kafka_cluster.bootstrap_servers
@@ -291,7 +296,7 @@ async def test_leader_and_controller_kills_lose_and_repeat_nothing(
     report_figure.append(
         "warnings and errors logged: "
         + ", ".join(
-            f"{name} {len(warnings_and_errors(service))}"
+            f"{name} {len(warnings_and_errors(service))} {most_common(service)}"
             for name, service in (("ingest", services.ingest), ("processor", services.processor))
         )
     )

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from aiokafka.errors import GroupCoordinatorNotAvailableError, NotLeaderForPartitionError
 
 from servicekit.logs import (
     FIELDS_ATTRIBUTE,
@@ -62,34 +63,54 @@ def test_text_lines_are_readable() -> None:
     assert "processor: partition 4 stuck why=x" in line
 
 
-def record(name: str, level: int, message: str) -> logging.LogRecord:
-    return logging.LogRecord(name, level, __file__, 1, message, None, None)
+def record(name: str, level: int, template: str, *args: object) -> logging.LogRecord:
+    """A record as aiokafka makes it: a message template and its arguments."""
+    return logging.LogRecord(name, level, __file__, 1, template, args or None, None)
 
 
 def test_transient_kafka_errors_are_debug_during_start_up_and_warnings_after() -> None:
     now = [0.0]
     noise = KafkaNoiseFilter(logging.INFO, grace_s=30, clock=lambda: now[0])
-    early = record(
-        "aiokafka.consumer.group_coordinator", logging.ERROR, "GroupCoordinatorNotAvailableError"
-    )
+    coordinator = "aiokafka.consumer.group_coordinator"
+    unavailable = GroupCoordinatorNotAvailableError()
+    early = record(coordinator, logging.ERROR, "Group Coordinator Request failed: %s", unavailable)
     assert noise.filter(early) is False  # lowered to debug, below the threshold: dropped
     assert early.levelno == logging.DEBUG
     now[0] = 31.0
-    late = record(
-        "aiokafka.consumer.group_coordinator", logging.ERROR, "GroupCoordinatorNotAvailableError"
-    )
+    late = record(coordinator, logging.ERROR, "Group Coordinator Request failed: %s", unavailable)
     assert noise.filter(late) is True
     assert late.levelname == "WARNING"
+    expired = record(
+        coordinator, logging.ERROR, "Heartbeat session expired - marking coordinator dead"
+    )
+    assert noise.filter(expired) is True
+    assert expired.levelname == "WARNING"
+    # The error's class, or its name, as some of aiokafka's lines pass it.
+    for arg in (NotLeaderForPartitionError, "UnknownTopicOrPartitionError"):
+        line = record(coordinator, logging.ERROR, "OffsetCommit failed for group %s - %s", "g", arg)
+        noise.filter(line)
+        assert line.levelname == "WARNING"
 
 
 def test_routine_client_chatter_is_debug_and_real_errors_pass() -> None:
     noise = KafkaNoiseFilter(logging.INFO, grace_s=0)
     chatter = record(
-        "aiokafka.consumer.group_coordinator", logging.INFO, "Discovered coordinator 1"
+        "aiokafka.consumer.group_coordinator",
+        logging.INFO,
+        "Discovered coordinator %s for group %s",
+        1,
+        "g",
     )
     assert noise.filter(chatter) is False
     failure = record("aiokafka.producer", logging.ERROR, "Unexpected error in sender routine")
     assert noise.filter(failure) is True
     assert failure.levelno == logging.ERROR
-    ours = record("processor", logging.INFO, "Discovered coordinator")  # not a Kafka client
+    # Not a Kafka client: the same template from another logger is left alone.
+    ours = record("processor", logging.INFO, "Discovered coordinator %s for group %s", 1, "g")
     assert noise.filter(ours) is True
+    # Only the template decides, not text that happens to look like one.
+    lookalike = record(
+        "aiokafka.consumer.group_coordinator", logging.ERROR, "Discovered coordinator 1 for group g"
+    )
+    assert noise.filter(lookalike) is True
+    assert lookalike.levelno == logging.ERROR

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 
 from servicekit.logs import KafkaNoiseFilter
 from servicekit.reachability import REACHABILITY, BrokerReachability, watch_broker_connections
@@ -43,14 +43,18 @@ def test_one_line_when_a_broker_goes_and_one_when_it_is_back(
 
 def test_aiokafka_connection_failures_are_debug() -> None:
     noise = KafkaNoiseFilter(logging.INFO, grace_s=0)
-    for message in (
-        "Unable connect to node with id 3: [Errno 111] Connect call failed",
-        'Unable connect to "127.0.0.1:9092": [Errno 111] Connect call failed',
-        "Unable to update metadata from [1, 2, 3]",
-        "Failed fetch messages from 3: NodeNotReadyError: Attempt to send a request to node "
-        "which is not ready (node id 3).",
+    refused = ConnectionRefusedError("Connect call failed")
+    for name, template, args in (
+        ("aiokafka", "Unable connect to node with id %s: %s", (3, refused)),
+        ("aiokafka", 'Unable connect to "%s:%s": %s', ("127.0.0.1", 9092, refused)),
+        ("aiokafka", "Unable to update metadata from %s", ([1, 2, 3],)),
+        (
+            "aiokafka.consumer.fetcher",
+            "Failed fetch messages from %s: %s",
+            (3, NodeNotReadyError("Attempt to send a request to node which is not ready")),
+        ),
     ):
-        line = logging.LogRecord("aiokafka.client", logging.ERROR, __file__, 1, message, None, None)
+        line = logging.LogRecord(name, logging.ERROR, __file__, 1, template, args, None)
         assert noise.filter(line) is False
         assert line.levelno == logging.DEBUG
 

@@ -1,0 +1,190 @@
+"""The one module that relies on internals of aiokafka: names and behaviours aiokafka does not
+document as its API, each listed here with why no public API does the job.
+
+Everything else in ``ingest``, ``processor`` and ``servicekit`` uses only what aiokafka documents
+(``aiokafka``, ``aiokafka.errors``, ``aiokafka.structs``, ``aiokafka.abc``, ``aiokafka.helpers``,
+``aiokafka.admin``): its clients, ``create_batch``/``send_batch``/``partitions_for``, the admin
+client, ``ConsumerRebalanceListener``. ``tests/contracts/test_aiokafka_internals.py`` checks each
+item below against the installed aiokafka and fails naming its version and what moved.
+
+1. ``AbstractPartitionAssignor``, ``RoundRobinPartitionAssignor``
+   (``aiokafka.coordinator.assignors.*``) and ``ConsumerProtocolMemberMetadata``,
+   ``ConsumerProtocolMemberAssignment`` (``aiokafka.coordinator.protocol``). aiokafka documents
+   ``partition_assignment_strategy`` as taking ``AbstractPartitionAssignor`` subclasses whose
+   ``metadata``/``assign`` return these protocol objects, but exports none of them from a public
+   module. The processor's sticky assignor needs all four, and reads a DescribeGroups member
+   assignment (bytes) with ``decode_member_assignment``.
+2. ``aiokafka.client.create_conn``: every aiokafka client opens its broker connections through
+   it. ``watch_connections`` wraps it so ``servicekit.reachability`` hears of each connection
+   attempt's outcome: no public API reports a client's failed and restored connections (the
+   clients log each failure, but nothing when a connection succeeds again).
+3. Log message templates (``LogLine``): ``servicekit.logs`` lowers the level of aiokafka's
+   expected complaints by logger name and message template (``record.name``/``record.msg``).
+   Which lines aiokafka logs, and with which template, is not API.
+4. A behaviour: ``send_batch`` (like ``send``) to a topic already in the producer's cluster
+   metadata (``producer.client.cluster.partitions_for_topic(topic)`` is not ``None``) sends no
+   metadata request naming the topic. Ingest relies on it never to cause the raw topic's
+   creation (a named metadata request lets a broker with ``auto.create.topics.enable`` create
+   it); aiokafka has no option to turn auto-creation off for its requests. ``topic_known``
+   is the check ingest makes before each ``send_batch``.
+5. ``DefaultRecordBatchBuilder.estimate_size_in_bytes`` is *not* used: the record-size bound is
+   computed from Kafka's protocol in ``servicekit.record_batches``; the contract test only
+   compares the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiokafka
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.coordinator.protocol import (
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
+)
+from aiokafka.structs import TopicPartition
+
+__all__ = [
+    "AIOKAFKA_VERSION",
+    "AbstractPartitionAssignor",
+    "ConsumerProtocolMemberAssignment",
+    "ConsumerProtocolMemberMetadata",
+    "LogLine",
+    "RoundRobinPartitionAssignor",
+    "decode_member_assignment",
+    "topic_known",
+    "unwatch_connections",
+    "watch_connections",
+]
+
+AIOKAFKA_VERSION: str = aiokafka.__version__
+
+
+def decode_member_assignment(data: bytes) -> list[TopicPartition]:
+    """The partitions of a consumer group member's assignment as DescribeGroups returns it."""
+    assignment = ConsumerProtocolMemberAssignment.decode(data)
+    return list(assignment.partitions())
+
+
+def topic_known(producer: Any, topic: str) -> bool:
+    """Whether ``topic`` is in ``producer``'s cluster metadata, so that ``send_batch`` to it
+    sends no metadata request naming it (item 4)."""
+    return producer.client.cluster.partitions_for_topic(topic) is not None
+
+
+# -- 2. connection outcomes --------------------------------------------------------------------
+
+ConnectionFailed = Callable[[str, BaseException], None]
+Connected = Callable[[str], None]
+
+_watchers: list[tuple[ConnectionFailed, Connected]] = []
+_installed: list[Any] = []
+"""The original ``create_conn``, once wrapped (the wrapper is installed once per process)."""
+
+
+def watch_connections(failed: ConnectionFailed, connected: Connected) -> None:
+    """Call ``failed(address, error)`` / ``connected(address)`` ("host:port") on the outcome of
+    every broker connection any aiokafka client of this process opens. Idempotent."""
+    if (failed, connected) not in _watchers:
+        _watchers.append((failed, connected))
+    if _installed:
+        return
+    import aiokafka.client as client
+    from aiokafka.errors import KafkaError
+
+    original: Callable[..., Awaitable[Any]] = client.create_conn
+    _installed.append(original)
+
+    async def create_conn(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        address = f"{host}:{port}"
+        try:
+            connection = await original(host, port, *args, **kwargs)
+        except (OSError, TimeoutError, KafkaError) as exc:
+            for on_failure, _ in list(_watchers):
+                on_failure(address, exc)
+            raise
+        for _, on_success in list(_watchers):
+            on_success(address)
+        return connection
+
+    client.create_conn = create_conn
+
+
+def unwatch_connections(failed: ConnectionFailed, connected: Connected) -> None:
+    """Stop calling what ``watch_connections`` was given."""
+    if (failed, connected) in _watchers:
+        _watchers.remove((failed, connected))
+
+
+# -- 3. log lines --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One of aiokafka's log calls: the logger it logs to and its message template."""
+
+    logger: str
+    template: str
+
+
+CONNECT_FAILURE_LINES = frozenset(
+    {
+        LogLine("aiokafka", 'Unable connect to "%s:%s": %s'),
+        LogLine("aiokafka", "Unable connect to node with id %s: %s"),
+        LogLine("aiokafka", 'Unable to request metadata from "%s:%s": %s'),
+        LogLine("aiokafka", "Unable to request metadata from node with id %s: %r"),
+        LogLine("aiokafka", "Unable to update metadata from %s"),
+    }
+)
+"""One per failed connection attempt (or per metadata refresh that found no broker), several a
+second while a broker is down; ``servicekit.reachability`` reports the outage instead."""
+
+TRANSIENT_LINES = frozenset(
+    {
+        LogLine("aiokafka.cluster", "Topic %s not found in cluster metadata"),
+        LogLine(
+            "aiokafka.consumer.group_coordinator",
+            "Heartbeat session expired - marking coordinator dead",
+        ),
+        LogLine(
+            "aiokafka.consumer.group_coordinator",
+            "Marking the coordinator dead (node %s)for group %s.",
+        ),
+        LogLine(
+            "aiokafka.consumer.group_coordinator",
+            "Error sending %s to node %s [%s] -- marking coordinator dead",
+        ),
+    }
+)
+"""What a client says while a cluster or a new topic settles, whatever its arguments (lines
+that only sometimes are transient are recognised by the error in their arguments)."""
+
+_COORDINATOR = "aiokafka.consumer.group_coordinator"
+CHATTER_LINES = frozenset(
+    {
+        LogLine(_COORDINATOR, "Discovered coordinator %s for group %s"),
+        LogLine(_COORDINATOR, "Revoking previously assigned partitions %s for group %s"),
+        LogLine(_COORDINATOR, "Setting newly assigned partitions %s for group %s"),
+        LogLine(_COORDINATOR, "Successfully synced group %s with generation %s"),
+        LogLine(_COORDINATOR, "Joined group '%s' (generation %s) with member_id %s"),
+        LogLine(_COORDINATOR, "Elected group leader -- performing partition assignments using %s"),
+        LogLine(
+            _COORDINATOR, "OffsetCommit failed for group %s due to group error (%s), will rejoin"
+        ),
+        LogLine(_COORDINATOR, "(Re-)joining group %s"),
+        LogLine(_COORDINATOR, "LeaveGroup request succeeded"),
+        LogLine("aiokafka.consumer.subscription_state", "Updating subscribed topics to: %s"),
+        LogLine("aiokafka.consumer.consumer", "Subscribed to topic(s): %s"),
+        LogLine("aiokafka.consumer.consumer", "Subscribed to topic pattern: %s"),
+        LogLine("aiokafka.producer.sender", "Discovered coordinator %s for group id %s"),
+        LogLine("aiokafka.producer.sender", "Discovered coordinator %s for transactional id %s"),
+    }
+)
+"""Routine client chatter, not worth an info line in the services' own logs."""
+
+
+def all_lines() -> Iterable[LogLine]:
+    return CONNECT_FAILURE_LINES | TRANSIENT_LINES | CHATTER_LINES
