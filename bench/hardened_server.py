@@ -14,19 +14,31 @@ import sys
 import uvloop
 from aiohttp import web
 
-from ingest.connections import ConnectionGuard
-from ingest.protocol import IngestRunner, body_received
+from ingest.http.connections import ConnectionGuard, Phase
+from ingest.http.protocol import IngestConnection, IngestRunner, body_received, reading_body
+from servicekit.aiohttp_internals import ObservedConnection
 
 
 async def accept_hardened(request: web.Request) -> web.Response:
-    """As ingest's handler: the body read without a timer when it came with the headers."""
-    if not request.content.is_eof():
-        async with asyncio.timeout(10):
+    """As ingest's handler: the connection told when the handler begins and ends (as
+    ``ingest.http.exchange.observed`` does), the body read without a timer when it came with
+    the headers."""
+    protocol = request.protocol  # as ingest.http.exchange.observed does
+    connection = protocol.observer if type(protocol) is ObservedConnection else None
+    if type(connection) is IngestConnection:
+        connection.phase = Phase.ANSWERING if request.content.is_eof() else Phase.BODY
+    try:
+        if not request.content.is_eof():
+            async with asyncio.timeout(None) as timeout:
+                reading_body(request, timeout, 10.0)
+                await request.read()
+            body_received(request)
+        else:
             await request.read()
-        body_received(request)
-    else:
-        await request.read()
-    return web.Response(status=204)
+        return web.Response(status=204)
+    finally:
+        if type(connection) is IngestConnection:
+            connection.answered()
 
 
 async def serve(port: int) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from ingest.validation import check_content_encoding, check_content_type, inspect_body
+from ingest.checks.validation import check_content_encoding, check_content_type, inspect_body
 from schemas.decoding import validation_error_path
 
 ROUNDS = 15

@@ -15,11 +15,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
-from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ingest.auth import Authenticator
-from ingest.exchange import (
+from ingest.checks.auth import Authenticator
+from ingest.checks.validation import (
+    Rejection,
+    check_content_encoding,
+    check_content_type,
+    inspect_body,
+)
+from ingest.http.exchange import (
     REQUEST_ID_HEADER,
     Exchange,
     add_unmatched_route,
@@ -27,24 +32,19 @@ from ingest.exchange import (
     observed,
     refuse,
 )
-from ingest.metrics import ACCEPTED_BYTES, CONNECTIONS_CLOSED, READY
-from ingest.prometheus import render_metrics
-from ingest.protocol import (
+from ingest.http.protocol import (
     DIRECT_POST_ROUTES,
     body_received,
     close_after_response,
-    read_deadline,
+    reading_body,
 )
-from ingest.publisher import PublishError, RawPublisher
-from ingest.responses import printable
+from ingest.http.responses import printable
+from ingest.kafka.publisher import RawPublisher
+from ingest.metrics.defs import ACCEPTED_BYTES, CONNECTIONS_CLOSED, READY
+from ingest.metrics.prometheus import render_metrics
+from ingest.metrics.tally import counter_tally
+from ingest.publication import Publisher, PublishError
 from ingest.settings import IngestSettings
-from ingest.tally import counter_tally
-from ingest.validation import (
-    Rejection,
-    check_content_encoding,
-    check_content_type,
-    inspect_body,
-)
 from schemas.topics import (
     HEADER_CONTENT_TYPE,
     HEADER_RECEIVED_AT,
@@ -63,15 +63,17 @@ class Lifecycle:
 
 
 SETTINGS = web.AppKey("settings", IngestSettings)
-PUBLISHER = web.AppKey("publisher", RawPublisher)
+PUBLISHER = web.AppKey("publisher", Publisher)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 
 
-def init_app(settings: IngestSettings, *, publisher: RawPublisher | None = None) -> web.Application:
+def init_app(settings: IngestSettings, publisher: Publisher | None = None) -> web.Application:
+    """The application, storing callbacks through ``publisher`` (``None``: production's, the
+    Kafka ``RawPublisher``), which it starts and stops with itself (``cleanup_ctx``)."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app[PUBLISHER] = publisher or RawPublisher(settings)
+    app[PUBLISHER] = RawPublisher(settings) if publisher is None else publisher
     app[AUTHENTICATOR] = Authenticator(settings)
     app[LIFECYCLE] = Lifecycle()
     app.cleanup_ctx.append(_publisher_lifecycle)
@@ -125,7 +127,7 @@ class CallbackReceiver:
     """Stores each authentic, well-formed callback in the raw topic before answering ``204``."""
 
     settings: IngestSettings
-    publisher: RawPublisher
+    publisher: Publisher
     authenticator: Authenticator
     lifecycle: Lifecycle
 
@@ -153,7 +155,8 @@ class CallbackReceiver:
                 if len(body) > settings.max_body_bytes:  # chunked: no Content-Length to check
                     return refuse(exchange, _too_large(settings))
             else:
-                async with asyncio.timeout_at(read_deadline(request, settings.read_timeout_s)):
+                async with asyncio.timeout(None) as timeout:
+                    reading_body(request, timeout, settings.read_timeout_s)
                     body = await request.read()
                 body_received(request)
         except TimeoutError:
@@ -169,7 +172,7 @@ class CallbackReceiver:
             )
         except web.HTTPRequestEntityTooLarge:
             return refuse(exchange, _too_large(settings))
-        except RequestPayloadError as exc:  # a corrupt compressed body or chunked framing
+        except web.RequestPayloadError as exc:  # a corrupt compressed body or chunked framing
             close_after_response(request)  # the rest of the body cannot be read either
             return refuse(exchange, Rejection(400, "invalid_body", _payload_detail(exc)))
         except ConnectionError:
@@ -204,7 +207,7 @@ async def healthz(request: web.Request, exchange: Exchange) -> web.Response:
 
 @dataclass(slots=True)
 class Probes:
-    publisher: RawPublisher
+    publisher: Publisher
     lifecycle: Lifecycle
 
     async def readyz(self, request: web.Request, exchange: Exchange) -> web.Response:
@@ -242,7 +245,7 @@ def client_gone(exchange: Exchange) -> web.Response:
     return json_response(exchange, 400, {"error": "client_closed", "detail": exchange.outcome})
 
 
-def _payload_detail(exc: RequestPayloadError) -> str:
+def _payload_detail(exc: web.RequestPayloadError) -> str:
     cause = exc.__cause__ or exc
     message = getattr(cause, "message", None) or str(cause)
     return f"the body could not be read: {printable(str(message))}"

@@ -2,7 +2,10 @@
 
 Shutdown order: readiness goes to 503 and new callbacks are refused, an optional drain delay
 lets a load balancer notice, the listening socket closes, in-flight requests finish (each is
-acknowledged or refused honestly), then the producer flushes and stops.
+acknowledged or refused honestly), then the publisher flushes and stops.
+
+``IngestServer`` is that server as an object (``start()``/``stop()``): ``serve`` runs it until
+a signal, and the tests run the very same one in-process, with a fake publisher and clock.
 """
 
 from __future__ import annotations
@@ -14,48 +17,106 @@ import signal
 from aiohttp import web
 
 from ingest.app import begin_shutdown, init_app, init_metrics_app
-from ingest.connections import ConnectionGuard, default_max_connections, raise_descriptor_limit
-from ingest.protocol import IngestRunner
+from ingest.http.connections import ConnectionGuard, default_max_connections, raise_descriptor_limit
+from ingest.http.protocol import Clock, IngestRunner
+from ingest.metrics.tally import flushing
+from ingest.publication import Publisher
 from ingest.settings import IngestSettings
-from ingest.tally import flushing
 from servicekit.logs import FIELDS_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
 
 
-async def serve(settings: IngestSettings, *, reuse_port: bool = False) -> None:
-    app = init_app(settings)
+class IngestServer:
+    """The application on ``IngestRunner`` and its sites, with the shutdown order above.
+
+    ``publisher``: where callbacks are stored (``None``: production's Kafka one). ``clock``:
+    the read deadlines' time (``None``: the event loop's)."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        *,
+        max_connections: int,
+        publisher: Publisher | None = None,
+        clock: Clock | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.app = init_app(settings, publisher)
+        self.runner = IngestRunner(
+            self.app,
+            guard=ConnectionGuard(max_connections),
+            read_timeout_s=settings.read_timeout_s,
+            retry_after_s=settings.retry_after_s,
+            clock=clock,
+            handle_signals=False,
+            shutdown_timeout=settings.shutdown_timeout_s,
+        )
+        self._reuse_port = reuse_port or None
+        self._metrics_runner: web.AppRunner | None = None
+        self._started = self._stopped = False
+
+    @property
+    def port(self) -> int:
+        """The callback port actually bound (``INGEST_PORT=0`` picks a free one)."""
+        address = self.runner.addresses[0]
+        return int(address[1])
+
+    async def start(self) -> None:
+        self._started = True
+        settings = self.settings
+        await self.runner.setup()
+        await web.TCPSite(
+            self.runner, settings.host, settings.port, reuse_port=self._reuse_port, backlog=1024
+        ).start()
+        if settings.metrics_port:
+            self._metrics_runner = web.AppRunner(
+                init_metrics_app(settings), access_log=None, handle_signals=False
+            )
+            await self._metrics_runner.setup()
+            await web.TCPSite(
+                self._metrics_runner,
+                settings.host,
+                settings.metrics_port,
+                reuse_port=self._reuse_port,
+            ).start()
+            logger.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
+
+    def begin_shutdown(self) -> None:
+        """Readiness goes to 503 and new callbacks are refused; in-flight ones carry on."""
+        begin_shutdown(self.app)
+
+    async def stop(self) -> None:
+        """Close the listener, let in-flight requests finish (bounded by the shutdown timeout),
+        then stop the publisher. Idempotent."""
+        if self._stopped or not self._started:
+            return
+        self._stopped = True
+        self.begin_shutdown()
+        try:
+            await self.runner.cleanup()
+        finally:
+            if self._metrics_runner is not None:
+                await self._metrics_runner.cleanup()
+
+
+async def serve(
+    settings: IngestSettings, *, publisher: Publisher | None = None, reuse_port: bool = False
+) -> None:
+    """Serve until SIGTERM/SIGINT, then drain in the order above."""
     descriptor_limit = raise_descriptor_limit()
     max_connections = settings.max_connections or default_max_connections(descriptor_limit)
-    runner = IngestRunner(
-        app,
-        guard=ConnectionGuard(max_connections),
-        read_timeout_s=settings.read_timeout_s,
-        retry_after_s=settings.retry_after_s,
-        handle_signals=False,
-        shutdown_timeout=settings.shutdown_timeout_s,
+    server = IngestServer(
+        settings, max_connections=max_connections, publisher=publisher, reuse_port=reuse_port
     )
-    await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    metrics_runner = None
     metric_flusher = asyncio.create_task(flushing())
     try:
-        site = web.TCPSite(
-            runner, settings.host, settings.port, reuse_port=reuse_port or None, backlog=1024
-        )
-        await site.start()
-        if settings.metrics_port:
-            metrics_runner = web.AppRunner(
-                init_metrics_app(settings), access_log=None, handle_signals=False
-            )
-            await metrics_runner.setup()
-            await web.TCPSite(
-                metrics_runner, settings.host, settings.metrics_port, reuse_port=reuse_port or None
-            ).start()
-            logger.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
+        await server.start()
         logger.info(
             "ingest listening on http://%s:%d",
             settings.host,
@@ -70,13 +131,11 @@ async def serve(settings: IngestSettings, *, reuse_port: bool = False) -> None:
         )
         await stop.wait()
         logger.info("SIGTERM received: draining")
-        begin_shutdown(app)
+        server.begin_shutdown()
         if settings.drain_delay_s > 0:
             await asyncio.sleep(settings.drain_delay_s)  # let load balancers see readiness drop
     finally:
-        await runner.cleanup()
-        if metrics_runner is not None:
-            await metrics_runner.cleanup()
+        await server.stop()
         metric_flusher.cancel()
         await asyncio.gather(metric_flusher, return_exceptions=True)
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from ingest.prometheus import MULTIPROC_DIR_VARIABLE
+from ingest.metrics.prometheus import MULTIPROC_DIR_VARIABLE
 from ingest.settings import IngestSettings
 
 logger = logging.getLogger(__name__)

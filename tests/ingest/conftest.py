@@ -1,25 +1,81 @@
-"""Fixtures for ingest tests: a unique raw topic, the app under test, a raw-topic reader, and
-one real ingest process for the hostile-input tests."""
+"""Fixtures for ingest tests.
+
+Broker-free (most tests): ``ingest`` / ``make_ingest``, the production server in this process
+with the in-memory ``FakePublisher`` and a fake clock (``tests/ingest/inprocess.py``), and
+``http``, an aiohttp client session pointed at it.
+
+With the real broker (durable publication, outages, topic creation, storage): a unique raw
+topic, ``make_client`` (the production server in this process on the Kafka publisher), a
+raw-topic reader, and one real ingest process for the hostile-input tests that store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
 
-from ingest.app import init_app
+from ingest.server import IngestServer
 from ingest.settings import IngestSettings
 from schemas.topics import RAW
 from servicekit.kafka import KafkaSettings
-from tests.ingest.hostile import HostileTarget, assert_quiet_log, spawned_target
+from tests.ingest.fake_publisher import FakePublisher
+from tests.ingest.inprocess import InProcessIngest, fake_settings, running_ingest
 from tests.kafka_helpers import ConsumerRecord, consume_until, create_topic, unique_name
 
-ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+ClientFactory = Callable[..., Awaitable[aiohttp.ClientSession]]
+IngestFactory = Callable[..., Awaitable[InProcessIngest]]
+JSON_HEADERS = {"Content-Type": "application/json"}  # as Vonage sends
+
+
+@pytest.fixture
+async def make_ingest() -> AsyncIterator[IngestFactory]:
+    """``await make_ingest(publisher=..., max_connections=..., **setting_overrides)``: the
+    production server in this process on a fake publisher; no authentication unless the
+    overrides configure it."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(
+            *, publisher: FakePublisher | None = None, max_connections: int = 1024, **overrides: Any
+        ) -> InProcessIngest:
+            settings = fake_settings(**{"auth_token": None, "jwt_secret": None, **overrides})
+            return await stack.enter_async_context(
+                running_ingest(settings, publisher=publisher, max_connections=max_connections)
+            )
+
+        yield make
+
+
+@pytest.fixture
+async def make_http(make_ingest: IngestFactory) -> AsyncIterator[ClientFactory]:
+    """``await make_http(publisher=..., **setting_overrides)``: a client session (relative
+    URLs, JSON as Vonage sends) of a new in-process ingest on a fake publisher."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(**overrides: Any) -> aiohttp.ClientSession:
+            ingest = await make_ingest(**overrides)
+            return await stack.enter_async_context(
+                aiohttp.ClientSession(ingest.url, headers=JSON_HEADERS)
+            )
+
+        yield make
+
+
+@pytest.fixture
+async def ingest(make_ingest: IngestFactory) -> InProcessIngest:
+    return await make_ingest()
+
+
+@pytest.fixture
+async def http(ingest: InProcessIngest) -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for ``ingest`` (relative URLs), sending JSON as Vonage does."""
+    async with aiohttp.ClientSession(ingest.url, headers=JSON_HEADERS) as session:
+        yield session
 
 
 @pytest.fixture
@@ -44,25 +100,24 @@ def ingest_settings(kafka_bootstrap: str, topic_prefix: str, raw_topic: str) -> 
 
 @pytest.fixture
 async def make_client(ingest_settings: IngestSettings) -> AsyncIterator[ClientFactory]:
-    """``await make_client(**setting_overrides)``: the real app on a real port, real producer."""
-    clients: list[TestClient[Any, Any]] = []
+    """``await make_client(**setting_overrides)``: a client session of the production server
+    in this process on the real Kafka publisher."""
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def make(**overrides: Any) -> TestClient[Any, Any]:
-        client = TestClient(
-            TestServer(init_app(replace(ingest_settings, **overrides))),
-            headers={"Content-Type": "application/json"},  # as Vonage sends
-        )
-        await client.start_server()
-        clients.append(client)
-        return client
+        async def make(**overrides: Any) -> aiohttp.ClientSession:
+            settings = replace(ingest_settings, host="127.0.0.1", port=0, **overrides)
+            server = IngestServer(settings, max_connections=1024)
+            await server.start()
+            stack.push_async_callback(server.stop)
+            return await stack.enter_async_context(
+                aiohttp.ClientSession(f"http://127.0.0.1:{server.port}", headers=JSON_HEADERS)
+            )
 
-    yield make
-    for client in clients:
-        await client.close()
+        yield make
 
 
 @pytest.fixture
-async def client(make_client: ClientFactory) -> TestClient[Any, Any]:
+async def client(make_client: ClientFactory) -> aiohttp.ClientSession:
     return await make_client()
 
 
@@ -108,19 +163,3 @@ async def read_stored(
 
 def header_map(record: ConsumerRecord) -> dict[str, bytes]:
     return dict(record.headers)
-
-
-@pytest.fixture(scope="module")
-def hostile_service(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[HostileTarget]:
-    with spawned_target(kafka_bootstrap, tmp_path_factory.mktemp("hostile")) as target:
-        yield target
-
-
-@pytest.fixture
-def target(hostile_service: HostileTarget) -> Iterator[HostileTarget]:
-    """The shared service; after the test, its log must hold no traceback and no error."""
-    hostile_service.log_offset = len(hostile_service.service.log())
-    yield hostile_service
-    assert_quiet_log(hostile_service.new_log())

@@ -1,5 +1,7 @@
-"""One real ingest process (shared token and signed callbacks configured) for hostile-input
-tests, and the checks every such test makes of its log."""
+"""One real ``python -m ingest`` process (shared token and signed callbacks configured), for
+what needs a process of its own (``RLIMIT_NOFILE`` at start-up), and the checks such a test
+makes of its log. Everything else about hostile input runs in-process on the fake publisher
+(``tests/ingest/inprocess.py``)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 
-from ingest.batching import DeliveryTimeout, PartitionBatches, TopicGone
+from ingest.kafka.batching import DeliveryTimeout, PartitionBatches, TopicGone
 
 TOPIC = "meetings.raw"
 BATCH_BYTES = 1024

@@ -2,89 +2,82 @@
 stalest idle or slow connection makes room for a new one, refusals and evictions are counted
 and logged, and the soft limit is raised at start-up where the hard limit allows.
 
-The service runs with a small ``RLIMIT_NOFILE`` so a few hundred connections exhaust it.
+The cap's behaviour is tested broker-free on the production server in this process with a
+small cap; raising the descriptor limit needs a process of its own (``RLIMIT_NOFILE``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import logging
 
 import orjson
 import pytest
 
-from ingest.connections import RESERVED_DESCRIPTORS
-from tests.ingest.hostile import HostileTarget, assert_quiet_log, spawned_target
-from tests.ingest.raw_http import exchange, request_bytes, signed_headers
+from ingest.http.connections import RESERVED_DESCRIPTORS
+from tests.ingest.conftest import IngestFactory
+from tests.ingest.fake_publisher import FakePublisher, Mode
+from tests.ingest.hostile import spawned_target
+from tests.ingest.inprocess import InProcessIngest, wait_until
+from tests.ingest.raw_http import read_response, request_bytes
 from tests.ingest.test_observability import sample
 
-DESCRIPTORS = 256
-CAP = DESCRIPTORS - RESERVED_DESCRIPTORS
-STALLED = 2 * DESCRIPTORS
+CAP = 64
+STALLED = 2 * CAP
 BODY = orjson.dumps({"event": "session:started", "session_id": "s-fd", "room_id": "r"})
+REQUEST = request_bytes(BODY, [(b"Content-Type", b"application/json")])
+Connections = list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
 
 
-def authentic_request() -> bytes:
-    """A signed callback, signed now (a token signed at import would expire in a long run)."""
-    return request_bytes(BODY, signed_headers(BODY))
+@pytest.fixture
+async def ingest(make_ingest: IngestFactory) -> InProcessIngest:
+    return await make_ingest(max_connections=CAP)
 
 
-@pytest.fixture(scope="module")
-def small_target(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[HostileTarget]:
-    # Stalled connections must not time out during the test: only the cap may close them.
-    environ = {"INGEST_READ_TIMEOUT_S": "120"}
-    with spawned_target(
-        kafka_bootstrap, tmp_path_factory.mktemp("fd"), environ, descriptor_limit=DESCRIPTORS
-    ) as target:
-        yield target
+async def open_stalled(ingest: InProcessIngest, count: int, tag: bytes) -> Connections:
+    """``count`` connections, each with half a request sent."""
+    opened: Connections = []
+    for number in range(count):
+        reader, writer = await asyncio.open_connection("127.0.0.1", ingest.port)
+        writer.write(b"POST /callbacks HTTP/1.1\r\nHost: x\r\nX-%s: %d" % (tag, number))
+        opened.append((reader, writer))
+    return opened
 
 
-async def test_stalled_connections_beyond_the_descriptor_limit_do_not_lock_out_a_sender(
-    small_target: HostileTarget,
+async def test_stalled_connections_beyond_the_cap_do_not_lock_out_a_sender(
+    ingest: InProcessIngest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    target = small_target
-    stalled: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    caplog.set_level(logging.WARNING, logger="ingest")
+    before = await ingest.metrics()
+    stalled = await open_stalled(ingest, STALLED, b"Stall")
     try:
-        for number in range(STALLED):
-            reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
-            writer.write(b"POST /callbacks HTTP/1.1\r\nHost: x\r\nX-Stall: %d" % number)
-            stalled.append((reader, writer))
+        await wait_until(lambda: ingest.open_connections == CAP, what="the cap reached")
         # A legitimate sender, on fresh connections, is answered every time.
         for _ in range(20):
-            response = await exchange(target.port, authentic_request(), within=5)
+            response = await ingest.exchange(REQUEST, within=5)
             assert response is not None, "the sender's connection was closed unanswered"
             assert response.status == 204, response
-        text = await exchange(target.port, request_bytes(b"", target=b"/metrics", method=b"GET"))
-        assert text is not None
-        metrics = text.body.decode()
+        metrics = await ingest.metrics()
     finally:
         for _, writer in stalled:
             writer.close()
-    assert sample(metrics, "ingest_open_connections") <= CAP
-    evicted = sample(metrics, 'ingest_connections_closed_total{reason="evicted"}')
-    assert evicted >= STALLED - CAP  # the sender's own closed connections free slots too
-    log = target.new_log()
-    assert_quiet_log(log)
-    limit_lines = [line for line in log.splitlines() if "connection limit of" in line]
+    assert ingest.open_connections <= CAP
+    evicted = 'ingest_connections_closed_total{reason="evicted"}'
+    assert sample(metrics, evicted) - sample(before, evicted) >= STALLED - CAP
+    assert len(ingest.publisher.records) == 20
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    limit_lines = [r.getMessage() for r in caplog.records if "connection limit of" in r.msg]
     assert 1 <= len(limit_lines) <= 3, "evictions are logged, but never one line each"
     assert f"connection limit of {CAP} reached" in limit_lines[0]
 
 
-async def test_evicted_slow_connections_get_a_json_503(small_target: HostileTarget) -> None:
+async def test_evicted_slow_connections_get_a_json_503(ingest: InProcessIngest) -> None:
     """The stalest slow connection is answered (not just cut) when it makes room."""
-    target = small_target
-    first_reader, first_writer = await asyncio.open_connection("127.0.0.1", target.port)
-    first_writer.write(b"POST /callbacks HTTP/1.1\r\nHost: x\r\nX-Oldest: 1")
-    others = []
+    [(first_reader, first_writer)] = await open_stalled(ingest, 1, b"Oldest")
+    await wait_until(lambda: ingest.open_connections == 1, what="the first connection")
+    others = await open_stalled(ingest, CAP, b"Later")
     try:
-        for _ in range(CAP):
-            others.append(await asyncio.open_connection("127.0.0.1", target.port))
-            others[-1][1].write(b"POST /callbacks HTTP/1.1\r\nHost: x\r\nX-Later: 1")
-        from tests.ingest.raw_http import read_response
-
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(5):
             response = await read_response(first_reader)
         assert response is not None
         assert response.status == 503
@@ -93,6 +86,32 @@ async def test_evicted_slow_connections_get_a_json_503(small_target: HostileTarg
     finally:
         first_writer.close()
         for _, writer in others:
+            writer.close()
+
+
+async def test_at_the_cap_with_every_connection_answering_a_new_one_is_refused(
+    make_ingest: IngestFactory,
+) -> None:
+    publisher = FakePublisher(mode=Mode.HANG)
+    ingest = await make_ingest(max_connections=2, publisher=publisher)
+    answering = [await asyncio.open_connection("127.0.0.1", ingest.port) for _ in range(2)]
+    try:
+        for _, writer in answering:
+            writer.write(REQUEST)
+        await wait_until(lambda: publisher.waiting == 2, what="both requests being answered")
+        refused = await ingest.exchange(REQUEST, within=5)
+        assert refused is not None
+        assert refused.status == 503
+        assert refused.json()["error"] == "unavailable"
+        assert refused.headers["retry-after"] == str(ingest.server.settings.retry_after_s)
+        publisher.release()
+        for reader, _ in answering:
+            async with asyncio.timeout(5):
+                answered = await read_response(reader)
+            assert answered is not None
+            assert answered.status == 204
+    finally:
+        for _, writer in answering:
             writer.close()
 
 

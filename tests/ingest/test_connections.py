@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from ingest.connections import (
+from ingest.http.connections import (
     REPORT_INTERVAL_S,
     ConnectionGuard,
     Phase,
@@ -92,7 +92,7 @@ def test_releasing_twice_or_an_unknown_connection_is_harmless() -> None:
 def test_refusals_and_evictions_are_logged_at_most_once_per_interval(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="ingest.connections")
+    caplog.set_level(logging.WARNING, logger="ingest.http.connections")
     clock = Clock()
     guard = ConnectionGuard(1, clock=clock)
     guard.admit(FakeConnection("first"))
@@ -105,20 +105,21 @@ def test_refusals_and_evictions_are_logged_at_most_once_per_interval(
     assert "0 connections refused, 100 idle or slow" in caplog.records[1].getMessage()
 
 
-def test_the_sweep_finds_late_headers_and_stops_at_fresh_connections() -> None:
+def test_the_sweep_finds_late_requests_and_stops_at_fresh_connections() -> None:
     guard = ConnectionGuard(10, clock=Clock())
     late_headers = FakeConnection("late", Phase.HEADERS, since=0.0)
     silent = FakeConnection("silent", Phase.IDLE, since=1.0)
     answering = FakeConnection("answering", Phase.ANSWERING, since=2.0)
     keep_alive = FakeConnection("keep-alive", Phase.IDLE, since=3.0)
     keep_alive.read_deadline = None  # between requests: no clock running
-    slow_body = FakeConnection("body", Phase.BODY, since=4.0)  # the handler times that out
+    slow_body = FakeConnection("body", Phase.BODY, since=4.0)  # its read is ended by the sweep
     fresh = FakeConnection("fresh", Phase.HEADERS, since=9.0)
     for connection in (late_headers, silent, answering, keep_alive, slow_body, fresh):
         guard.admit(connection)
     assert guard.overdue(now=10.5, read_timeout_s=10.0) == [late_headers]
     assert guard.overdue(now=11.0, read_timeout_s=10.0) == [late_headers, silent]
-    assert guard.overdue(now=19.0, read_timeout_s=10.0) == [late_headers, silent, fresh]
+    assert guard.overdue(now=14.0, read_timeout_s=10.0) == [late_headers, silent, slow_body]
+    assert guard.overdue(now=19.0, read_timeout_s=10.0) == [late_headers, silent, slow_body, fresh]
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
+import aiohttp
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient
 
 from ingest.settings import IngestSettings
 from schemas.topics import RAW
@@ -50,7 +49,7 @@ async def test_missing_raw_topic_makes_ingest_unready(
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix="does-not-exist.")
     )
 
-    async def ready(client: TestClient[Any, Any]) -> bool:
+    async def ready(client: aiohttp.ClientSession) -> bool:
         return (await client.get("/readyz")).status == 200
 
     await wait_until(lambda: ready(healthy), what="the control instance to be ready")
@@ -72,7 +71,7 @@ def own_broker(tmp_path: Path) -> Iterator[EmbeddedKafka]:
 class Sender:
     """Keeps POSTing distinct callbacks from several concurrent loops, remembering outcomes."""
 
-    def __init__(self, client: TestClient[Any, Any], concurrency: int = 4) -> None:
+    def __init__(self, client: aiohttp.ClientSession, concurrency: int = 4) -> None:
         self._client = client
         self._concurrency = concurrency
         self._next = 0

@@ -1,28 +1,47 @@
-"""Liveness, readiness, Prometheus metrics and structured access logs."""
+"""Liveness, readiness, Prometheus metrics and structured access logs.
+
+Broker-free except the produce-latency metric, which only the Kafka publisher observes."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 
 from servicekit.logs import JsonFormatter
 from tests.callback_fixtures import valid_body
-from tests.ingest.service import IngestService
+from tests.ingest.conftest import IngestFactory
+from tests.ingest.fake_publisher import Mode
+from tests.ingest.inprocess import InProcessIngest
 from tests.kafka_helpers import wait_until
 from tools.devkafka import free_port
 
 
-async def test_healthz_and_readyz(client: TestClient[Any, Any]) -> None:
-    health = await client.get("/healthz")
+async def test_healthz_and_readyz(http: aiohttp.ClientSession, ingest: InProcessIngest) -> None:
+    health = await http.get("/healthz")
     assert (health.status, await health.json()) == (200, {"status": "ok"})
 
+    async def readiness() -> tuple[int, object]:
+        response = await http.get("/readyz")
+        return response.status, (await response.json())["status"]
+
+    assert await readiness() == (200, "ready")
+    ingest.publisher.connected = False
+    assert await readiness() == (503, "kafka_unavailable")
+    ingest.publisher.connected = True
+    ingest.publisher.mode = Mode.TOPIC_MISSING
+    assert await readiness() == (503, "raw_topic_missing")
+    ingest.publisher.mode = Mode.ACKNOWLEDGE
+    assert await readiness() == (200, "ready")
+    ingest.server.begin_shutdown()
+    assert await readiness() == (503, "shutting_down")
+    assert (await http.get("/healthz")).status == 200  # alive while draining
+
+
+async def test_healthz_and_readyz_on_kafka(client: aiohttp.ClientSession) -> None:
     async def ready() -> bool:
         return (await client.get("/readyz")).status == 200
 
@@ -39,7 +58,7 @@ def sample(text: str, series: str) -> float:
 
 
 async def test_metrics_count_requests_bytes_and_produce_latency(
-    client: TestClient[Any, Any],
+    client: aiohttp.ClientSession,
 ) -> None:
     before = await (await client.get("/metrics")).text()
     body = valid_body("session-started.json")
@@ -63,10 +82,10 @@ async def test_metrics_count_requests_bytes_and_produce_latency(
 
 
 async def test_each_callback_request_logs_one_json_access_line(
-    client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+    http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="ingest.access")
-    response = await client.post(
+    response = await http.post(
         "/callbacks", data=b'{"no": "event"}', headers={"X-Request-Id": "req-7"}
     )
     assert response.status == 400
@@ -91,30 +110,19 @@ def test_json_formatter_includes_exceptions() -> None:
     assert "ValueError: boom" in line["exc"]
 
 
-async def test_metrics_can_be_served_on_their_own_port(
-    kafka_bootstrap: str, raw_topic: str, topic_prefix: str, tmp_path: Path
-) -> None:
+async def test_metrics_can_be_served_on_their_own_port(make_ingest: IngestFactory) -> None:
     metrics_port = free_port()
-    environ = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "MEETINGS_TOPIC_PREFIX": topic_prefix,
-        "INGEST_METRICS_PORT": str(metrics_port),
-    }
-    service = IngestService(environ, tmp_path / "ingest.log")
+    ingest = await make_ingest(metrics_port=metrics_port)
     async with aiohttp.ClientSession() as http:
-        try:
-            await service.start(http)
-            body = valid_body("session-started.json")
-            async with http.post(
-                f"{service.url}/callbacks", data=body, headers={"Content-Type": "application/json"}
-            ) as accepted:
-                assert accepted.status == 204
-            async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as scrape:
-                assert scrape.status == 200
-                text = await scrape.text()
-            async with http.get(f"{service.url}/metrics") as public:
-                assert public.status == 404
-                assert (await public.json())["error"] == "not_found"
-        finally:
-            service.kill()
-    assert sample(text, 'ingest_requests_total{route="/callbacks",status="204"}') == 1
+        body = valid_body("session-started.json")
+        async with http.post(
+            f"{ingest.url}/callbacks", data=body, headers={"Content-Type": "application/json"}
+        ) as accepted:
+            assert accepted.status == 204
+        async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as scrape:
+            assert scrape.status == 200
+            text = await scrape.text()
+        async with http.get(f"{ingest.url}/metrics") as public:
+            assert public.status == 404
+            assert (await public.json())["error"] == "not_found"
+    assert 'ingest_requests_total{route="/callbacks",status="204"}' in text

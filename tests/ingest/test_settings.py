@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from ingest.checks.validation import check_content_type, inspect_body
 from ingest.settings import load_settings
-from ingest.validation import check_content_type, inspect_body
 from schemas.topics import RAW
 from servicekit.env import SettingsError
 

@@ -6,7 +6,7 @@ import asyncio
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from ingest import tally
+from ingest.metrics import tally
 from tests.kafka_helpers import wait_until
 
 

@@ -9,15 +9,14 @@ purpose, ingest accepts callbacks into it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
+import aiohttp
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ingest.app import init_app
+from ingest.server import IngestServer
 from ingest.settings import IngestSettings
 from schemas.topics import RAW
 from servicekit.kafka import KafkaSettings
@@ -78,7 +77,7 @@ async def test_control_a_plain_producer_does_create_the_topic(auto_creating_brok
 
 
 @pytest.fixture
-async def client(auto_creating_broker: str) -> AsyncIterator[tuple[TestClient[Any, Any], str]]:
+async def client(auto_creating_broker: str) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
     prefix = unique_name("auto") + "."
     topic = RAW.name_under(prefix)
     settings = IngestSettings(
@@ -86,17 +85,20 @@ async def client(auto_creating_broker: str) -> AsyncIterator[tuple[TestClient[An
         produce_timeout_s=0.3,  # how long a callback waits for a missing topic to appear
         readiness_interval_s=PROBE_INTERVAL_S,
         retry_after_s=7,
+        host="127.0.0.1",
+        port=0,
     )
-    test_client = TestClient(TestServer(init_app(settings)))
-    await test_client.start_server()
+    server = IngestServer(settings, max_connections=1024)  # production's, on Kafka
+    await server.start()
     try:
-        yield test_client, topic
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{server.port}") as http:
+            yield http, topic
     finally:
-        await test_client.close()
+        await server.stop()
 
 
 async def test_a_missing_raw_topic_is_503_and_is_never_created(
-    client: tuple[TestClient[Any, Any], str], auto_creating_broker: str
+    client: tuple[aiohttp.ClientSession, str], auto_creating_broker: str
 ) -> None:
     http, topic = client
     readiness = await http.get("/readyz")

@@ -12,9 +12,8 @@ from dataclasses import dataclass, replace
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestServer
 
-from ingest.app import init_app
+from ingest.server import IngestServer
 from ingest.settings import IngestSettings
 from schemas import DecodeFailure, decode_callback
 from schemas.timestamps import parse_timestamp, to_epoch_ms
@@ -186,12 +185,14 @@ async def ingest(kafka_bootstrap: str, new_topic: TopicFactory) -> AsyncIterator
     raw_topic = await create_topic(kafka_bootstrap, RAW.name_under(prefix), partitions=4)
     settings = IngestSettings(
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix),
+        host="127.0.0.1",
+        port=0,
         readiness_interval_s=0.2,
     )
-    server = TestServer(init_app(settings))
-    await server.start_server()
-    yield Ingest(str(server.make_url("/")), raw_topic)
-    await server.close()
+    server = IngestServer(settings, max_connections=64)  # as production serves it
+    await server.start()
+    yield Ingest(f"http://127.0.0.1:{server.port}/", raw_topic)
+    await server.stop()
 
 
 async def test_a_run_against_ingest_stores_every_callback_it_sent(
@@ -233,16 +234,18 @@ async def test_a_run_that_cannot_store_its_callbacks_exits_1(
 ) -> None:
     settings = IngestSettings(
         kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"),  # nothing listens
+        host="127.0.0.1",
+        port=0,
         produce_timeout_s=0.3,
         retry_after_s=1,
     )
-    server = TestServer(init_app(settings))
-    await server.start_server()
+    server = IngestServer(settings, max_connections=64)
+    await server.start()
     try:
         args = ["--sessions", "1", "--seed", "1", "--max-attempts", "2", "--max-retry-wait", "0.1"]
-        code = await asyncio.to_thread(main, ["--url", str(server.make_url("/")), *args])
+        code = await asyncio.to_thread(main, ["--url", f"http://127.0.0.1:{server.port}/", *args])
     finally:
-        await server.close()
+        await server.stop()
 
     out = capsys.readouterr().out
     assert code == 1

@@ -24,9 +24,9 @@ import collections
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from aiokafka.producer.message_accumulator import BatchBuilder
+from servicekit.record_batches import BatchSink, RecordBatch, append_record
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -39,18 +39,13 @@ class TopicGone(Exception):
     """The topic left the producer's metadata before the batch could be submitted."""
 
 
-class BatchProducer(Protocol):
-    """The part of ``AIOKafkaProducer`` the batches use."""
-
-    def create_batch(self) -> BatchBuilder: ...
-    async def send_batch(
-        self, batch: BatchBuilder, topic: str, *, partition: int
-    ) -> asyncio.Future[Any]: ...
+BatchProducer = BatchSink
+"""The part of ``AIOKafkaProducer`` the batches use."""
 
 
 @dataclass(slots=True)
 class _Batch:
-    builder: BatchBuilder
+    builder: RecordBatch
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     deadline: asyncio.TimerHandle | None = None
     accepting: bool = True
@@ -115,10 +110,9 @@ class PartitionBatches:
     def _append(
         batch: _Batch, key: bytes | None, value: bytes, headers: Headers, timestamp_ms: int
     ) -> bool:
-        metadata = batch.builder.append(
-            timestamp=timestamp_ms, key=key, value=value, headers=headers
+        return append_record(
+            batch.builder, key=key, value=value, headers=headers, timestamp_ms=timestamp_ms
         )
-        return metadata is not None
 
     def _open(self, queue: collections.deque[_Batch]) -> _Batch:
         batch = _Batch(self._producer.create_batch())

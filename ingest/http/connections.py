@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from ingest.metrics import CONNECTIONS_CLOSED, OPEN_CONNECTIONS
+from ingest.metrics.defs import CONNECTIONS_CLOSED, OPEN_CONNECTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -124,16 +124,17 @@ class ConnectionGuard:
             OPEN_CONNECTIONS.set(len(self._open))
 
     def overdue(self, now: float, read_timeout_s: float) -> list[Connection]:
-        """Connections whose headers did not arrive by their read deadline, oldest first. The
-        order is that of ``phase_since``, so the walk ends at the first connection that moved
-        less than a read timeout ago: its deadline and every later one are still ahead."""
+        """Connections whose headers or body did not arrive by their read deadline, oldest
+        first. The order is that of ``phase_since``, so the walk ends at the first connection
+        that moved less than a read timeout ago: its deadline and every later one are still
+        ahead."""
         horizon = now - read_timeout_s
         late: list[Connection] = []
         for connection in self._open:
             if connection.phase_since > horizon:
                 break
             deadline = connection.read_deadline
-            if connection.phase <= Phase.HEADERS and deadline is not None and deadline <= now:
+            if connection.phase <= Phase.BODY and deadline is not None and deadline <= now:
                 late.append(connection)
         return late
 

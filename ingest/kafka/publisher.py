@@ -13,7 +13,7 @@ break co-partitioning for good. So ``send`` is only called for a topic already i
 producer's metadata, which is refreshed with all-topics requests (which create nothing); while
 the topic is missing, callbacks get 503 and readiness is off.
 
-Records are sent in batches ingest builds itself (``ingest.batching``), partitioned by key as
+Records are sent in batches ingest builds itself (``ingest.kafka.batching``), partitioned by key as
 Kafka's default partitioner does; the topic's partition count is taken from every metadata
 update rather than looked up per callback.
 """
@@ -25,10 +25,9 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import (
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
@@ -38,10 +37,13 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-from ingest.batching import DeliveryTimeout, PartitionBatches, TopicGone
-from ingest.metrics import PRODUCE_FAILURES, PRODUCE_SECONDS
+from ingest.kafka.batching import DeliveryTimeout, PartitionBatches, TopicGone
+from ingest.metrics.defs import PRODUCE_FAILURES, PRODUCE_SECONDS
+from ingest.publication import Headers, PublishError
 from ingest.settings import IngestSettings
+from servicekit.aiokafka_internals import topic_known
 from servicekit.partitioner import KeyPartitioner, default_partition
+from servicekit.record_batches import TopicPartitionsView
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +51,6 @@ _NOT_CONNECTED = PRODUCE_FAILURES.labels(cause="not_connected")
 _TOPIC_MISSING = PRODUCE_FAILURES.labels(cause="topic_missing")
 _TIMED_OUT = PRODUCE_FAILURES.labels(cause="timeout")
 _OBSERVE_PRODUCE_SECONDS = PRODUCE_SECONDS.observe
-
-Headers = Sequence[tuple[str, bytes]]
 
 _RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _METADATA_BACKOFF_S = (0.05, 0.1, 0.2, 0.5)
@@ -68,17 +68,9 @@ _PRODUCER_FATAL = (
 )
 
 
-class PublishError(Exception):
-    """Kafka did not acknowledge a record in time; the client should retry later (503)."""
-
-    def __init__(self, cause: str, detail: str | None = None) -> None:
-        super().__init__(cause)
-        self.cause = cause
-        self.detail = detail or f"Kafka did not store the callback ({cause})"
-
-
 class RawPublisher:
-    """Owns the producer's lifecycle: ``start()``/``stop()``, also as ``async with``."""
+    """The production ``Publisher`` (``ingest.publication``). Owns the producer's lifecycle:
+    ``start()``/``stop()``, also as ``async with``."""
 
     def __init__(self, settings: IngestSettings) -> None:
         self._settings = settings
@@ -87,6 +79,8 @@ class RawPublisher:
         self._partitioner: KeyPartitioner | None = None
         """Keys to partitions of the raw topic as the producer's metadata has it; None while
         the topic is missing."""
+        self._unlisten: Callable[[], None] = lambda: None
+        """Removes the current producer's metadata listener."""
         self._deliverable = False
         self._topic_missing = False
         self._connector: asyncio.Task[None] | None = None
@@ -223,6 +217,7 @@ class RawPublisher:
         self._producer = None
         self._batches = None
         self._partitioner = None
+        self._unlisten()  # the retired producer's metadata no longer concerns us
         if self._prober is not None:
             self._prober.cancel()
         retiring = asyncio.create_task(current.stop(), name="kafka-retire")
@@ -264,7 +259,7 @@ class RawPublisher:
         cluster = producer.client.cluster
         topic = self._settings.raw_topic
 
-        def learn_partitions(metadata: ClusterMetadata) -> None:
+        def learn_partitions(metadata: TopicPartitionsView) -> None:
             if self._producer is producer:
                 found = metadata.partitions_for_topic(topic)
                 if not found:
@@ -273,6 +268,7 @@ class RawPublisher:
                     self._partitioner = KeyPartitioner(len(found))
 
         cluster.add_listener(learn_partitions)
+        self._unlisten = lambda: cluster.remove_listener(learn_partitions)
         self._producer = producer
         learn_partitions(cluster)
         self._batches = PartitionBatches(
@@ -280,7 +276,7 @@ class RawPublisher:
             topic,
             timeout_s=self._settings.produce_timeout_s,
             # Checked right before each batch is handed over (see the module docstring).
-            topic_exists=lambda: cluster.partitions_for_topic(topic) is not None,
+            topic_exists=lambda: topic_known(producer, topic),
         )
 
     async def _probe_forever(self) -> None:

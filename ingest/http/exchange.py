@@ -6,6 +6,11 @@ run through an aiohttp middleware: a middleware costs two more coroutines, a loo
 wrapped chain and the request's route per request, and the route, its metric children and the
 access-log mode are all known when the route is added. Unknown paths and methods reach a route
 of their own (``unmatched``), so they are observed and answered in JSON the same way.
+
+The wrapper is also where a connection learns that its request's headers were parsed (the
+handler begins) and that it was answered (the handler returns): signals that are ours rather
+than aiohttp's, so the read deadlines and the connection cap never depend on aiohttp's
+access-log hook.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from collections.abc import Awaitable, Callable, Iterator
 import msgspec
 import orjson
 from aiohttp import hdrs, web
-from aiohttp.web_urldispatcher import DynamicResource
 
-from ingest.metrics import IN_FLIGHT, REQUESTS
-from ingest.responses import printable
-from ingest.tally import CounterTally, counter_tally, level_tally
-from ingest.validation import Rejection
+from ingest.checks.validation import Rejection
+from ingest.http.connections import Phase
+from ingest.http.protocol import UNROUTABLE, IngestConnection, send_and_close
+from ingest.http.responses import printable
+from ingest.metrics.defs import IN_FLIGHT, REQUESTS
+from ingest.metrics.tally import CounterTally, counter_tally, level_tally
+from servicekit.aiohttp_internals import ObservedConnection
 from servicekit.logs import FIELDS_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
@@ -41,6 +48,7 @@ _INTERNAL_ERROR = Rejection(
     500, "internal_error", "an unexpected error; the callback was not stored"
 )
 _IN_FLIGHT = level_tally(IN_FLIGHT)
+_BODY, _ANSWERING = Phase.BODY, Phase.ANSWERING
 
 
 class Exchange(msgspec.Struct, gc=False):
@@ -82,6 +90,13 @@ def observed(
         is_callback = callbacks if callbacks is not None else request.method == hdrs.METH_POST
         if is_callback:
             _IN_FLIGHT.value += 1
+        # The connection's request is being answered, or its body is still arriving (inlined:
+        # this runs for every request). Not moved in the guard's order: a slow body stays as
+        # stale as its request. The handler's return is the connection's "answered".
+        protocol = request.protocol
+        connection = protocol.observer if type(protocol) is ObservedConnection else None
+        if type(connection) is IngestConnection:
+            connection.phase = _ANSWERING if request.content.is_eof() else _BODY
         try:
             response = await handler(request, exchange)
         except Exception:
@@ -92,6 +107,7 @@ def observed(
         finally:
             if is_callback:
                 _IN_FLIGHT.value -= 1
+        close = type(connection) is IngestConnection and connection.answered()
         if exchange.client_closed:
             client_closed.pending += 1
             access_logger.debug("client closed the connection mid-request on %s", route)
@@ -105,6 +121,8 @@ def observed(
         counter.pending += 1
         if status >= 500 or (is_callback and (log_all or (log_refusals and status >= 300))):
             _log_access(request, exchange, status, began)
+        if close:
+            await send_and_close(request, response)
         return response
 
     return observe
@@ -162,8 +180,10 @@ _request_ids = _request_id_source()
 def add_unmatched_route(app: web.Application, *, access_log: str) -> None:
     """Answer every path and method no route serves with a JSON ``404`` or ``405``.
 
-    Added after every other route: aiohttp tries the most specific path first, so this catches
-    only what nothing else takes."""
+    A catch-all route added after every other route: aiohttp tries the most specific path
+    first, so it catches only what nothing else takes. Targets that are not paths (``OPTIONS *``,
+    ``CONNECT host:port``) never reach the router; ``IngestRunner`` hands them to the same
+    handler (``UNROUTABLE``)."""
     allowed: dict[str, list[str]] = {}
     callbacks: list[str] = []
     for resource in app.router.resources():
@@ -189,20 +209,6 @@ def add_unmatched_route(app: web.Application, *, access_log: str) -> None:
             return response
         return refuse(exchange, Rejection(404, "not_found", f"no such route: {target}{elsewhere}"))
 
-    anything = AnyTarget()
-    app.router.register_resource(anything)
-    anything.add_route(
-        hdrs.METH_ANY,
-        observed(no_such_route, UNMATCHED_ROUTE, access_log=access_log, callbacks=None),
-    )
-
-
-class AnyTarget(DynamicResource):
-    """Matches every request target, even those no path pattern can (``OPTIONS *``): aiohttp
-    tries the resources indexed under ``/`` for every path nothing more specific takes."""
-
-    def __init__(self) -> None:
-        super().__init__("/{target}")
-
-    def _match(self, path: str) -> dict[str, str] | None:
-        return {"target": path}
+    handler = observed(no_such_route, UNMATCHED_ROUTE, access_log=access_log, callbacks=None)
+    app.router.add_route(hdrs.METH_ANY, r"/{target:[\s\S]*}", handler)  # newlines too
+    app[UNROUTABLE] = handler  # OPTIONS *, CONNECT host:port: targets no route pattern can take
