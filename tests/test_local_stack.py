@@ -70,6 +70,9 @@ def stack(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, i
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
+            # `make run` on a machine without a cluster: the stack's own broker on that port,
+            # even when the suite itself was pointed at another (KAFKA_BOOTSTRAP_SERVERS).
+            env={k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"},
         )
     try:
         yield process, ports, log

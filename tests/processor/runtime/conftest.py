@@ -1,5 +1,6 @@
 """Fixtures for the processor runtime against a real broker: unique topics, feeding raw
-records, reading derived topics with read_committed, and a processor running in-process."""
+records, reading derived topics with read_committed, and a processor running in-process; and
+``backend``, the fake or the real Kafka for the scenarios written once for both."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -17,6 +19,9 @@ from processor.settings import ProcessorSettings
 from schemas.topics import TopicNames
 from servicekit.kafka import KafkaSettings
 from tests.kafka_helpers import ConsumerRecord, create_topic, unique_name, wait_until
+
+if TYPE_CHECKING:
+    from tests.processor.runtime.backends import Backend
 
 PARTITIONS = 4
 
@@ -149,3 +154,17 @@ async def running(
 
 def with_overrides(settings: ProcessorSettings, **overrides: object) -> ProcessorSettings:
     return replace(settings, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(
+    params=[pytest.param("fake"), pytest.param("real", marks=pytest.mark.kafka)],
+)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The fake Kafka, or the suite's broker with unique topics (marked ``kafka``, so that
+    ``-m "not kafka"`` runs the fake variant alone)."""
+    # Imported here: backends builds on the helpers above.
+    from tests.processor.runtime.backends import FakeBackend, RealBackend
+
+    if request.param == "fake":
+        return FakeBackend()
+    return RealBackend(request.getfixturevalue("settings"))

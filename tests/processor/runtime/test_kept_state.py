@@ -21,8 +21,7 @@ from processor.settings import ProcessorSettings
 from tests.kafka_helpers import wait_until
 from tests.processor.runtime.conftest import RawCallback
 from tests.processor.runtime.fakes import FakeConsumer, FakeKafka, fake_settings, running_on
-from tests.processor.runtime.meeting import recent_ms
-from tests.processor.runtime.scenario import (
+from tests.processor.runtime.on_fake_kafka import (
     PARTICIPANT_SECONDS,
     duplicates,
     feed,
@@ -30,6 +29,7 @@ from tests.processor.runtime.scenario import (
     sessions_on,
     summaries,
 )
+from tests.processor.runtime.scripted_meeting import recent_ms
 
 PER_MEETING = 9
 """Records of a scripted meeting without its room expiry; the first 5 leave three people in

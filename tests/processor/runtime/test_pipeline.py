@@ -20,7 +20,7 @@ from schemas import (
 )
 from tests.kafka_helpers import unique_name, wait_until
 from tests.processor.runtime.conftest import RawCallback, feed, read_all, running
-from tests.processor.runtime.meeting import recent_ms, scripted_meeting
+from tests.processor.runtime.scripted_meeting import recent_ms, scripted_meeting
 
 
 async def derived(settings: ProcessorSettings, topic: str) -> list[Any]:

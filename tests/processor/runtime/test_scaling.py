@@ -14,8 +14,8 @@ from processor.runtime.rebalance import RestoreKind
 from processor.settings import ProcessorSettings
 from tests.kafka_helpers import unique_name, wait_until
 from tests.processor.runtime.conftest import PARTITIONS, RawCallback, feed, running
-from tests.processor.runtime.meeting import recent_ms, scripted_meeting
-from tests.processor.runtime.test_rebuild import assert_each_meeting_once, summaries
+from tests.processor.runtime.scripted_meeting import recent_ms, scripted_meeting
+from tests.processor.runtime.test_restart_stop_crash import assert_each_meeting_once, summaries
 
 
 async def feeding(

@@ -26,7 +26,7 @@ from schemas.timestamps import format_epoch_ms
 from servicekit.kafka import KafkaSettings
 from tests.kafka_helpers import ConsumerRecord, unique_name, wait_until
 from tests.processor.runtime.conftest import PARTITIONS, RawCallback, feed, read_all, running
-from tests.processor.runtime.meeting import recent_ms
+from tests.processor.runtime.scripted_meeting import recent_ms
 
 MEGABYTE = 1024 * 1024
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 import orjson
 
 from schemas.timestamps import format_epoch_ms
 from tests.processor.runtime.conftest import RawCallback
+
+PARTICIPANT_SECONDS = 99 + 60 + 97
+"""Of every scripted meeting: Ada 99 s, Alan 60 s, Grace 97 s."""
 
 
 def recent_ms(minutes_ago: float = 10) -> int:
@@ -58,3 +62,8 @@ def scripted_meeting(session_id: str, room_id: str, *, t0: int | None = None) ->
         _record({"event": "room:expired", "room_id": room_id, "room_type": "instant",
                  "expires_at": format_epoch_ms(t0 + 200_000)}, t0 + 200_100),
     ]  # fmt: skip
+
+
+def meetings(session_ids: Iterable[str], *, t0: int) -> list[RawCallback]:
+    """The scripted meetings of ``session_ids`` without their room expiry, one after another."""
+    return [r for s in session_ids for r in scripted_meeting(s, f"room-{s}", t0=t0)[:-1]]

@@ -11,10 +11,10 @@ from schemas import SessionEndedEvent, decode_event
 from schemas.topics import HEADER_RECEIVED_AT
 from tests.processor.runtime.conftest import RawCallback
 from tests.processor.runtime.fakes import FakeKafka, FakeRecord
-from tests.processor.runtime.meeting import scripted_meeting
-
-PARTICIPANT_SECONDS = 99 + 60 + 97
-"""Of every scripted meeting: Ada 99 s, Alan 60 s, Grace 97 s."""
+from tests.processor.runtime.scripted_meeting import (  # re-exported
+    PARTICIPANT_SECONDS as PARTICIPANT_SECONDS,
+)
+from tests.processor.runtime.scripted_meeting import meetings as meetings
 
 
 def sessions_on(kafka: FakeKafka, partition: int, count: int, prefix: str = "s") -> list[str]:
@@ -27,11 +27,6 @@ def sessions_on(kafka: FakeKafka, partition: int, count: int, prefix: str = "s")
             found.append(session_id)
         n += 1
     return found
-
-
-def meetings(session_ids: Iterable[str], *, t0: int) -> list[RawCallback]:
-    """The scripted meetings of ``session_ids`` without their room expiry, one after another."""
-    return [r for s in session_ids for r in scripted_meeting(s, f"room-{s}", t0=t0)[:-1]]
 
 
 def feed(kafka: FakeKafka, settings: ProcessorSettings, callbacks: Iterable[RawCallback]) -> None:

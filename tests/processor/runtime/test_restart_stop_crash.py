@@ -19,8 +19,8 @@ from processor.settings import ProcessorSettings
 from schemas import SessionEndedEvent, decode_event, decode_state
 from tests.kafka_helpers import unique_name, wait_until
 from tests.processor.runtime.conftest import PARTITIONS, feed, read_all, running
-from tests.processor.runtime.meeting import recent_ms, scripted_meeting
-from tests.processor.runtime.service import ProcessorProcess
+from tests.processor.runtime.processor_process import ProcessorProcess
+from tests.processor.runtime.scripted_meeting import recent_ms, scripted_meeting
 
 
 async def events_of(settings: ProcessorSettings, topic: str) -> list[Any]:

@@ -23,7 +23,11 @@ from schemas.events import (
 )
 from schemas.state import SessionState
 from tests.processor.builders import Delivery, Replay, replay, through_the_changelog
-from tests.processor.meetings import meetings, meetings_and_redeliveries, meetings_and_shuffles
+from tests.processor.meeting_strategies import (
+    meetings,
+    meetings_and_redeliveries,
+    meetings_and_shuffles,
+)
 
 
 def assert_sane(state: SessionState, events: list[DerivedEvent]) -> None:

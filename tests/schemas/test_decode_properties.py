@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from schemas import BaseCallback, DecodeFailure, decode_callback, encode
 from schemas.callbacks import EVENT_SPELLINGS
-from tests.schemas.strategies import callbacks, json_values
+from tests.schemas.callback_strategies import callbacks, json_values
 
 
 @given(callbacks)

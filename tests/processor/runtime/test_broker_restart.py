@@ -17,7 +17,7 @@ from schemas.topics import TopicNames
 from servicekit.kafka import KafkaSettings
 from tests.kafka_helpers import unique_name, wait_until
 from tests.processor.runtime.conftest import PARTITIONS, feed, read_all, running
-from tests.processor.runtime.meeting import scripted_meeting
+from tests.processor.runtime.scripted_meeting import scripted_meeting
 from tools.devkafka import EmbeddedKafka
 from tools.devkafka.admin import create_topic
 

@@ -16,7 +16,7 @@ from schemas.callbacks import RecordingStartedCallback
 from schemas.topics import TopicNames
 from tests.kafka_helpers import unique_name
 from tests.processor.runtime.fakes import FakeRecord
-from tests.processor.runtime.meeting import recent_ms, scripted_meeting
+from tests.processor.runtime.scripted_meeting import recent_ms, scripted_meeting
 
 TOPICS = TopicNames.with_prefix("unit.")
 
