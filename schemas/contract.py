@@ -33,7 +33,7 @@ def schema_file_name(name: str) -> str:
 
 
 def json_schema(value_type: Any, *, title: str, description: str) -> dict[str, Any]:
-    generated = msgspec.json.schema(value_type)
+    generated = _null_last(msgspec.json.schema(value_type))
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": schema_file_name(title),
@@ -41,6 +41,24 @@ def json_schema(value_type: Any, *, title: str, description: str) -> dict[str, A
         "description": description,
         **generated,
     }
+
+
+def _null_last(node: Any) -> Any:
+    """The schema with ``{"type": "null"}`` last in every ``anyOf``: msgspec releases order
+    an optional field's alternatives differently, and the published files must not change
+    with the release that wrote them."""
+    if isinstance(node, dict):
+        walked = {key: _null_last(value) for key, value in node.items()}
+        alternatives = walked.get("anyOf")
+        if isinstance(alternatives, list):
+            null = {"type": "null"}
+            walked["anyOf"] = [a for a in alternatives if a != null] + [
+                a for a in alternatives if a == null
+            ]
+        return walked
+    if isinstance(node, list):
+        return [_null_last(item) for item in node]
+    return node
 
 
 def all_json_schemas() -> dict[str, dict[str, Any]]:
