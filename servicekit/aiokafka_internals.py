@@ -27,7 +27,14 @@ item below against the installed aiokafka and fails naming its version and what 
    creation (a named metadata request lets a broker with ``auto.create.topics.enable`` create
    it); aiokafka has no option to turn auto-creation off for its requests. ``topic_known``
    is the check ingest makes before each ``send_batch``.
-5. ``DefaultRecordBatchBuilder.estimate_size_in_bytes`` is *not* used: the record-size bound is
+5. The producer's cluster metadata (``producer.client.cluster``: ``partitions_for_topic``,
+   ``available_partitions_for_topic``, ``add_listener``/``remove_listener``) and its
+   all-topics refresh (``producer.client.force_metadata_update()``), reached only through
+   ``cluster_metadata`` and ``refresh_metadata``. Ingest learns the raw topic's partitions from
+   every metadata update and refreshes readiness without naming the topic; aiokafka documents
+   only ``partitions_for``, which requests the topic by name (and so may create it where the
+   broker auto-creates topics) and waits for it.
+6. ``DefaultRecordBatchBuilder.estimate_size_in_bytes`` is *not* used: the record-size bound is
    computed from Kafka's protocol in ``servicekit.record_batches``; the contract test only
    compares the two.
 """
@@ -36,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiokafka
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
@@ -50,11 +57,14 @@ from aiokafka.structs import TopicPartition
 __all__ = [
     "AIOKAFKA_VERSION",
     "AbstractPartitionAssignor",
+    "ClusterMetadata",
     "ConsumerProtocolMemberAssignment",
     "ConsumerProtocolMemberMetadata",
     "LogLine",
     "RoundRobinPartitionAssignor",
+    "cluster_metadata",
     "decode_member_assignment",
+    "refresh_metadata",
     "topic_known",
     "unwatch_connections",
     "watch_connections",
@@ -72,7 +82,43 @@ def decode_member_assignment(data: bytes) -> list[TopicPartition]:
 def topic_known(producer: Any, topic: str) -> bool:
     """Whether ``topic`` is in ``producer``'s cluster metadata, so that ``send_batch`` to it
     sends no metadata request naming it (item 4)."""
-    return producer.client.cluster.partitions_for_topic(topic) is not None
+    return cluster_metadata(producer).partitions_for_topic(topic) is not None
+
+
+# -- 5. the producer's metadata ------------------------------------------------------------------
+
+
+class ClusterMetadata(Protocol):
+    """What a producer's metadata says of the topics it knows, and who hears of its updates."""
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        """The topic's partitions; ``None`` when the metadata does not have the topic."""
+        ...
+
+    def available_partitions_for_topic(self, topic: str) -> set[int] | None:
+        """The partitions that have a leader now."""
+        ...
+
+    def add_listener(self, listener: Callable[[Any], None]) -> None:
+        """Call ``listener(metadata)`` after each metadata update."""
+        ...
+
+    def remove_listener(self, listener: Callable[[Any], None]) -> None:
+        """Stop calling ``listener``."""
+        ...
+
+
+def cluster_metadata(producer: Any) -> ClusterMetadata:
+    """``producer``'s cluster metadata (item 5)."""
+    cluster: ClusterMetadata = producer.client.cluster
+    return cluster
+
+
+async def refresh_metadata(producer: Any) -> bool:
+    """Refresh ``producer``'s metadata of every topic, naming none (item 5); whether it was
+    updated."""
+    updated: bool = await producer.client.force_metadata_update()
+    return updated
 
 
 # -- 2. connection outcomes --------------------------------------------------------------------

@@ -92,6 +92,11 @@ INTERNALS_MODULES = {
 """The one module per dependency allowed its internals, each guarded by tests/contracts."""
 
 
+UNDOCUMENTED_MEMBERS = {"client", "cluster"}
+"""Members of aiokafka's clients without an underscore but without documentation either
+(``producer.client.cluster``): reached only through the internals module."""
+
+
 def is_private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
@@ -174,6 +179,8 @@ def private_uses(path: Path, own: set[str], theirs: set[str]) -> Iterator[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and is_private(node.attr) and node.attr not in own:
             yield f"{where}:{node.lineno}: .{node.attr}"
+        if isinstance(node, ast.Attribute) and node.attr in UNDOCUMENTED_MEMBERS:
+            yield f"{where}:{node.lineno}: .{node.attr} (undocumented)"
         if isinstance(node, ast.ClassDef) and any(root_name(b) in aliases for b in node.bases):
             assigned = {
                 target.attr

@@ -41,7 +41,7 @@ from ingest.kafka.batching import DeliveryTimeout, PartitionBatches, TopicGone
 from ingest.metrics.defs import PRODUCE_FAILURES, PRODUCE_SECONDS
 from ingest.publication import Headers, PublishError
 from ingest.settings import IngestSettings
-from servicekit.aiokafka_internals import topic_known
+from servicekit.aiokafka_internals import cluster_metadata, refresh_metadata, topic_known
 from servicekit.partitioner import KeyPartitioner, default_partition
 from servicekit.record_batches import TopicPartitionsView
 
@@ -151,7 +151,7 @@ class RawPublisher:
             if partitioner is None:
                 raise self._topic_missing_error()
         if key is None:
-            cluster = producer.client.cluster
+            cluster = cluster_metadata(producer)
             topic = self._settings.raw_topic
             partition = default_partition(
                 None,
@@ -195,12 +195,11 @@ class RawPublisher:
         aiokafka would wait for it, but with all-topics refreshes (concurrent requests share
         each one). A topic created a moment ago takes a little while to reach every broker's
         metadata."""
-        client = producer.client
         delays = itertools.chain(_METADATA_BACKOFF_S, itertools.repeat(_METADATA_BACKOFF_S[-1]))
         with contextlib.suppress(TimeoutError, KafkaError, OSError):
             async with asyncio.timeout(self._settings.produce_timeout_s):
                 for delay in delays:
-                    await client.force_metadata_update()
+                    await refresh_metadata(producer)
                     if self._partitioner is not None:
                         return self._partitioner
                     await asyncio.sleep(delay)
@@ -256,7 +255,7 @@ class RawPublisher:
 
     def _use(self, producer: AIOKafkaProducer) -> None:
         """Send through ``producer`` from now on."""
-        cluster = producer.client.cluster
+        cluster = cluster_metadata(producer)
         topic = self._settings.raw_topic
 
         def learn_partitions(metadata: TopicPartitionsView) -> None:
@@ -289,17 +288,16 @@ class RawPublisher:
         producer = self._producer
         if producer is None:
             return False
-        client = producer.client
         # An all-topics refresh of the producer's own metadata: the client tracks no topic by
         # name, so the request lists none and creates none.
         try:
             async with asyncio.timeout(self._settings.produce_timeout_s):
-                updated = await client.force_metadata_update()
+                updated = await refresh_metadata(producer)
         except (TimeoutError, KafkaError, OSError):
             return False
         if not updated:
             return False
-        missing = client.cluster.partitions_for_topic(self._settings.raw_topic) is None
+        missing = not topic_known(producer, self._settings.raw_topic)
         if missing != self._topic_missing:
             if missing:
                 logger.warning(

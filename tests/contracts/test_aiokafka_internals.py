@@ -180,6 +180,38 @@ async def test_a_refused_connection_logs_the_line_the_filter_keys_on(
 # -- 4. ingest's topic-creation rule ------------------------------------------------------------
 
 
+async def test_the_producer_metadata_is_read_listened_to_and_refreshed_as_before(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic("contract-metadata", partitions=3)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        cluster = internals.cluster_metadata(producer)
+        for name in ("partitions_for_topic", "available_partitions_for_topic"):
+            assert callable(getattr(cluster, name, None)), moved(f"producer.client.cluster.{name}")
+        heard: list[object] = []
+        cluster.add_listener(heard.append)
+        assert await internals.refresh_metadata(producer), moved(
+            "force_metadata_update no longer reports a successful refresh"
+        )
+        assert heard, moved("a listener added to the cluster metadata is not told of an update")
+        assert cluster.partitions_for_topic(topic) == {0, 1, 2}, moved(
+            "an all-topics refresh no longer brings every topic's partitions"
+        )
+        assert cluster.available_partitions_for_topic(topic) == {0, 1, 2}, moved(
+            "available_partitions_for_topic no longer lists the partitions with a leader"
+        )
+        assert internals.topic_known(producer, topic)
+        assert not internals.topic_known(producer, f"{topic}-never-created")
+        cluster.remove_listener(heard.append)
+        heard.clear()
+        await internals.refresh_metadata(producer)
+        assert heard == [], moved("remove_listener no longer stops a metadata listener")
+    finally:
+        await producer.stop()
+
+
 async def test_send_batch_to_a_known_topic_asks_for_no_metadata_of_it(
     kafka_bootstrap: str, new_topic: TopicFactory
 ) -> None:
