@@ -17,6 +17,7 @@ from ingest.server import IngestServer
 from ingest.settings import IngestSettings
 from servicekit.env import Secret
 from servicekit.kafka import KafkaSettings
+from tests import kafka_helpers
 from tests.ingest.fake_publisher import FakePublisher
 from tests.ingest.raw_http import SECRET, TOKEN, RawResponse, exchange, request_bytes
 
@@ -104,16 +105,9 @@ async def running_ingest(
         await server.stop()
 
 
-async def wait_until(
-    condition: Callable[[], bool], *, what: str, within: float = 5.0, every: float = 0.005
-) -> None:
-    """Poll ``condition`` (state the test cannot await directly) until it holds."""
-    try:
-        async with asyncio.timeout(within):
-            while not condition():  # noqa: ASYNC110 (state with no event to await)
-                await asyncio.sleep(every)  # polling interval, not synchronisation
-    except TimeoutError:
-        raise AssertionError(f"not within {within:g} s: {what}") from None
+async def wait_until(condition: Callable[[], bool], *, what: str, within: float = 5.0) -> None:
+    """``tests.kafka_helpers.wait_until`` at the pace of an in-process server (milliseconds)."""
+    await kafka_helpers.wait_until(condition, what=what, within=within, interval=0.005)
 
 
 @contextlib.contextmanager
