@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -501,19 +500,6 @@ class FakeGroupView:
 
     async def describe(self, topic: str) -> GroupSnapshot | None:
         return self._kafka.group
-
-
-class ManualClock:
-    """Wall-clock time set by the test; intervals from the real monotonic clock."""
-
-    def __init__(self, wall_ms: int) -> None:
-        self.now_ms = wall_ms
-
-    def wall_ms(self) -> int:
-        return self.now_ms
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 def fake_settings(**overrides: Any) -> ProcessorSettings:
