@@ -37,6 +37,7 @@ from schemas import SessionEndedEvent, decode_event
 from schemas.topics import HEADER_RECEIVED_AT
 from servicekit.partitioner import murmur2
 from tests.kafka_helpers import wait_until
+from tests.processor.runtime import on_fake_kafka
 from tests.processor.runtime.conftest import RawCallback, settled_ends
 from tests.processor.runtime.fakes import FakeKafka, Running, fake_settings, running_on
 from tests.processor.runtime.faulty_clients import (
@@ -77,14 +78,7 @@ class Backend(ABC):
 
     def sessions_on(self, partition: int, count: int, prefix: str = "s") -> list[str]:
         """``count`` session ids whose records land on raw partition ``partition``."""
-        found: list[str] = []
-        n = 0
-        while len(found) < count:
-            session_id = f"2_MX40-{prefix}-{n}"
-            if self.partition_for(session_id.encode()) == partition:
-                found.append(session_id)
-            n += 1
-        return found
+        return on_fake_kafka.sessions_on(self, partition, count, prefix)
 
     @abstractmethod
     async def feed(self, callbacks: Sequence[RawCallback]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from processor.settings import ProcessorSettings
 from schemas import SessionEndedEvent, decode_event
@@ -17,7 +17,13 @@ from tests.processor.runtime.scripted_meeting import (  # re-exported
 from tests.processor.runtime.scripted_meeting import meetings as meetings
 
 
-def sessions_on(kafka: FakeKafka, partition: int, count: int, prefix: str = "s") -> list[str]:
+class Partitioned(Protocol):
+    def partition_for(self, key: bytes) -> int:
+        """The raw partition a record with ``key`` lands on."""
+        ...
+
+
+def sessions_on(kafka: Partitioned, partition: int, count: int, prefix: str = "s") -> list[str]:
     """``count`` session ids whose records land on raw partition ``partition``."""
     found: list[str] = []
     n = 0
