@@ -92,9 +92,10 @@ INTERNALS_MODULES = {
 """The one module per dependency allowed its internals, each guarded by tests/contracts."""
 
 
-UNDOCUMENTED_MEMBERS = {"client", "cluster"}
-"""Members of aiokafka's clients without an underscore but without documentation either
-(``producer.client.cluster``): reached only through the internals module."""
+UNDOCUMENTED_MEMBERS = {"client", "cluster", "protocol"}
+"""Members without an underscore but without documentation either (aiokafka's
+``producer.client.cluster``, aiohttp's ``request.protocol``): reached only through the
+internals modules."""
 
 
 def is_private(name: str) -> bool:

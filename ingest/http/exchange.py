@@ -32,7 +32,7 @@ from ingest.http.protocol import UNROUTABLE, IngestConnection, send_and_close
 from ingest.http.responses import printable
 from ingest.metrics.defs import IN_FLIGHT, REQUESTS
 from ingest.metrics.tally import CounterTally, counter_tally, level_tally
-from servicekit.aiohttp_internals import ObservedConnection
+from servicekit.aiohttp_internals import observer_of
 from servicekit.logs import FIELDS_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
@@ -93,8 +93,7 @@ def observed(
         # The connection's request is being answered, or its body is still arriving (inlined:
         # this runs for every request). Not moved in the guard's order: a slow body stays as
         # stale as its request. The handler's return is the connection's "answered".
-        protocol = request.protocol
-        connection = protocol.observer if type(protocol) is ObservedConnection else None
+        connection = observer_of(request)
         if type(connection) is IngestConnection:
             connection.phase = _ANSWERING if request.content.is_eof() else _BODY
         try:

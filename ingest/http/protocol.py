@@ -37,6 +37,7 @@ from servicekit.aiohttp_internals import (
     ObservedConnection,
     ObservingAppRunner,
     Unparseable,
+    observer_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -183,12 +184,8 @@ class IngestConnection:
 
 
 def _connection(request: web.BaseRequest) -> IngestConnection | None:
-    protocol = request.protocol
-    if type(protocol) is ObservedConnection:
-        observer = protocol.observer
-        if type(observer) is IngestConnection:
-            return observer
-    return None
+    observer = observer_of(request)
+    return observer if type(observer) is IngestConnection else None
 
 
 class IngestEdge:
