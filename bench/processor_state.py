@@ -30,9 +30,7 @@ from aiokafka import AIOKafkaProducer
 from bench.meetings import MINUTE_MS, Body, meeting, session_id_of
 from processor.engine import (
     Session,
-    SessionCallback,
     all_records,
-    apply,
     changed_records,
     snapshot,
 )
@@ -40,6 +38,7 @@ from processor.provisioning import ensure_topics
 from processor.runtime.changelog_read import read_sessions
 from processor.runtime.partition import PartitionState
 from processor.settings import ProcessorSettings
+from processor.sources.meetings import SessionCallback, apply_callback
 from schemas import (
     Callback,
     DecodeFailure,
@@ -140,7 +139,7 @@ def applied(bodies: list[tuple[int, Body]]) -> Session:
         callback = decode_callback(orjson.dumps(body))
         if isinstance(callback, RoomExpiredCallback):
             continue
-        session = apply(session, session_callback(callback), received_at).session
+        session = apply_callback(session, session_callback(callback), received_at).session
     assert session is not None
     return session
 
@@ -284,7 +283,7 @@ def _started(session_id: str, room_id: str, t0: int) -> Session:
     callback = SessionStartedCallback(
         session_id=session_id, room_id=room_id, started_at=from_epoch_ms(t0)
     )
-    return apply(None, callback, t0).session
+    return apply_callback(None, callback, t0).session
 
 
 def build_webinar(t0: int = 1_700_000_000_000) -> Session:
@@ -294,9 +293,9 @@ def build_webinar(t0: int = 1_700_000_000_000) -> Session:
     joins, lefts = _participant_callbacks(session_id, room_id, WEBINAR_PARTICIPANTS, rng)
     session = _started(session_id, room_id, t0)
     for number, join in enumerate(joins):
-        apply(session, join, t0 + 10 * number)
+        apply_callback(session, join, t0 + 10 * number)
     for number, leaving in enumerate(lefts[WEBINAR_PRESENT:]):
-        apply(session, leaving, t0 + 600_000 + 10 * number)
+        apply_callback(session, leaving, t0 + 600_000 + 10 * number)
     return session
 
 
@@ -347,7 +346,7 @@ def measure_memory() -> MemoryResult:
         for bodies in encoded:
             session: Session | None = None
             for received_at, body in bodies:
-                session = apply(
+                session = apply_callback(
                     session, session_callback(decode_callback(body)), received_at
                 ).session
             assert session is not None
@@ -392,14 +391,14 @@ def measure_big_session() -> BigSessionResult:
     changed_records(webinar)  # as committed so far
     began = time.perf_counter()
     for number in range(len(joins)):  # newcomers come and go while 10,000 stay
-        apply(webinar, joins[number], t0 + 2_000_000 + number)
-        apply(webinar, lefts[number], t0 + 2_000_000 + number)
+        apply_callback(webinar, joins[number], t0 + 2_000_000 + number)
+        apply_callback(webinar, lefts[number], t0 + 2_000_000 + number)
     webinar_rate = 2 * len(joins) / (time.perf_counter() - began)
     for number in range(200):  # what one commit interval brings: 200 newcomers
-        apply(webinar, joins[number], t0 + 3_000_000 + number)
+        apply_callback(webinar, joins[number], t0 + 3_000_000 + number)
     changed_records(webinar)
     for number in range(200):
-        apply(webinar, lefts[number], t0 + 3_000_000 + number)
+        apply_callback(webinar, lefts[number], t0 + 3_000_000 + number)
     began = time.perf_counter()
     state = encode(snapshot(webinar))
     records = changed_records(webinar)
@@ -415,7 +414,7 @@ def measure_big_session() -> BigSessionResult:
     sessions: dict[str, Session] = {}
     began = time.perf_counter()
     for callback, received_at in small:
-        sessions[callback.session_id] = apply(
+        sessions[callback.session_id] = apply_callback(
             sessions.get(callback.session_id), callback, received_at
         ).session
     small_rate = len(small) / (time.perf_counter() - began)
@@ -430,18 +429,18 @@ def _late_joins() -> float:
     joins, lefts = _participant_callbacks(session_id, room_id, LATE_SESSION_PARTICIPANTS, rng)
     session = _started(session_id, room_id, t0)
     for number in range(LATE_SESSION_PARTICIPANTS):
-        apply(session, joins[number], t0 + number)
-        apply(session, lefts[number], t0 + 60_000 + number)
+        apply_callback(session, joins[number], t0 + number)
+        apply_callback(session, lefts[number], t0 + 60_000 + number)
     ended = SessionEndedCallback(
         session_id=session_id,
         room_id=room_id,
         started_at=from_epoch_ms(t0),
         ended_at=from_epoch_ms(t0 + 120_000),
     )
-    apply(session, ended, t0 + 120_000)
+    apply_callback(session, ended, t0 + 120_000)
     began = time.perf_counter()
     for number in range(LATE_JOINS):  # retries of joins, after their lefts: each a new stint
-        apply(session, joins[number], t0 + 130_000 + number)
+        apply_callback(session, joins[number], t0 + 130_000 + number)
     return time.perf_counter() - began
 
 

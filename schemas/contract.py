@@ -19,6 +19,7 @@ from schemas.callbacks import Callback
 from schemas.events import DERIVED_EVENT_TYPES, DerivedEvent, event_type_name
 from schemas.state import SessionState
 from schemas.topics import PUBLIC_TOPICS, SESSION_STATE, TopicContract
+from schemas.video import VideoCallback
 
 CONTRACT_DIR = Path(__file__).parent / "contract"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -26,6 +27,7 @@ _SCHEMA_FORMAT = "application/schema+json;version=draft-2020-12"
 _KAFKA_BINDING_VERSION = "0.5.0"
 SESSION_STATE_NAME = "session-state"
 CALLBACK_NAME = "callback"
+VIDEO_CALLBACK_NAME = "video-callback"
 
 
 def schema_file_name(name: str) -> str:
@@ -80,6 +82,14 @@ def all_json_schemas() -> dict[str, dict[str, Any]]:
         description="A Vonage Meetings callback as accepted by ingest (any accepted spelling). "
         "Numeric fields may also arrive as numeric strings; unknown fields are ignored.",
     )
+    schemas[schema_file_name(VIDEO_CALLBACK_NAME)] = json_schema(
+        VideoCallback,
+        title=VIDEO_CALLBACK_NAME,
+        description="A Vonage Video API callback as accepted by ingest: session monitoring "
+        "(POST /video/sessions) or archive status (POST /video/archives). Times are epoch "
+        "milliseconds; numeric fields may also arrive as numeric strings; unknown fields are "
+        "ignored.",
+    )
     return schemas
 
 
@@ -118,8 +128,16 @@ def _topic_messages(topic: TopicContract) -> dict[str, dict[str, Any]]:
         }
     if topic.payload is SessionState:
         return {"sessionState": _message(SESSION_STATE_NAME, topic, "Latest state of a session.")}
-    summary = "A raw callback body" + (" the processor rejected." if "dlq" in topic.name else ".")
-    return {_channel_id(topic) + "Callback": _message(CALLBACK_NAME, topic, summary)}
+    rejected = " the processor rejected." if "dlq" in topic.name else "."
+    channel = _channel_id(topic)
+    return {
+        channel + "Callback": _message(
+            CALLBACK_NAME, topic, "A raw Vonage Meetings callback body" + rejected
+        ),
+        channel + "VideoCallback": _message(
+            VIDEO_CALLBACK_NAME, topic, "A raw Vonage Video API callback body" + rejected
+        ),
+    }
 
 
 def _summary_of(name: str) -> str:
@@ -168,9 +186,12 @@ def asyncapi_document() -> dict[str, Any]:
             "title": "Meetings callback pipeline",
             "version": "1.0.0",
             "description": "Kafka topics of the meetings pipeline: raw Vonage Meetings callbacks "
-            "in, per-session state and derived events out. Derived values are JSON; every "
-            "derived event has type, event_id, occurred_at, session_id, room_id, "
-            "schema_version. Read with isolation.level=read_committed.",
+            "(ingest's POST /callbacks routes) and Vonage Video API callbacks (POST "
+            "/video/sessions, POST /video/archives; the source-route header says which) in, "
+            "per-session state and derived events out, one contract whatever the source. "
+            "Derived values are JSON; every derived event has type, event_id, occurred_at, "
+            "session_id, room_id, schema_version, source, tenant_id. Read with "
+            "isolation.level=read_committed.",
         },
         "defaultContentType": "application/json",
         "channels": channels,

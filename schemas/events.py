@@ -14,8 +14,14 @@ from schemas.timestamps import Timestamp
 
 SCHEMA_VERSION = 1
 
-EndedBy = Literal["callback", "timeout"]
+EndedBy = Literal["callback", "timeout", "empty"]
+"""``empty``: a Video session left without an open connection for ``VIDEO_EMPTY_SESSION_END_S``."""
 LeftReason = Literal["left", "session_ended", "timeout"]
+Source = Literal["meetings", "video"]
+"""Which platform's callbacks an event was derived from (SPEC §7)."""
+VideoType = Literal["camera", "screen", "custom"]
+RecordingStorage = Literal["external", "vonage"]
+"""Where a ready recording is: the customer's own bucket, or Vonage's cloud (for a while)."""
 
 
 class DerivedEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -28,9 +34,18 @@ class DerivedEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     session_id: str | None
     room_id: str | None
     schema_version: int = SCHEMA_VERSION
+    source: Source = "meetings"
+    tenant_id: str | None = None
+    """The Video tenant (``applicationId``/``projectId``/``partnerId``); ``None`` for Meetings."""
 
 
-class SessionStartedEvent(DerivedEvent, frozen=True, kw_only=True, tag="session.started"):
+class _SessionKeyedEvent(DerivedEvent, frozen=True, kw_only=True):
+    instance: int = 1
+    """Which use of the session id (a Video session id can be reused after it ended: 1, 2, ...);
+    always 1 for Meetings."""
+
+
+class SessionStartedEvent(_SessionKeyedEvent, frozen=True, kw_only=True, tag="session.started"):
     started_at: Timestamp
 
 
@@ -51,13 +66,17 @@ class SessionSummary(msgspec.Struct, frozen=True, kw_only=True):
     ended_by: EndedBy
     revision: int
     """1 for the first summary; a later correction of the same session has a higher revision."""
+    screen_share_s: float = 0.0
+    """Sum of the screen-sharing streams' lengths (Video; 0 for Meetings)."""
+    end_reason: str | None = None
+    """The ``reason`` of the Video ``sessionDestroyed`` that ended the session, if any."""
 
 
-class SessionEndedEvent(DerivedEvent, frozen=True, kw_only=True, tag="session.ended"):
+class SessionEndedEvent(_SessionKeyedEvent, frozen=True, kw_only=True, tag="session.ended"):
     summary: SessionSummary
 
 
-class _ParticipantEvent(DerivedEvent, frozen=True, kw_only=True):
+class _ParticipantEvent(_SessionKeyedEvent, frozen=True, kw_only=True):
     session_id: str
     participant_id: str
     name: str | None
@@ -73,6 +92,8 @@ class ParticipantJoinedEvent(
     stint: int = 1
     """Which of this participant's stints in the session begins (1, 2, ...): a participant
     who leaves and comes back has one stint per return."""
+    connection_id: str | None = None
+    """The Video connection that opened the stint; ``None`` for Meetings."""
 
 
 class ParticipantLeftEvent(_ParticipantEvent, frozen=True, kw_only=True, tag="participant.left"):
@@ -84,6 +105,11 @@ class ParticipantLeftEvent(_ParticipantEvent, frozen=True, kw_only=True, tag="pa
     left_reason: LeftReason
     stint: int = 1
     """Which stint ends; the same number as its ``participant.joined``."""
+    connection_id: str | None = None
+    """The Video connection whose end closed the stint; ``None`` for Meetings."""
+    disconnect_reason: str | None = None
+    """The Video ``connectionDestroyed`` reason (``clientDisconnected``...), when one closed
+    the stint."""
 
 
 class ParticipantAttendanceEvent(
@@ -101,9 +127,35 @@ class ParticipantAttendanceEvent(
     """End of its last stint (its ``left``, or the session's end); ``None`` without stints."""
     revision: int
     """The ``revision`` of the ``session.ended`` summary this report belongs to."""
+    screen_share_s: float = 0.0
+    """Sum of the lengths of this participant's screen-sharing streams (Video)."""
 
 
-class _RecordingEvent(DerivedEvent, frozen=True, kw_only=True):
+class _StreamEvent(_SessionKeyedEvent, frozen=True, kw_only=True):
+    session_id: str
+    stream_id: str
+    participant_id: str
+    connection_id: str
+    video_type: VideoType | None
+    """``None`` for an audio-only stream (or a type this version does not know)."""
+    started_at: Timestamp
+
+
+class StreamStartedEvent(_StreamEvent, frozen=True, kw_only=True, tag="stream.started"):
+    """A Video participant started publishing a stream (camera, screen share...)."""
+
+
+class StreamEndedEvent(_StreamEvent, frozen=True, kw_only=True, tag="stream.ended"):
+    """A stream ended: its own ``streamDestroyed``, or its connection or session ending."""
+
+    ended_at: Timestamp
+    duration_s: float
+    reason: str | None
+    """The ``streamDestroyed`` reason (``mediaStopped``...), else the connection's, else
+    ``None`` when the session's end closed it."""
+
+
+class _RecordingEvent(_SessionKeyedEvent, frozen=True, kw_only=True):
     session_id: str
     recording_id: str
 
@@ -112,10 +164,24 @@ class RecordingStartedEvent(_RecordingEvent, frozen=True, kw_only=True, tag="rec
     started_at: Timestamp
 
 
+class RecordingPausedEvent(_RecordingEvent, frozen=True, kw_only=True, tag="recording.paused"):
+    """A Video archive paused (nobody publishing); it may resume."""
+
+    paused_at: Timestamp
+
+
+class RecordingResumedEvent(_RecordingEvent, frozen=True, kw_only=True, tag="recording.resumed"):
+    """A paused Video archive records again."""
+
+    resumed_at: Timestamp
+
+
 class RecordingEndedEvent(_RecordingEvent, frozen=True, kw_only=True, tag="recording.ended"):
     started_at: Timestamp
     ended_at: Timestamp
     duration_s: float
+    reason: str | None = None
+    """Why a Video archive stopped (``user initiated``, ``maximum duration exceeded``...)."""
 
 
 class RecordingReadyEvent(_RecordingEvent, frozen=True, kw_only=True, tag="recording.ready"):
@@ -123,6 +189,27 @@ class RecordingReadyEvent(_RecordingEvent, frozen=True, kw_only=True, tag="recor
     ended_at: Timestamp
     duration_s: float
     url: str
+    """Where to download it; empty for ``storage: external`` (the file is in the customer's
+    own bucket, which Vonage does not name)."""
+    storage: RecordingStorage | None = None
+    """Video: ``external`` (uploaded to the customer's bucket) or ``vonage`` (available from
+    ``url`` until ``url_expires_at``); ``None`` for Meetings."""
+    url_expires_at: Timestamp | None = None
+    """When a ``vonage`` URL stops working (10 minutes after it was issued)."""
+    size_bytes: int | None = None
+    output_mode: str | None = None
+    """``composed`` or ``individual`` (Video)."""
+
+
+class RecordingFailedEvent(_RecordingEvent, frozen=True, kw_only=True, tag="recording.failed"):
+    failed_at: Timestamp
+    reason: str | None
+
+
+class RecordingExpiredEvent(_RecordingEvent, frozen=True, kw_only=True, tag="recording.expired"):
+    """A Video archive is no longer downloadable from Vonage's cloud."""
+
+    expired_at: Timestamp
 
 
 class RoomExpiredEvent(DerivedEvent, frozen=True, kw_only=True, tag="room.expired"):
@@ -138,9 +225,15 @@ AnyDerivedEvent = (
     | ParticipantJoinedEvent
     | ParticipantLeftEvent
     | ParticipantAttendanceEvent
+    | StreamStartedEvent
+    | StreamEndedEvent
     | RecordingStartedEvent
+    | RecordingPausedEvent
+    | RecordingResumedEvent
     | RecordingEndedEvent
     | RecordingReadyEvent
+    | RecordingFailedEvent
+    | RecordingExpiredEvent
     | RoomExpiredEvent
 )
 """Any derived event; decode with ``schemas.codec.decode_event``."""

@@ -12,11 +12,11 @@ from typing import Literal
 
 import msgspec
 
-from schemas.events import SCHEMA_VERSION, SessionSummary
+from schemas.events import SCHEMA_VERSION, SessionSummary, Source
 from schemas.timestamps import Timestamp
 
 SessionStatus = Literal["active", "ended", "timed_out"]
-RecordingStatus = Literal["started", "ended", "ready"]
+RecordingStatus = Literal["started", "paused", "ended", "ready", "failed", "expired"]
 
 
 class ActiveParticipant(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,7 +40,8 @@ class ParticipantRecord(msgspec.Struct, frozen=True, kw_only=True):
 class RecordingState(msgspec.Struct, frozen=True, kw_only=True):
     recording_id: str
     status: RecordingStatus
-    """The furthest stage seen: ``ready`` > ``ended`` > ``started``."""
+    """The furthest stage seen: ``expired`` > ``failed`` > ``ready`` > ``ended`` >
+    ``paused``/``started`` (a Video archive cycles between those two while recording)."""
     started_at: Timestamp | None
     ended_at: Timestamp | None = None
     duration_s: float | None = None
@@ -94,3 +95,11 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     last_received_at: Timestamp | None = None
     """Latest ingest receive time of a callback that changed the session (wall clock): idle
     expiry and retention are measured from it."""
+    source: Source = "meetings"
+    tenant_id: str | None = None
+    instance: int = 1
+    """Which use of the session id this state describes (SPEC §7); always 1 for Meetings."""
+    active_connections: int = 0
+    """Open Video connections (a participant may have several); 0 for Meetings."""
+    active_streams: int = 0
+    """Video streams being published."""

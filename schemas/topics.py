@@ -22,11 +22,17 @@ from schemas.events import (
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     RecordingEndedEvent,
+    RecordingExpiredEvent,
+    RecordingFailedEvent,
+    RecordingPausedEvent,
     RecordingReadyEvent,
+    RecordingResumedEvent,
     RecordingStartedEvent,
     RoomExpiredEvent,
     SessionEndedEvent,
     SessionStartedEvent,
+    StreamEndedEvent,
+    StreamStartedEvent,
 )
 from schemas.state import SessionState
 
@@ -146,8 +152,14 @@ PARTICIPANTS = TopicContract(
     retention=Retention.DERIVED,
     description="participant.joined and participant.left (one pair per stint, with its "
     "number, attendance and reason); at every session.ended one participant.attendance per "
-    "participant id.",
-    events=(ParticipantJoinedEvent, ParticipantLeftEvent, ParticipantAttendanceEvent),
+    "participant id; stream.started and stream.ended (Video: camera, screen share).",
+    events=(
+        ParticipantJoinedEvent,
+        ParticipantLeftEvent,
+        ParticipantAttendanceEvent,
+        StreamStartedEvent,
+        StreamEndedEvent,
+    ),
     key_field="session_id",
 )
 RECORDINGS = TopicContract(
@@ -155,8 +167,18 @@ RECORDINGS = TopicContract(
     key="recording_id",
     cleanup_policy=CleanupPolicy.DELETE,
     retention=Retention.DERIVED,
-    description="Recording lifecycle: recording.started, recording.ended, recording.ready.",
-    events=(RecordingStartedEvent, RecordingEndedEvent, RecordingReadyEvent),
+    description="Recording lifecycle: recording.started, recording.ended, recording.ready; "
+    "for Video archives also recording.paused, recording.resumed, recording.failed, "
+    "recording.expired.",
+    events=(
+        RecordingStartedEvent,
+        RecordingPausedEvent,
+        RecordingResumedEvent,
+        RecordingEndedEvent,
+        RecordingReadyEvent,
+        RecordingFailedEvent,
+        RecordingExpiredEvent,
+    ),
     key_field="recording_id",
     co_partitioned=False,
 )

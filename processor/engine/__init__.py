@@ -1,6 +1,8 @@
-"""The processor's pure state engine: callbacks in, session facts and derived events out.
+"""The processor's pure state engine: facts in, session state and derived events out.
 
-No I/O, no clock reads, no Kafka: the runtime around it passes each record's receive time,
+Facts (``facts``) are what the sources' adapters (``processor.sources``) make of callbacks,
+whatever the platform. No I/O, no clock reads, no Kafka: the runtime around it passes each
+record's receive time,
 decides when a session is idle, publishes ``Applied.events`` and ``snapshot(session)``, writes
 ``changed_records(session)`` to the internal changelog and restores sessions from it with
 ``restore_sessions``.
@@ -13,14 +15,7 @@ Each derived event goes out exactly once, when the fact that triggers it first a
 when late callbacks change them (``lifecycle.revise_summary``).
 """
 
-from processor.engine.apply import (
-    Applied,
-    SessionCallback,
-    apply,
-    event_time_ms,
-    expire_idle,
-    settle,
-)
+from processor.engine.apply import Applied, apply, expire_idle, settle
 from processor.engine.changelog import (
     HEADER_CHUNK,
     ChangelogError,
@@ -45,13 +40,11 @@ __all__ = [
     "Participant",
     "RecordingFacts",
     "Session",
-    "SessionCallback",
     "all_records",
     "apply",
     "changed_records",
     "changelog_key",
     "event_id",
-    "event_time_ms",
     "expire_idle",
     "overlaid",
     "restore_sessions",

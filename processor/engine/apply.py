@@ -7,10 +7,21 @@ engine's working state); a caller that must be able to roll back keeps a ``snaps
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import assert_never
 
 import msgspec
 
+from processor.engine.facts import (
+    Arrived,
+    Departed,
+    Fact,
+    RecordingChanged,
+    SessionBegan,
+    SessionFinished,
+    StreamBegan,
+    StreamFinished,
+)
 from processor.engine.lifecycle import (
     record_session_ended,
     record_session_started,
@@ -18,36 +29,11 @@ from processor.engine.lifecycle import (
     send_away_present_participants,
     settle_revision,
 )
-from processor.engine.participants import record_joined, record_left
-from processor.engine.recordings import (
-    record_recording_ended,
-    record_recording_ready,
-    record_recording_started,
-)
+from processor.engine.participants import record_arrived, record_departed
+from processor.engine.recordings import record_recording
 from processor.engine.session import Session
-from schemas.callbacks import (
-    BaseCallback,
-    ParticipantJoinedCallback,
-    ParticipantLeftCallback,
-    RecordingEndedCallback,
-    RecordingReadyCallback,
-    RecordingStartedCallback,
-    SessionEndedCallback,
-    SessionStartedCallback,
-)
+from processor.engine.streams import record_stream_began, record_stream_finished
 from schemas.events import DerivedEvent
-from schemas.timestamps import to_epoch_ms
-
-SessionCallback = (
-    SessionStartedCallback
-    | SessionEndedCallback
-    | RecordingStartedCallback
-    | RecordingEndedCallback
-    | RecordingReadyCallback
-    | ParticipantJoinedCallback
-    | ParticipantLeftCallback
-)
-"""Every callback that belongs to a session (all but ``room:expired``), in any spelling."""
 
 
 class Applied(msgspec.Struct, frozen=True):
@@ -60,36 +46,39 @@ class Applied(msgspec.Struct, frozen=True):
     """Whether any fact changed (and so the snapshot, whose version was incremented)."""
 
 
-def event_time_ms(callback: BaseCallback, received_at_ms: int) -> int:
-    """The callback's own time when it has one, else the ingest receive time (SPEC §5)."""
-    own_time = callback.event_time
-    return received_at_ms if own_time is None else to_epoch_ms(own_time)
-
-
-def apply(session: Session | None, callback: SessionCallback, received_at_ms: int) -> Applied:
-    """Apply one callback; ``session`` is ``None`` for the first callback of a session."""
-    at = event_time_ms(callback, received_at_ms)
+def apply(session: Session | None, facts: Sequence[Fact], received_at_ms: int) -> Applied:
+    """Apply the facts of one callback, in order; ``session`` is ``None`` for the first
+    callback of a session (the facts then name it)."""
+    if not facts:
+        raise ValueError("a callback with no facts has nothing to apply")
+    origin = facts[0].origin
     if session is None:
         session = Session(
-            session_id=callback.session_id,
+            session_id=origin.session_id,
             room_id=None,
-            last_event_at=at,
+            last_event_at=facts[0].at,
             last_received_at=received_at_ms,
+            source=origin.source,
+            tenant_id=origin.tenant_id,
         )
-    elif callback.session_id != session.session_id:
+    elif origin.session_id != session.session_id:
         raise ValueError(
-            f"callback for session {callback.session_id} applied to session {session.session_id}"
+            f"a fact of session {origin.session_id} applied to session {session.session_id}"
         )
     changed = False
-    if session.room_id is None and callback.room_id is not None:
-        session.room_id = callback.room_id
+    if session.room_id is None and origin.room_id is not None:
+        session.room_id = origin.room_id
+        changed = True
+    if session.tenant_id is None and origin.tenant_id is not None:
+        session.tenant_id = origin.tenant_id
         changed = True
     events: list[DerivedEvent] = []
     closed_before = session.closed_at
-    changed = _record(session, callback, at, events) or changed
+    for fact in facts:
+        changed = _record(session, fact, events) or changed
     if not changed:
         return Applied(session=session, events=events, changed=False)
-    session.last_event_at = max(session.last_event_at, at)
+    session.last_event_at = max(session.last_event_at, *(fact.at for fact in facts))
     session.last_received_at = max(session.last_received_at, received_at_ms)
     revise_summary(session, events, urgent=session.closed_at != closed_before)
     session.version += 1
@@ -122,23 +111,21 @@ def settle(session: Session) -> Applied:
     return Applied(session=session, events=events, changed=True)
 
 
-def _record(
-    session: Session, callback: SessionCallback, at: int, events: list[DerivedEvent]
-) -> bool:
-    match callback:
-        case SessionStartedCallback():
-            return record_session_started(session, callback, events)
-        case SessionEndedCallback():
-            return record_session_ended(session, callback, events)
-        case ParticipantJoinedCallback():
-            return record_joined(session, callback, at, events)
-        case ParticipantLeftCallback():
-            return record_left(session, callback, at, events)
-        case RecordingStartedCallback():
-            return record_recording_started(session, callback, at, events)
-        case RecordingEndedCallback():
-            return record_recording_ended(session, callback, events)
-        case RecordingReadyCallback():
-            return record_recording_ready(session, callback, events)
+def _record(session: Session, fact: Fact, events: list[DerivedEvent]) -> bool:
+    match fact:
+        case SessionBegan():
+            return record_session_started(session, fact, events)
+        case SessionFinished():
+            return record_session_ended(session, fact, events)
+        case Arrived():
+            return record_arrived(session, fact, events)
+        case Departed():
+            return record_departed(session, fact, events)
+        case StreamBegan():
+            return record_stream_began(session, fact, events)
+        case StreamFinished():
+            return record_stream_finished(session, fact, events)
+        case RecordingChanged():
+            return record_recording(session, fact, events)
         case _:
-            assert_never(callback)
+            assert_never(fact)

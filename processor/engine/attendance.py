@@ -47,6 +47,7 @@ class Attendance(msgspec.Struct, frozen=True, gc=False):
     attended_ms: int
     first_joined_at: int | None
     last_left_at: int | None
+    screen_share_ms: int = 0
 
 
 def attendances(session: Session) -> tuple[list[Attendance], list[tuple[int, int]]]:
@@ -60,7 +61,8 @@ def attendances(session: Session) -> tuple[list[Attendance], list[tuple[int, int
         participant = session.participants[participant_id]
         attended = 0
         first = last = None
-        for joined, left in participant.stints():
+        stints = participant.attended_stints()
+        for joined, left in stints:
             interval = clamped(session, joined, left)
             if interval is None:
                 continue
@@ -74,13 +76,30 @@ def attendances(session: Session) -> tuple[list[Attendance], list[tuple[int, int
             Attendance(
                 participant_id=participant_id,
                 participant=participant,
-                stints=participant.stint_count,
+                stints=len(stints),
                 attended_ms=attended,
                 first_joined_at=first,
                 last_left_at=last,
+                screen_share_ms=screen_share_ms(session, participant),
             )
         )
     return reports, intervals
+
+
+def screen_share_ms(session: Session, participant: Participant) -> int:
+    """The lengths of the participant's screen-sharing streams, each clamped into the session
+    (a stream still open ends with the session)."""
+    streams = participant.streams
+    if not streams:
+        return 0
+    total = 0
+    for stream in streams.values():
+        if stream.video_type != "screen" or stream.started_at is None:
+            continue
+        interval = clamped(session, stream.started_at, stream.ended_at)
+        if interval is not None:
+            total += interval[1] - interval[0]
+    return total
 
 
 def peak_concurrency(intervals: list[tuple[int, int]]) -> int:

@@ -155,7 +155,8 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
         header = decode_header(encoded)
         participants: dict[str, Participant] = {}
         members: list[list[str]] = []
-        active = 0
+        active = connections_open = streams_open = 0
+        owners: dict[str, str] | None = None
         for chunk in range(header.chunks):
             rows: Sequence[ParticipantRecord]
             if header.inline is not None:
@@ -172,6 +173,14 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
                 participant.participant_type = intern(participant.participant_type)
                 if participant.joined_at is not None and participant.left_at is None:
                     active += 1
+                if participant.connections is not None:
+                    if owners is None:
+                        owners = {}
+                    for connection_id, connection in participant.connections.items():
+                        owners[connection_id] = participant_id
+                        connections_open += connection.open
+                if participant.streams is not None:
+                    streams_open += sum(stream.open for stream in participant.streams.values())
                 participants[participant_id] = participant
                 ids.append(participant_id)
             members.append(ids)
@@ -183,6 +192,10 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
         room_id=header.room_id,
         last_event_at=header.last_event_at,
         last_received_at=header.last_received_at,
+        source=header.source,
+        tenant_id=header.tenant_id,
+        instance=header.instance,
+        end_reason=header.end_reason,
         started_at=header.started_at,
         session_started_seen=header.session_started_seen,
         ended_at=header.ended_at,
@@ -195,6 +208,9 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
         published=_publication(header),
         version=header.version,
         split_parts=split or None,
+        connection_owners=owners,
+        open_connections=0 if closed else connections_open,
+        open_streams=0 if closed else streams_open,
     )
     if len(members) > 1:
         present_ids = [] if closed else sorted_present(participants)
@@ -301,4 +317,8 @@ def _header(session: Session) -> SessionHeader:
         version=session.version,
         chunks=session.chunk_count,
         inline=list(session.participants.items()) if one_chunk else None,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        end_reason=session.end_reason,
     )

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import msgspec
 
 from processor.engine.session import CrowdParticipant, Participant, RecordingFacts
-from schemas.events import EndedBy, SessionSummary
+from schemas.events import EndedBy, SessionSummary, Source
 from schemas.timestamps import Timestamp
 
 FORMAT_VERSION = 2
@@ -44,6 +44,8 @@ class SummaryRow(msgspec.Struct, array_like=True, frozen=True):
     recorded_seconds: float
     ended_by: EndedBy
     revision: int
+    screen_share_s: float = 0.0
+    end_reason: str | None = None
 
     @classmethod
     def of(cls, summary: SessionSummary) -> SummaryRow:
@@ -72,6 +74,10 @@ class SessionHeader(msgspec.Struct, array_like=True, frozen=True):
     chunks: int
     inline: list[ParticipantRecord] | None
     """A session with a single chunk carries it here: one record for most sessions."""
+    source: Source = "meetings"
+    tenant_id: str | None = None
+    instance: int = 1
+    end_reason: str | None = None
 
 
 class _HeaderV1(msgspec.Struct, array_like=True, frozen=True):

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from processor.engine.attendance import Attendance, clamped
 from processor.engine.ids import event_id
-from processor.engine.session import Participant, Session
-from schemas.callbacks import RecordingEndedCallback, RecordingReadyCallback, RoomExpiredCallback
+from processor.engine.session import Participant, RecordingFacts, Session, Stream
+from schemas.callbacks import RoomExpiredCallback
 from schemas.events import (
     LeftReason,
     ParticipantAttendanceEvent,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     RecordingEndedEvent,
+    RecordingExpiredEvent,
+    RecordingFailedEvent,
+    RecordingPausedEvent,
     RecordingReadyEvent,
+    RecordingResumedEvent,
     RecordingStartedEvent,
+    RecordingStorage,
     RoomExpiredEvent,
     SessionEndedEvent,
     SessionStartedEvent,
     SessionSummary,
+    StreamEndedEvent,
+    StreamStartedEvent,
+    VideoType,
     event_type_name,
 )
 from schemas.timestamps import format_epoch_ms, format_timestamp
@@ -27,44 +35,80 @@ SESSION_ENDED = event_type_name(SessionEndedEvent)
 PARTICIPANT_JOINED = event_type_name(ParticipantJoinedEvent)
 PARTICIPANT_LEFT = event_type_name(ParticipantLeftEvent)
 PARTICIPANT_ATTENDANCE = event_type_name(ParticipantAttendanceEvent)
+STREAM_STARTED = event_type_name(StreamStartedEvent)
+STREAM_ENDED = event_type_name(StreamEndedEvent)
 RECORDING_STARTED = event_type_name(RecordingStartedEvent)
+RECORDING_PAUSED = event_type_name(RecordingPausedEvent)
+RECORDING_RESUMED = event_type_name(RecordingResumedEvent)
 RECORDING_ENDED = event_type_name(RecordingEndedEvent)
 RECORDING_READY = event_type_name(RecordingReadyEvent)
+RECORDING_FAILED = event_type_name(RecordingFailedEvent)
+RECORDING_EXPIRED = event_type_name(RecordingExpiredEvent)
 ROOM_EXPIRED = event_type_name(RoomExpiredEvent)
+
+_VIDEO_TYPES: dict[str | None, VideoType] = {
+    "camera": "camera",
+    "screen": "screen",
+    "custom": "custom",
+}
+_STORAGES: dict[str | None, RecordingStorage] = {"external": "external", "vonage": "vonage"}
+
+
+def identity(session: Session) -> tuple[str | int, ...]:
+    """What identifies the session in its events' ids: its id, and for Video its source and
+    instance too (Meetings ids are as they always were: one instance, one source)."""
+    if session.source == "meetings" and session.instance == 1:
+        return (session.session_id,)
+    return (session.source, session.session_id, session.instance)
 
 
 def session_started(session: Session, *, started_at: int) -> SessionStartedEvent:
     started = format_epoch_ms(started_at)
     return SessionStartedEvent(
-        event_id=event_id(SESSION_STARTED, session.session_id),
+        event_id=event_id(SESSION_STARTED, *identity(session)),
         occurred_at=started,
         session_id=session.session_id,
         room_id=session.room_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
         started_at=started,
     )
 
 
 def session_ended(session: Session, summary: SessionSummary) -> SessionEndedEvent:
     return SessionEndedEvent(
-        event_id=event_id(SESSION_ENDED, session.session_id, summary.revision),
+        event_id=event_id(SESSION_ENDED, *identity(session), summary.revision),
         occurred_at=summary.ended_at,
         session_id=session.session_id,
         room_id=session.room_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
         summary=summary,
     )
 
 
 def participant_joined(
-    session: Session, participant_id: str, participant: Participant, *, joined_at: int
+    session: Session,
+    participant_id: str,
+    participant: Participant,
+    *,
+    joined_at: int,
+    connection_id: str | None = None,
 ) -> ParticipantJoinedEvent:
-    """The start of the participant's latest stint."""
+    """The start of the participant's latest stint (through ``connection_id``, on Video)."""
     joined = format_epoch_ms(joined_at)
     stint = participant.stint_count
     return ParticipantJoinedEvent(
-        event_id=event_id(PARTICIPANT_JOINED, session.session_id, participant_id, stint),
+        event_id=event_id(PARTICIPANT_JOINED, *identity(session), participant_id, stint),
         occurred_at=joined,
         session_id=session.session_id,
         room_id=session.room_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        connection_id=connection_id,
         participant_id=participant_id,
         name=participant.name,
         is_host=participant.is_host,
@@ -81,6 +125,8 @@ def participant_left(
     *,
     left_at: int,
     reason: LeftReason,
+    connection_id: str | None = None,
+    disconnect_reason: str | None = None,
 ) -> ParticipantLeftEvent:
     """The end of the participant's latest stint at ``left_at`` (its left callback's time or
     the session's end); the event carries the stint clamped into the session."""
@@ -92,10 +138,15 @@ def participant_left(
     start, end = interval
     stint = participant.stint_count
     return ParticipantLeftEvent(
-        event_id=event_id(PARTICIPANT_LEFT, session.session_id, participant_id, stint),
+        event_id=event_id(PARTICIPANT_LEFT, *identity(session), participant_id, stint),
         occurred_at=format_epoch_ms(end),
         session_id=session.session_id,
         room_id=session.room_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        connection_id=connection_id,
+        disconnect_reason=disconnect_reason,
         participant_id=participant_id,
         name=participant.name,
         is_host=participant.is_host,
@@ -114,11 +165,15 @@ def participant_attendance(
     participant = report.participant
     return ParticipantAttendanceEvent(
         event_id=event_id(
-            PARTICIPANT_ATTENDANCE, session.session_id, report.participant_id, summary.revision
+            PARTICIPANT_ATTENDANCE, *identity(session), report.participant_id, summary.revision
         ),
         occurred_at=summary.ended_at,
         session_id=session.session_id,
         room_id=session.room_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        screen_share_s=report.screen_share_ms / 1000,
         participant_id=report.participant_id,
         name=participant.name,
         is_host=participant.is_host,
@@ -135,46 +190,178 @@ def _format(epoch_ms: int | None) -> str | None:
     return None if epoch_ms is None else format_epoch_ms(epoch_ms)
 
 
-def recording_started(
-    session: Session, recording_id: str, *, started_at: int
-) -> RecordingStartedEvent:
+def stream_started(
+    session: Session, stream_id: str, participant_id: str, stream: Stream, *, started_at: int
+) -> StreamStartedEvent:
     started = format_epoch_ms(started_at)
-    return RecordingStartedEvent(
-        event_id=event_id(RECORDING_STARTED, session.session_id, recording_id),
+    return StreamStartedEvent(
+        event_id=event_id(STREAM_STARTED, *identity(session), stream_id),
         occurred_at=started,
         session_id=session.session_id,
         room_id=session.room_id,
-        recording_id=recording_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        stream_id=stream_id,
+        participant_id=participant_id,
+        connection_id=stream.connection_id,
+        video_type=_VIDEO_TYPES.get(stream.video_type),
         started_at=started,
     )
 
 
-def recording_ended(session: Session, callback: RecordingEndedCallback) -> RecordingEndedEvent:
-    ended = format_timestamp(callback.ended_at)
-    return RecordingEndedEvent(
-        event_id=event_id(RECORDING_ENDED, session.session_id, callback.recording_id),
-        occurred_at=ended,
+def stream_ended(
+    session: Session, stream_id: str, participant_id: str, stream: Stream
+) -> StreamEndedEvent:
+    started_at, ended_at = stream.started_at, stream.ended_at
+    if started_at is None or ended_at is None:
+        raise ValueError(f"stream {stream_id} has not both started and ended")
+    return StreamEndedEvent(
+        event_id=event_id(STREAM_ENDED, *identity(session), stream_id),
+        occurred_at=format_epoch_ms(ended_at),
         session_id=session.session_id,
         room_id=session.room_id,
-        recording_id=callback.recording_id,
-        started_at=format_timestamp(callback.started_at),
-        ended_at=ended,
-        duration_s=callback.duration,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        stream_id=stream_id,
+        participant_id=participant_id,
+        connection_id=stream.connection_id,
+        video_type=_VIDEO_TYPES.get(stream.video_type),
+        started_at=format_epoch_ms(started_at),
+        ended_at=format_epoch_ms(ended_at),
+        duration_s=max(0, ended_at - started_at) / 1000,
+        reason=stream.reason,
     )
 
 
-def recording_ready(session: Session, callback: RecordingReadyCallback) -> RecordingReadyEvent:
-    ended = format_timestamp(callback.ended_at)
-    return RecordingReadyEvent(
-        event_id=event_id(RECORDING_READY, session.session_id, callback.recording_id),
+def recording_started(
+    session: Session, recording: RecordingFacts, *, started_at: int
+) -> RecordingStartedEvent:
+    started = format_epoch_ms(started_at)
+    return RecordingStartedEvent(
+        event_id=event_id(RECORDING_STARTED, *identity(session), recording.recording_id),
+        occurred_at=started,
+        session_id=session.session_id,
+        room_id=session.room_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        recording_id=recording.recording_id,
+        started_at=started,
+    )
+
+
+def recording_paused(
+    session: Session, recording: RecordingFacts, *, at: int
+) -> RecordingPausedEvent:
+    paused = format_epoch_ms(at)
+    return RecordingPausedEvent(
+        event_id=event_id(RECORDING_PAUSED, *identity(session), recording.recording_id, at),
+        occurred_at=paused,
+        session_id=session.session_id,
+        room_id=session.room_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        recording_id=recording.recording_id,
+        paused_at=paused,
+    )
+
+
+def recording_resumed(
+    session: Session, recording: RecordingFacts, *, at: int
+) -> RecordingResumedEvent:
+    resumed = format_epoch_ms(at)
+    return RecordingResumedEvent(
+        event_id=event_id(RECORDING_RESUMED, *identity(session), recording.recording_id, at),
+        occurred_at=resumed,
+        session_id=session.session_id,
+        room_id=session.room_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        recording_id=recording.recording_id,
+        resumed_at=resumed,
+    )
+
+
+def recording_ended(
+    session: Session, recording: RecordingFacts, started_at: int, ended_at: int, duration_s: float
+) -> RecordingEndedEvent:
+    ended = format_epoch_ms(ended_at)
+    return RecordingEndedEvent(
+        event_id=event_id(RECORDING_ENDED, *identity(session), recording.recording_id),
         occurred_at=ended,
         session_id=session.session_id,
         room_id=session.room_id,
-        recording_id=callback.recording_id,
-        started_at=format_timestamp(callback.started_at),
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        recording_id=recording.recording_id,
+        started_at=format_epoch_ms(started_at),
         ended_at=ended,
-        duration_s=callback.duration,
-        url=callback.url,
+        duration_s=duration_s,
+        reason=recording.reason,
+    )
+
+
+def recording_ready(
+    session: Session, recording: RecordingFacts, started_at: int, ended_at: int, duration_s: float
+) -> RecordingReadyEvent:
+    ended = format_epoch_ms(ended_at)
+    return RecordingReadyEvent(
+        event_id=event_id(RECORDING_READY, *identity(session), recording.recording_id),
+        occurred_at=ended,
+        session_id=session.session_id,
+        room_id=session.room_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        recording_id=recording.recording_id,
+        started_at=format_epoch_ms(started_at),
+        ended_at=ended,
+        duration_s=duration_s,
+        url=recording.url or "",
+        storage=_STORAGES.get(recording.storage),
+        url_expires_at=_format(recording.url_expires_at),
+        size_bytes=recording.size_bytes,
+        output_mode=recording.output_mode,
+    )
+
+
+def recording_failed(
+    session: Session, recording: RecordingFacts, *, at: int
+) -> RecordingFailedEvent:
+    failed = format_epoch_ms(at)
+    return RecordingFailedEvent(
+        event_id=event_id(RECORDING_FAILED, *identity(session), recording.recording_id),
+        occurred_at=failed,
+        session_id=session.session_id,
+        room_id=session.room_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        recording_id=recording.recording_id,
+        failed_at=failed,
+        reason=recording.reason,
+    )
+
+
+def recording_expired(
+    session: Session, recording: RecordingFacts, *, at: int
+) -> RecordingExpiredEvent:
+    expired = format_epoch_ms(at)
+    return RecordingExpiredEvent(
+        event_id=event_id(RECORDING_EXPIRED, *identity(session), recording.recording_id),
+        occurred_at=expired,
+        session_id=session.session_id,
+        room_id=session.room_id,
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        recording_id=recording.recording_id,
+        expired_at=expired,
     )
 
 

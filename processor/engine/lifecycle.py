@@ -9,17 +9,17 @@ from __future__ import annotations
 import msgspec
 
 from processor.engine import derived
+from processor.engine.facts import SessionBegan, SessionFinished
 from processor.engine.session import Publication, Session
+from processor.engine.streams import end_all_streams
 from processor.engine.summary import attendance_digest, summarize
-from schemas.callbacks import SessionEndedCallback, SessionStartedCallback
 from schemas.events import DerivedEvent
-from schemas.timestamps import to_epoch_ms
 
 
 def record_session_started(
-    session: Session, callback: SessionStartedCallback, events: list[DerivedEvent]
+    session: Session, fact: SessionBegan, events: list[DerivedEvent]
 ) -> bool:
-    started_at = to_epoch_ms(callback.started_at)
+    started_at = fact.at
     first_sighting = not session.session_started_seen
     if not first_sighting and session.started_at is not None and session.started_at <= started_at:
         return False
@@ -32,16 +32,18 @@ def record_session_started(
 
 
 def record_session_ended(
-    session: Session, callback: SessionEndedCallback, events: list[DerivedEvent]
+    session: Session, fact: SessionFinished, events: list[DerivedEvent]
 ) -> bool:
     changed = False
-    reported_start = to_epoch_ms(callback.started_at)
-    if not session.session_started_seen and (
-        session.started_at is None or reported_start < session.started_at
+    reported_start = fact.reported_start
+    if (
+        reported_start is not None
+        and not session.session_started_seen
+        and (session.started_at is None or reported_start < session.started_at)
     ):
         session.started_at = reported_start
         changed = True
-    ended_at = to_epoch_ms(callback.ended_at)
+    ended_at = fact.at
     if session.ended_at is not None and session.ended_at <= ended_at:
         return changed
     # A timed-out session is already closed: its participants were sent away then, and the
@@ -50,17 +52,21 @@ def record_session_ended(
     was_closed = session.closed_at is not None
     session.ended_at = ended_at
     session.timed_out_at = None
+    session.end_reason = fact.reason
     if not was_closed:
         send_away_present_participants(session, events)
     return True
 
 
 def send_away_present_participants(session: Session, events: list[DerivedEvent]) -> None:
-    """The session just closed: everyone still present gets their ``participant.left``, in
-    join order; their stints stay without a ``left`` (the closing ends them)."""
+    """The session just closed: its open streams end, and everyone still present gets their
+    ``participant.left``, in join order; their stints stay without a ``left`` (the closing
+    ends them)."""
     closed_at = session.closed_at
     if closed_at is None:
         raise ValueError(f"session {session.session_id} is not closed")
+    end_all_streams(session, events)
+    session.open_connections = 0
     reason = session.closing_left_reason
     participants = session.participants
     for participant_id in session.present_ids():

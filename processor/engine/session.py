@@ -22,11 +22,43 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from schemas.events import EndedBy, LeftReason, SessionSummary
+from schemas.events import EndedBy, LeftReason, SessionSummary, Source
 from schemas.state import RecordingStatus, SessionStatus
 
 CHUNK_PARTICIPANTS = 32
 """Participants per changelog chunk (``changelog``): a change rewrites one small chunk."""
+
+
+class Connection(msgspec.Struct, array_like=True, gc=False):
+    """One Video connection of a participant: open from ``opened_at`` until ``closed_at``.
+
+    ``opened_at is None``: its end was seen before its start (held, like a Meetings left
+    before its join)."""
+
+    opened_at: int | None = None
+    closed_at: int | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.opened_at is not None and self.closed_at is None
+
+
+class Stream(msgspec.Struct, array_like=True, gc=False):
+    """One Video stream a participant published, from ``started_at`` until ``ended_at``."""
+
+    connection_id: str
+    video_type: str | None
+    started_at: int | None = None
+    """``None``: its end was seen before its start."""
+    ended_at: int | None = None
+    reason: str | None = None
+    own_end: bool = False
+    """Whether its own ``streamDestroyed`` was seen (else its connection or the session ended
+    it, and a later ``streamDestroyed`` still refines the end)."""
+
+    @property
+    def open(self) -> bool:
+        return self.started_at is not None and self.ended_at is None
 
 
 class Participant(msgspec.Struct, array_like=True, gc=False):
@@ -53,6 +85,12 @@ class Participant(msgspec.Struct, array_like=True, gc=False):
     joined_at: int | None = None
     left_at: int | None = None
     earlier: list[int] | None = None
+    connections: dict[str, Connection] | None = None
+    """Video: the participant's connections by id (``None`` for Meetings). The live stint
+    above follows them as callbacks arrive; attendance is their union by event time
+    (``attended_stints``)."""
+    streams: dict[str, Stream] | None = None
+    """Video: the streams the participant published, by stream id."""
 
     @property
     def chunk(self) -> int:
@@ -82,6 +120,38 @@ class Participant(msgspec.Struct, array_like=True, gc=False):
             closed.append((self.joined_at, self.left_at))
         return closed
 
+    def attended_stints(self) -> list[tuple[int, int | None]]:
+        """The stints attendance reports: ``stints()``, or for a participant with connections
+        their union by event time (a person is present while at least one connection is
+        open: overlapping or touching connections are one stint), whatever the order their
+        callbacks arrived in."""
+        connections = self.connections
+        if connections is None:
+            return self.stints()
+        spans = sorted(
+            (connection.opened_at, connection.closed_at)
+            for connection in connections.values()
+            if connection.opened_at is not None
+        )
+        merged: list[tuple[int, int | None]] = []
+        for opened, closed in spans:
+            if merged:
+                start, end = merged[-1]
+                if end is None or opened <= end:
+                    merged[-1] = (
+                        start,
+                        None if end is None or closed is None else max(end, closed),
+                    )
+                    continue
+            merged.append((opened, closed))
+        return merged
+
+    def open_connections(self) -> int:
+        connections = self.connections
+        if connections is None:
+            return 0
+        return sum(1 for connection in connections.values() if connection.open)
+
 
 class CrowdParticipant(Participant, array_like=True, gc=False):
     """A participant beyond a session's first chunk, which records its chunk."""
@@ -94,31 +164,52 @@ class RecordingFacts(msgspec.Struct, array_like=True, gc=False):
     """One recording, keyed by ``recording_id``; each stage's callback may arrive in any order.
 
     Untracked by the garbage collector and encoded as itself in the changelog, as
-    ``Participant``."""
+    ``Participant`` (fields are only ever appended, with defaults)."""
 
     recording_id: str
     started_received_at: int | None = None
-    """Earliest receive time of ``recording:started``; ``None`` until it is seen."""
+    """Earliest time of its start: the receive time of ``recording:started`` (Meetings), the
+    event time of the first ``started`` (Video); ``None`` until it is seen."""
     ended_seen: bool = False
     ready_seen: bool = False
     started_at: int | None = None
-    """Vonage's start time, carried by ``recording:ended`` and ``recording:uploaded``."""
+    """The platform's start time, carried by ``recording:ended`` and ``recording:uploaded``
+    (Meetings) or an archive's ``createdAt`` (Video)."""
     ended_at: int | None = None
     duration_s: float | None = None
     url: str | None = None
+    paused: list[int] | None = None
+    """Video: event times of its pauses."""
+    resumed: list[int] | None = None
+    """Video: event times of the ``started`` that followed its first (resumptions)."""
+    failed_at: int | None = None
+    expired_at: int | None = None
+    reason: str | None = None
+    """Why it stopped or failed, as the platform said."""
+    storage: str | None = None
+    url_expires_at: int | None = None
+    size_bytes: int | None = None
+    output_mode: str | None = None
 
     @property
     def status(self) -> RecordingStatus:
-        """The furthest stage seen; never goes back."""
+        """The furthest stage seen; never goes back (but a recording in progress may pause
+        and resume)."""
+        if self.expired_at is not None:
+            return "expired"
+        if self.failed_at is not None:
+            return "failed"
         if self.ready_seen:
             return "ready"
         if self.ended_seen:
             return "ended"
+        if self.paused and max(self.paused) > max(self.resumed or (-1,)):
+            return "paused"
         return "started"
 
     @property
     def effective_started_at(self) -> int | None:
-        """Vonage's start time when known, else the receive time of ``recording:started``."""
+        """The platform's start time when known, else the time its start was seen."""
         return self.started_at if self.started_at is not None else self.started_received_at
 
 
@@ -197,6 +288,10 @@ class Session:
     room_id: str | None
     last_event_at: int
     """Latest event time among the callbacks that changed a fact (duplicates do not count)."""
+    source: Source = "meetings"
+    tenant_id: str | None = None
+    instance: int = 1
+    """Which use of the session id (Video session ids are reusable; SPEC §7)."""
     last_received_at: int = 0
     """Latest ingest receive time (wall clock) among the callbacks that changed a fact: what
     idle expiry and retention are measured from."""
@@ -207,6 +302,8 @@ class Session:
     """From ``session:ended``; ``None`` until one is seen."""
     timed_out_at: int | None = None
     """Set while the session is closed by idle timeout: its last event time at that moment."""
+    end_reason: str | None = None
+    """The platform's reason for the end (Video ``sessionDestroyed.reason``)."""
     participants: dict[str, Participant] = field(default_factory=dict)
     """By ``participant_id``, in order of first sighting."""
     active_count: int = 0
@@ -226,6 +323,22 @@ class Session:
     """Incremented by every change, so an unchanged session keeps its snapshot's version."""
     split_parts: dict[int, int] | None = field(default=None, compare=False)
     """Changelog chunks (``-1``: the header) last written in more than one part, and how many."""
+    connection_owners: dict[str, str] | None = None
+    """Video: the participant id of each connection id seen (``None`` for Meetings); kept
+    here, not in the changelog: it is read off the participants' connections on restore."""
+    open_connections: int = 0
+    """Video connections open; 0 once the session is closed."""
+    open_streams: int = 0
+    """Video streams being published; 0 once the session is closed."""
+
+    def owner_of(self, connection_id: str) -> str | None:
+        owners = self.connection_owners
+        return None if owners is None else owners.get(connection_id)
+
+    def own(self, connection_id: str, participant_id: str) -> None:
+        if self.connection_owners is None:
+            self.connection_owners = {}
+        self.connection_owners[connection_id] = participant_id
 
     @property
     def summary(self) -> SessionSummary | None:

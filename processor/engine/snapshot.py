@@ -80,6 +80,11 @@ def snapshot(
         recordings_truncated=len(listed_recordings) < len(recordings),
         recording_active=closed_at is None
         and any(recording.status == "started" for recording in recordings),
+        source=session.source,
+        tenant_id=session.tenant_id,
+        instance=session.instance,
+        active_connections=session.open_connections,
+        active_streams=session.open_streams,
         last_event_at=format_epoch_ms(session.last_event_at),
         last_received_at=format_epoch_ms(session.last_received_at),
         version=session.version,
@@ -110,10 +115,16 @@ def _recording_state(recording: RecordingFacts) -> RecordingState:
     stages: list[RecordingStatus] = []
     if recording.started_received_at is not None:
         stages.append("started")
+    if recording.paused:
+        stages.append("paused")
     if recording.ended_seen:
         stages.append("ended")
     if recording.ready_seen:
         stages.append("ready")
+    if recording.failed_at is not None:
+        stages.append("failed")
+    if recording.expired_at is not None:
+        stages.append("expired")
     return RecordingState(
         recording_id=recording.recording_id,
         status=recording.status,

@@ -27,7 +27,9 @@ def summarize(
         duration_s=duration_ms / 1000,
         unique_participants=len(session.participants),
         peak_concurrency=peak_concurrency(intervals),
-        total_joins=session.total_joins,
+        # From the stints attendance reports: for Video, the union of each person's
+        # connections, whatever order they arrived in (for Meetings, every stint started).
+        total_joins=sum(report.stints for report in reports),
         # Summed in integer ms: exactly the sum of the reports' attended_s, in any order.
         participant_seconds=sum(report.attended_ms for report in reports) / 1000,
         recordings=session.recording_count,
@@ -39,12 +41,16 @@ def summarize(
         ),
         ended_by=session.ended_by,
         revision=revision,
+        screen_share_s=sum(report.screen_share_ms for report in reports) / 1000,
+        end_reason=session.end_reason if session.ended_at is not None else None,
     )
     return summary, reports
 
 
 def attendance_digest(reports: list[Attendance]) -> bytes:
     """A digest of what the attendance reports say, to tell whether a revision changes them."""
+    # A screen share is in a row only when there is one: digests of Meetings sessions stay
+    # what earlier versions wrote to the changelog (no spurious revision after an upgrade).
     rows = [
         (
             report.participant_id,
@@ -55,6 +61,7 @@ def attendance_digest(reports: list[Attendance]) -> bytes:
             report.first_joined_at,
             report.last_left_at,
         )
+        + ((report.screen_share_ms,) if report.screen_share_ms else ())
         for report in reports
     ]
     return hashlib.blake2b(msgspec.msgpack.encode(rows), digest_size=16).digest()

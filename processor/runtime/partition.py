@@ -41,11 +41,12 @@ from processor.engine import (
 )
 from processor.metrics import DERIVED_EVENTS, DLQ_RECORDS, RECORDS, SESSIONS_EXPIRED
 from processor.runtime.dlq import Headers, dead_letter_copy
+from processor.sources import CallbackReader
 from schemas.callbacks import RoomExpiredCallback
 from schemas.codec import encode
-from schemas.decoding import DecodeFailure, decode_callback
+from schemas.decoding import DecodeFailure
 from schemas.events import DerivedEvent
-from schemas.topics import ALL_TOPICS, TopicNames, key_of, topic_of
+from schemas.topics import ALL_TOPICS, HEADER_SOURCE_ROUTE, TopicNames, key_of, topic_of
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +149,10 @@ class PartitionState:
         room_dedup_capacity: int,
         poison_offsets: dict[int, str] | None = None,
         max_listed_participants: int = DEFAULT_MAX_LISTED_PARTICIPANTS,
+        reader: CallbackReader | None = None,
     ) -> None:
         self.partition = partition
+        self._reader = CallbackReader() if reader is None else reader
         self.poison_offsets: dict[int, str] = {} if poison_offsets is None else poison_offsets
         """Offsets known to fail in the engine, with their error: dead-lettered unapplied."""
         self.poisoned: PoisonRecord | None = None
@@ -211,18 +214,19 @@ class PartitionState:
         if record.value is None:
             self._dead_letter(record, EMPTY_RECORD, "the raw record has no value")
             return
-        decoded = decode_callback(record.value)
-        if isinstance(decoded, DecodeFailure):
-            self._dead_letter(record, decoded.reason, decoded.message)
+        read = self._reader.read(record.value, _route(record), record.timestamp)
+        if isinstance(read, DecodeFailure):
+            self._dead_letter(record, read.reason, read.message)
             return
         try:
-            if isinstance(decoded, RoomExpiredCallback):
-                self._room_expired(decoded)
-            else:
-                applied = apply(self.sessions.get(decoded.session_id), decoded, record.timestamp)
+            if isinstance(read, RoomExpiredCallback):
+                self._room_expired(read)
+            elif read:  # a callback that states no fact (a Video sessionNotification) is done
+                session_id = read[0].origin.session_id
+                applied = apply(self.sessions.get(session_id), read, record.timestamp)
                 if applied.changed:
-                    self.sessions[decoded.session_id] = applied.session
-                    self._dirty[decoded.session_id] = None
+                    self.sessions[session_id] = applied.session
+                    self._dirty[session_id] = None
                 self._publish(applied.events)
         except Exception as exc:
             logger.exception(
@@ -393,3 +397,11 @@ class PartitionState:
         )
         _DEAD_LETTERED.inc()
         DLQ_RECORDS.labels(reason=str(reason)).inc()
+
+
+def _route(record: RawRecord) -> bytes | None:
+    """The ingest route a raw record arrived on (its ``source-route`` header)."""
+    for name, value in record.headers:
+        if name == HEADER_SOURCE_ROUTE:
+            return value
+    return None

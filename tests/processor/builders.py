@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from processor.engine import Session, SessionCallback, all_records, apply, restore_sessions
+from processor.engine import Session, all_records, restore_sessions
+from processor.sources.meetings import SessionCallback, apply_callback
 from schemas.callbacks import (
     ParticipantJoinedCallback,
     ParticipantLeftCallback,
@@ -138,7 +139,7 @@ class Replay:
         """Apply each delivery in order; returns the events emitted by these deliveries."""
         emitted: list[DerivedEvent] = []
         for callback, received_at_ms in deliveries:
-            applied = apply(self.session, callback, received_at_ms)
+            applied = apply_callback(self.session, callback, received_at_ms)
             self.session = applied.session
             emitted.extend(applied.events)
         self.events.extend(emitted)

@@ -8,8 +8,9 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processor.engine import Session, apply, expire_idle, settle, snapshot
+from processor.engine import Session, expire_idle, settle, snapshot
 from processor.engine.attendance import clamped
+from processor.sources.meetings import apply_callback
 from schemas.callbacks import ParticipantJoinedCallback
 from schemas.events import (
     DerivedEvent,
@@ -157,7 +158,7 @@ def test_a_duplicate_delivered_right_after_its_callback_changes_nothing(
             continue
         before = snapshot(fed.current)
         retry_delay = data.draw(st.integers(min_value=0, max_value=600_000))
-        again = apply(fed.current, callback, received_at + retry_delay)
+        again = apply_callback(fed.current, callback, received_at + retry_delay)
         assert (again.changed, again.events) == (False, [])
         assert snapshot(fed.current) == before
 

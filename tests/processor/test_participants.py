@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from processor.engine import apply, event_id, snapshot
+from processor.engine import event_id, snapshot
+from processor.sources.meetings import apply_callback
 from schemas.callbacks import ParticipantJoinedHyphenCallback, ParticipantLeftShortCallback
 from schemas.events import (
     ParticipantAttendanceEvent,
@@ -73,7 +74,7 @@ def test_a_join_while_present_changes_nothing() -> None:
 
     join_callback, _ = joined("alice", 1_000)
     for received in (fed.current.last_event_at + 30_000, fed.current.last_event_at - 500):
-        retry = apply(fed.current, join_callback, received)
+        retry = apply_callback(fed.current, join_callback, received)
         assert (retry.changed, retry.events) == (False, [])
     assert fed.current.version == version
     assert snapshot(fed.current).active_participants[0].joined_at == at(1_000)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from processor.engine import apply, expire_idle, snapshot
+from processor.engine import expire_idle, snapshot
+from processor.sources.meetings import apply_callback
 from schemas.callbacks import ParticipantJoinedCallback
 from schemas.events import (
     ParticipantAttendanceEvent,
@@ -115,7 +116,7 @@ def test_a_duplicate_session_ended_changes_nothing() -> None:
     version = fed.current.version
 
     callback, received = session_ended(0, 10_000)
-    duplicate = apply(fed.current, callback, received + 60_000)
+    duplicate = apply_callback(fed.current, callback, received + 60_000)
 
     assert (duplicate.changed, duplicate.events) == (False, [])
     assert fed.current.version == version
@@ -189,4 +190,4 @@ def test_a_callback_of_another_session_is_refused() -> None:
     )
 
     with pytest.raises(ValueError, match="1_other"):
-        apply(fed.current, stranger, 0)
+        apply_callback(fed.current, stranger, 0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from processor.engine import apply, expire_idle, snapshot
+from processor.engine import expire_idle, snapshot
+from processor.sources.meetings import apply_callback
 from schemas.codec import encode
 from schemas.state import ActiveParticipant
 from tests.processor.builders import (
@@ -138,7 +139,7 @@ def test_an_unchanged_apply_publishes_the_same_snapshot() -> None:
     before = snapshot(fed.current)
 
     callback, received = MEETING[9]  # session:ended again
-    assert apply(fed.current, callback, received + 1_000).changed is False
+    assert apply_callback(fed.current, callback, received + 1_000).changed is False
     assert snapshot(fed.current) == before
 
 

@@ -37,26 +37,48 @@ SESSION = "2_MX40NjMzOTg5Mn5-MTYzNTg2ODQwODY4NH41cXIzMDdSa1BZa05BUDFpYnhxcTV4MCt
 ROOM = "b307d837-c0ce-4619-8c5c-70e418ef9693"
 
 
-def test_derived_event_types_are_the_nine_of_the_spec() -> None:
+def test_derived_event_types_are_those_of_the_spec() -> None:
     assert sorted(event_type_name(t) for t in DERIVED_EVENT_TYPES) == [
         "participant.attendance",
         "participant.joined",
         "participant.left",
         "recording.ended",
+        "recording.expired",
+        "recording.failed",
+        "recording.paused",
         "recording.ready",
+        "recording.resumed",
         "recording.started",
         "room.expired",
         "session.ended",
         "session.started",
+        "stream.ended",
+        "stream.started",
     ]
 
 
 def test_every_derived_event_has_the_common_fields() -> None:
-    common = {"type", "event_id", "occurred_at", "session_id", "room_id", "schema_version"}
+    common = {
+        "type",
+        "event_id",
+        "occurred_at",
+        "session_id",
+        "room_id",
+        "schema_version",
+        "source",
+        "tenant_id",
+    }
     for event_type in DERIVED_EVENT_TYPES:
         schema = msgspec.json.schema(event_type)
         properties = schema["$defs"][event_type.__name__]["properties"]
         assert common <= set(properties), event_type
+
+
+def test_every_session_keyed_event_carries_its_instance() -> None:
+    for event_type in DERIVED_EVENT_TYPES:
+        schema = msgspec.json.schema(event_type)
+        properties = schema["$defs"][event_type.__name__]["properties"]
+        assert ("instance" in properties) == (event_type is not RoomExpiredEvent), event_type
 
 
 def test_session_started_wire_format() -> None:
@@ -74,6 +96,9 @@ def test_session_started_wire_format() -> None:
         "session_id": SESSION,
         "room_id": ROOM,
         "schema_version": 1,
+        "source": "meetings",
+        "tenant_id": None,
+        "instance": 1,
         "started_at": "2021-11-02T15:53:28.753Z",
     }
 

@@ -11,12 +11,12 @@ import pytest
 from aiokafka.errors import KafkaError
 
 import processor.runtime.partition as partition_module
-from processor.engine import Session, SessionCallback, apply
+from processor.engine import Session, apply
 from processor.engine.apply import Applied
+from processor.engine.facts import Arrived, Fact
 from processor.runtime.committer import transactional_id
 from processor.runtime.dlq import DLQ_MAX_RECORD_BYTES
 from schemas import SessionEndedEvent
-from schemas.callbacks import ParticipantJoinedCallback
 from schemas.codec import decode_state
 from tests.kafka_helpers import wait_until
 from tests.processor.runtime.backends import (
@@ -122,9 +122,9 @@ async def test_a_record_too_large_for_its_dlq_copy_is_truncated_and_the_partitio
 def engine_fails_on_poison_joins(monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine fails on a join of someone called "Poison", after it has recorded it."""
 
-    def half_way(session: Session | None, callback: SessionCallback, received: int) -> Applied:
-        applied = apply(session, callback, received)
-        if isinstance(callback, ParticipantJoinedCallback) and callback.name == "Poison":
+    def half_way(session: Session | None, facts: list[Fact], received: int) -> Applied:
+        applied = apply(session, facts, received)
+        if any(isinstance(fact, Arrived) and fact.person.name == "Poison" for fact in facts):
             raise RuntimeError("failed half-way")
         return applied
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 import processor.runtime.partition as partition_module
-from processor.engine import Session, SessionCallback, apply
+from processor.engine import Session, apply
 from processor.engine.apply import Applied
+from processor.engine.facts import Fact, RecordingChanged
 from processor.metrics import DERIVED_EVENTS
 from processor.runtime.dlq import DLQ_MAX_RECORD_BYTES, HEADER_DLQ_TRUNCATED
 from processor.runtime.partition import PROCESSING_ERROR, PartitionState
 from schemas import decode_event
-from schemas.callbacks import RecordingStartedCallback
 from schemas.topics import TopicNames
 from tests.kafka_helpers import unique_name
 from tests.processor.runtime.fakes import FakeRecord
@@ -58,11 +58,9 @@ def test_a_dlq_copy_never_exceeds_the_record_limit(size: int) -> None:
 
 
 def test_a_record_that_fails_half_way_stops_the_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fails_on_recording(
-        session: Session | None, callback: SessionCallback, received: int
-    ) -> Applied:
-        applied = apply(session, callback, received)
-        if isinstance(callback, RecordingStartedCallback):
+    def fails_on_recording(session: Session | None, facts: list[Fact], received: int) -> Applied:
+        applied = apply(session, facts, received)
+        if any(isinstance(fact, RecordingChanged) for fact in facts):
             raise RuntimeError("boom")
         return applied
 
