@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from processor.sources.video import ParticipantKey
 from schemas.topics import TopicNames
 from servicekit.kafka import KafkaSettings, kafka_problems
 from servicekit.logs import LOG_LEVELS, LogFormat, log_format_setting
@@ -76,6 +77,13 @@ class ProcessorSettings:
         "than 640 KiB of them; `active_count` stays exact)",
         minimum=0,
         maximum=1500,
+    )
+    video_participant_key: str = setting(
+        "VIDEO_PARTICIPANT_KEY",
+        "connection",
+        "who a Video participant is: `connection` (each connection id), `data` (the whole "
+        "token data) or `data.<field>` (a field of token data that is a JSON object, e.g. "
+        "`data.userId`); a connection whose data lacks it counts as its own participant",
     )
     create_topics: bool = setting(
         "PROCESSOR_CREATE_TOPICS", True, "create missing topics at start (else refuse to start)"
@@ -238,4 +246,8 @@ def _problems(settings: ProcessorSettings) -> list[str]:
             f"than a third of CONSUMER_SESSION_TIMEOUT_MS={settings.consumer_session_timeout_ms}"
             ": one lost heartbeat would cost the processor its partitions"
         )
+    try:
+        ParticipantKey(settings.video_participant_key)
+    except ValueError as exc:
+        problems.append(f"VIDEO_PARTICIPANT_KEY: {exc}")
     return problems

@@ -129,9 +129,12 @@ class Participant(msgspec.Struct, array_like=True, gc=False):
         if connections is None:
             return self.stints()
         spans = sorted(
-            (connection.opened_at, connection.closed_at)
-            for connection in connections.values()
-            if connection.opened_at is not None
+            (
+                (connection.opened_at, connection.closed_at)
+                for connection in connections.values()
+                if connection.opened_at is not None
+            ),
+            key=_span_order,
         )
         merged: list[tuple[int, int | None]] = []
         for opened, closed in spans:
@@ -478,6 +481,12 @@ class Session:
             self.recording_facts = {facts.recording_id: facts, recording.recording_id: recording}
         else:
             facts[recording.recording_id] = recording
+
+
+def _span_order(span: tuple[int, int | None]) -> tuple[int, bool, int]:
+    """Spans by start, an open one after the closed ones of the same start."""
+    opened, closed = span
+    return opened, closed is None, closed or 0
 
 
 def sorted_present(participants: dict[str, Participant]) -> list[str]:

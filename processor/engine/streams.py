@@ -95,17 +95,24 @@ def end_streams_of_connection(
     reason: str | None,
     events: list[DerivedEvent],
 ) -> None:
-    """The connection closed at ``at``: its streams still open end with it."""
+    """The connection closed at ``at``: its streams still open end with it, and those the
+    session's end had ended (its close arriving late) end when it closed instead."""
     streams = participant.streams
     if not streams:
         return
     for stream_id, stream in streams.items():
-        if stream.connection_id == connection_id and stream.open:
-            stream.ended_at = max(at, stream.started_at or at)
+        if stream.connection_id != connection_id or stream.own_end or stream.started_at is None:
+            continue
+        end = max(at, stream.started_at)
+        if stream.ended_at is None:
+            stream.ended_at = end
             stream.reason = reason
             if session.closed_at is None:
                 session.open_streams -= 1
             events.append(derived.stream_ended(session, stream_id, participant_id, stream))
+        elif end < stream.ended_at:
+            stream.ended_at = end
+            stream.reason = reason
 
 
 def end_all_streams(session: Session, events: list[DerivedEvent]) -> None:

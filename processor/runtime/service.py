@@ -52,6 +52,7 @@ from processor.runtime.rebuild import Recovery, RecoveryError
 from processor.runtime.warmup import unless_stopped, warm_up
 from processor.runtime.worker import PartitionWorker, Status
 from processor.settings import Guarantee, ProcessorSettings
+from processor.sources import CallbackReader, ParticipantKey
 
 logger = logging.getLogger(__name__)
 
@@ -415,6 +416,7 @@ class ProcessorService:
             room_dedup_capacity=self._settings.room_dedup_capacity,
             poison_offsets=poison_offsets,
             max_listed_participants=self._settings.state_max_listed_participants,
+            reader=CallbackReader(ParticipantKey(self._settings.video_participant_key)),
         )
 
     async def _shutdown(self, consumer: Consumer) -> None:

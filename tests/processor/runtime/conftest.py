@@ -33,6 +33,8 @@ class RawCallback:
     body: bytes
     key: bytes | None
     received_at_ms: int
+    route: bytes | None = None
+    """The ``source-route`` header (``/video/...`` for Video callbacks), if any."""
 
 
 @pytest.fixture
@@ -74,7 +76,10 @@ async def feed(settings: ProcessorSettings, callbacks: Sequence[RawCallback]) ->
                 value=callback.body,
                 key=callback.key,
                 timestamp_ms=callback.received_at_ms,
-                headers=[("received-at", str(callback.received_at_ms).encode())],
+                headers=[
+                    ("received-at", str(callback.received_at_ms).encode()),
+                    *([("source-route", callback.route)] if callback.route is not None else []),
+                ],
             )
         await producer.flush()
     finally:
