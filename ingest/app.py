@@ -1,9 +1,10 @@
-"""The ingest HTTP application (SPEC §3), built by ``init_app(settings)``.
+"""The ingest HTTP application (SPEC §3, §7), built by ``init_app(settings)``.
 
-A callback is answered ``204`` only after Kafka acknowledged it with ``acks=all``; every other
-outcome is an honest error with a JSON body: ``400``/``413``/``415`` for bad input, ``401`` for
-failed authentication, ``503`` + ``Retry-After`` when Kafka cannot take it in time or while the
-service shuts down.
+A callback is answered ``204`` (``200`` with an empty body on the Vonage Video routes) only
+after Kafka acknowledged it with ``acks=all``; every other outcome is an honest error with a JSON
+body: ``400``/``413``/``415`` for bad input, ``401`` for failed authentication, ``503`` +
+``Retry-After`` when Kafka cannot take it in time or while the service shuts down. The routes
+and what differs between them are in ``ingest.routes``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,7 @@ from dataclasses import dataclass
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ingest.checks.auth import Authenticator
-from ingest.checks.validation import (
-    Rejection,
-    check_content_encoding,
-    check_content_type,
-    inspect_body,
-)
+from ingest.checks.validation import Rejection, check_content_encoding, check_content_type
 from ingest.http.exchange import (
     REQUEST_ID_HEADER,
     Exchange,
@@ -44,6 +39,7 @@ from ingest.metrics.defs import ACCEPTED_BYTES, CONNECTIONS_CLOSED, READY
 from ingest.metrics.prometheus import render_metrics
 from ingest.metrics.tally import counter_tally
 from ingest.publication import Publisher, PublishError
+from ingest.routes import CallbackRoute, callback_routes
 from ingest.settings import IngestSettings
 from schemas.topics import (
     HEADER_CONTENT_TYPE,
@@ -51,8 +47,6 @@ from schemas.topics import (
     HEADER_REQUEST_ID,
     HEADER_SOURCE_ROUTE,
 )
-
-CALLBACK_ROUTES = ("/callbacks", "/callbacks/rooms", "/callbacks/sessions", "/callbacks/recordings")
 
 
 @dataclass(slots=True)
@@ -64,7 +58,6 @@ class Lifecycle:
 
 SETTINGS = web.AppKey("settings", IngestSettings)
 PUBLISHER = web.AppKey("publisher", Publisher)
-AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 
 
@@ -74,17 +67,16 @@ def init_app(settings: IngestSettings, publisher: Publisher | None = None) -> we
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[PUBLISHER] = RawPublisher(settings) if publisher is None else publisher
-    app[AUTHENTICATOR] = Authenticator(settings)
     app[LIFECYCLE] = Lifecycle()
     app.cleanup_ctx.append(_publisher_lifecycle)
-    receiver = CallbackReceiver(settings, app[PUBLISHER], app[AUTHENTICATOR], app[LIFECYCLE])
+    receiver = CallbackReceiver(settings, app[PUBLISHER], app[LIFECYCLE])
     mode = settings.access_log
     app[DIRECT_POST_ROUTES] = {}
-    for path in CALLBACK_ROUTES:
-        receive = functools.partial(receiver.receive, source_route=path.encode())
-        handler = observed(receive, path, access_log=mode, callbacks=True)
-        app.router.add_post(path, handler)
-        app[DIRECT_POST_ROUTES][path] = handler
+    for route in callback_routes(settings):
+        receive = functools.partial(receiver.receive, route=route)
+        handler = observed(receive, route.path, access_log=mode, callbacks=True)
+        app.router.add_post(route.path, handler)
+        app[DIRECT_POST_ROUTES][route.path] = handler
     probes = Probes(app[PUBLISHER], app[LIFECYCLE])
     app.router.add_get("/healthz", observed(healthz, "/healthz", access_log=mode, callbacks=False))
     app.router.add_get(
@@ -124,15 +116,15 @@ def begin_shutdown(app: web.Application) -> None:
 
 @dataclass(slots=True)
 class CallbackReceiver:
-    """Stores each authentic, well-formed callback in the raw topic before answering ``204``."""
+    """Stores each authentic, well-formed callback in the raw topic before answering its
+    route's success status; what differs between routes is the ``route`` each is bound to."""
 
     settings: IngestSettings
     publisher: Publisher
-    authenticator: Authenticator
     lifecycle: Lifecycle
 
     async def receive(
-        self, request: web.Request, exchange: Exchange, *, source_route: bytes
+        self, request: web.Request, exchange: Exchange, *, route: CallbackRoute
     ) -> web.StreamResponse:
         received_at_ms = time.time_ns() // 1_000_000
         settings = self.settings
@@ -177,15 +169,15 @@ class CallbackReceiver:
             return refuse(exchange, Rejection(400, "invalid_body", _payload_detail(exc)))
         except ConnectionError:
             return client_gone(exchange)
-        auth_failure = self.authenticator.check(headers, request.query, body)
+        auth_failure = route.authenticator.check(headers, request.query, body)
         if auth_failure:
             return refuse(exchange, Rejection(401, "unauthorized", auth_failure))
-        view = inspect_body(body)
+        view = route.inspect(body)
         if isinstance(view, Rejection):
             return refuse(exchange, view)
         record_headers = [
             (HEADER_RECEIVED_AT, str(received_at_ms).encode()),
-            (HEADER_SOURCE_ROUTE, source_route),
+            (HEADER_SOURCE_ROUTE, route.source_route),
             (HEADER_REQUEST_ID, exchange.request_id.encode()),
             (HEADER_CONTENT_TYPE, _JSON if content_type is None else content_type.encode()),
         ]
@@ -194,7 +186,10 @@ class CallbackReceiver:
         except PublishError as exc:
             return unavailable(exchange, exc.detail, settings.retry_after_s)
         _ACCEPTED_BYTES.pending += len(body)
-        return web.Response(status=204, headers={REQUEST_ID_HEADER: exchange.request_id})
+        # No body either way: 204 has none, and Video's 200 is documented as "delivered".
+        return web.Response(
+            status=route.accepted_status, headers={REQUEST_ID_HEADER: exchange.request_id}
+        )
 
 
 _JSON = b"application/json"

@@ -69,7 +69,7 @@ class IngestSettings:
         maximum=1000,
     )
     auth_token: Secret | None = setting(
-        "INGEST_AUTH_TOKEN", None, "shared token; at least 16 characters"
+        "INGEST_AUTH_TOKEN", None, "shared token of the `/callbacks` routes; at least 16 characters"
     )
     auth_token_header: str = setting(
         "INGEST_AUTH_TOKEN_HEADER", "X-Callback-Token", "header the token is looked for in"
@@ -80,13 +80,15 @@ class IngestSettings:
     jwt_secret: Secret | None = setting(
         "INGEST_JWT_SECRET",
         None,
-        "signature secret for signed callbacks; at least 16 characters (32+ recommended)",
+        "signature secret for signed callbacks on the `/callbacks` routes; at least 16 "
+        "characters (32+ recommended)",
     )
     jwt_payload_hash: str = setting(
         "INGEST_JWT_PAYLOAD_HASH",
         "if_present",
         "`required` (recommended once the sender is known to send `payload_hash`), "
-        "`if_present` (a token with the claim must match the body) or `off`",
+        "`if_present` (a token with the claim must match the body) or `off`, on the `/callbacks` "
+        "routes (the Video routes always require it)",
         choices=PAYLOAD_HASH_MODES,
     )
     jwt_leeway_s: float = setting(
@@ -98,6 +100,18 @@ class IngestSettings:
         "refuse a signed callback whose `iat` is older than this (plus the leeway); `0` is off, "
         "as Vonage does not document re-signing a retried callback",
         minimum=0,
+    )
+    video_sessions_secret: Secret | None = setting(
+        "INGEST_VIDEO_SESSIONS_SECRET",
+        None,
+        "signature secret of Vonage Video session monitoring callbacks (`/video/sessions`); "
+        "unset: that route accepts unsigned callbacks; at least 16 characters (32+ recommended)",
+    )
+    video_archives_secret: Secret | None = setting(
+        "INGEST_VIDEO_ARCHIVES_SECRET",
+        None,
+        "signature secret of Vonage Video archive status callbacks (`/video/archives`); "
+        "unset: that route accepts unsigned callbacks; at least 16 characters (32+ recommended)",
     )
     read_timeout_s: float = setting(
         "INGEST_READ_TIMEOUT_S",
@@ -143,6 +157,8 @@ def _secret_lengths(settings: IngestSettings) -> Iterator[str]:
     for name, secret in (
         ("INGEST_AUTH_TOKEN", settings.auth_token),
         ("INGEST_JWT_SECRET", settings.jwt_secret),
+        ("INGEST_VIDEO_SESSIONS_SECRET", settings.video_sessions_secret),
+        ("INGEST_VIDEO_ARCHIVES_SECRET", settings.video_archives_secret),
     ):
         if secret is not None and len(secret.value) < MIN_SECRET_LENGTH:
             yield f"{name} must be at least {MIN_SECRET_LENGTH} characters"

@@ -1,16 +1,21 @@
-"""Callback authentication (off unless configured): a shared token and/or a signed JWT.
+"""Callback authentication (off unless configured): a shared token and/or signed callbacks.
 
-* Shared token: the ``INGEST_AUTH_TOKEN`` value in a header (``X-Callback-Token`` by default) or
-  a query parameter (``token`` by default; convenient in a callback URL).
-* Vonage-style signed callback: ``Authorization: Bearer <JWT>`` signed HS256 with the signature
-  secret; ``exp``/``nbf``/``iat`` are checked with a clock-skew leeway, and the ``payload_hash``
-  claim (hex SHA-256) is compared with the raw body bytes as received. With a maximum age, a
-  token must carry ``iat`` and be no older than that: it bounds how long a captured callback can
-  be replayed, but Vonage does not document re-signing a retried callback, so it is off by
-  default (a late retry would be refused).
+* Shared token (Meetings routes): the ``INGEST_AUTH_TOKEN`` value in a header
+  (``X-Callback-Token`` by default) or a query parameter (``token`` by default; convenient in a
+  callback URL).
+* Signed callback: a JWT in the ``Authorization`` header, signed HS256 with a signature secret;
+  ``exp``/``nbf``/``iat`` are checked with a clock-skew leeway, and the ``payload_hash`` claim
+  (hex SHA-256) is compared with the raw body bytes as received. With a maximum age, a token
+  must carry ``iat`` and be no older than that: it bounds how long a captured callback can be
+  replayed, but Vonage does not document re-signing a retried callback, so it is off by default
+  (a late retry would be refused). One ``SignatureVerifier`` per secret: the Meetings routes
+  share ``INGEST_JWT_SECRET`` (``Bearer <JWT>``, ``INGEST_JWT_PAYLOAD_HASH``), and each Vonage
+  Video route has its own secret, as Vonage signs each callback type with its own (the JWT with
+  or without ``Bearer ``, ``payload_hash`` required: Vonage always sends it).
 
-When both are configured, both must pass. Comparisons are constant-time; secrets and tokens are
-never logged, and failure reasons name the check, not the values.
+Each route has one ``Authenticator``; when it has both checks, both must pass. Comparisons are
+constant-time; secrets and tokens are never logged, and failure reasons name the check, not the
+values.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ import logging
 import time
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
 from ingest.settings import IngestSettings
+from servicekit.env import Secret
 
 if TYPE_CHECKING:
     from jwt.types import Options  # PyJWT 2.10+; annotations only
@@ -40,64 +47,68 @@ AuthFailure = str
 """A short reason, safe to log and to return in the 401 body."""
 
 
-class Authenticator:
-    def __init__(self, settings: IngestSettings) -> None:
-        self._token = settings.auth_token.value.encode() if settings.auth_token else None
-        self._token_header = settings.auth_token_header
-        self._token_query = settings.auth_token_query
-        self._jwt_secret = settings.jwt_secret.value if settings.jwt_secret else None
-        self._payload_hash = settings.jwt_payload_hash
-        self._leeway = settings.jwt_leeway_s
-        self._max_age_s = settings.jwt_max_age_s
-        self._decode_options: Options = {"verify_aud": False}
-        if self._max_age_s > 0:
-            self._decode_options["require"] = ["iat"]
-        if (
-            self._jwt_secret is not None
-            and len(self._jwt_secret.encode()) < RECOMMENDED_SECRET_BYTES
-        ):
-            # Said once here rather than by PyJWT on every request.
-            logger.warning(
-                "INGEST_JWT_SECRET is shorter than %d bytes; use a longer signature secret",
-                RECOMMENDED_SECRET_BYTES,
-            )
-            warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
+class SharedToken:
+    """The shared token, in a header or a query parameter."""
 
-    def check(
-        self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes
-    ) -> AuthFailure | None:
-        """``None`` when the request is authentic, else why not."""
-        if self._token is not None:
-            failure = self._check_token(headers, query)
-            if failure:
-                return failure
-        if self._jwt_secret is not None:
-            return self._check_jwt(headers, body, self._jwt_secret)
-        return None
+    def __init__(self, token: Secret, *, header: str, query: str) -> None:
+        self._token = token.value.encode()
+        self._header = header
+        self._query = query
 
-    def _check_token(
-        self, headers: Mapping[str, str], query: Mapping[str, str]
-    ) -> AuthFailure | None:
-        assert self._token is not None
-        presented = headers.get(self._token_header) or query.get(self._token_query)
+    def check(self, headers: Mapping[str, str], query: Mapping[str, str]) -> AuthFailure | None:
+        presented = headers.get(self._header) or query.get(self._query)
         if presented is None:
             return "missing token"
         if not hmac.compare_digest(_as_sent(presented), self._token):
             return "wrong token"
         return None
 
-    def _check_jwt(
-        self, headers: Mapping[str, str], body: bytes, secret: str
-    ) -> AuthFailure | None:
-        scheme, _, token = headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return "missing bearer token"
+
+class SignatureVerifier:
+    """Signed callbacks under one signature secret (named by ``setting`` in warnings).
+
+    ``payload_hash``: ``required``, ``if_present`` or ``off`` (``INGEST_JWT_PAYLOAD_HASH``).
+    ``bearer_optional``: the token may also be the whole header value, without ``Bearer ``."""
+
+    def __init__(
+        self,
+        secret: Secret,
+        *,
+        setting: str,
+        leeway_s: float,
+        max_age_s: float,
+        payload_hash: str,
+        bearer_optional: bool,
+    ) -> None:
+        self._secret = secret.value
+        self._leeway = leeway_s
+        self._max_age_s = max_age_s
+        self._payload_hash = payload_hash
+        self._bearer_optional = bearer_optional
+        self._missing = "missing signed token" if bearer_optional else "missing bearer token"
+        self._decode_options: Options = {"verify_aud": False}
+        if max_age_s > 0:
+            self._decode_options["require"] = ["iat"]
+        if len(self._secret.encode()) < RECOMMENDED_SECRET_BYTES:
+            # Said once here rather than by PyJWT on every request.
+            logger.warning(
+                "%s is shorter than %d bytes; use a longer signature secret",
+                setting,
+                RECOMMENDED_SECRET_BYTES,
+            )
+            warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
+
+    def check(self, headers: Mapping[str, str], body: bytes) -> AuthFailure | None:
+        """``None`` when the request carries a valid token over ``body``, else why not."""
+        token = self._presented(headers.get("Authorization", ""))
+        if token is None:
+            return self._missing
         if not token.isascii():  # a JWT is base64url and dots; PyJWT would fail to encode it
             return "invalid token"
         try:
             claims = jwt.decode(
-                token.strip(),
-                secret,
+                token,
+                self._secret,
                 algorithms=["HS256"],
                 leeway=self._leeway,
                 options=self._decode_options,
@@ -115,6 +126,17 @@ class Authenticator:
             if failure:
                 return failure
         return self._check_payload_hash(claims, body)
+
+    def _presented(self, authorization: str) -> str | None:
+        """The token of an ``Authorization`` value: ``Bearer <JWT>``, or (``bearer_optional``)
+        the bare JWT."""
+        value = authorization.strip()
+        scheme, space, rest = value.partition(" ")
+        if space:
+            token = rest.strip() if scheme.lower() == "bearer" else ""
+        else:
+            token = value if self._bearer_optional else ""
+        return token or None
 
     def _check_age(self, issued_at: object) -> AuthFailure | None:
         """The leeway covers clock skew. PyJWT accepts any ``iat`` that ``int()`` takes (even a
@@ -139,6 +161,72 @@ class Authenticator:
         if not hmac.compare_digest(claimed.lower().encode(), actual.encode()):
             return "payload_hash does not match the body"
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticator:
+    """A route's authentication: each configured check must pass; none configured, every
+    request passes."""
+
+    token: SharedToken | None = None
+    signature: SignatureVerifier | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.token is not None or self.signature is not None
+
+    def check(
+        self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes
+    ) -> AuthFailure | None:
+        """``None`` when the request is authentic, else why not."""
+        if self.token is not None:
+            failure = self.token.check(headers, query)
+            if failure:
+                return failure
+        if self.signature is not None:
+            return self.signature.check(headers, body)
+        return None
+
+
+def meetings_authenticator(settings: IngestSettings) -> Authenticator:
+    """The Meetings routes': ``INGEST_AUTH_TOKEN`` and/or ``INGEST_JWT_SECRET``."""
+    token = None
+    if settings.auth_token is not None:
+        token = SharedToken(
+            settings.auth_token,
+            header=settings.auth_token_header,
+            query=settings.auth_token_query,
+        )
+    signature = None
+    if settings.jwt_secret is not None:
+        signature = SignatureVerifier(
+            settings.jwt_secret,
+            setting="INGEST_JWT_SECRET",
+            leeway_s=settings.jwt_leeway_s,
+            max_age_s=settings.jwt_max_age_s,
+            payload_hash=settings.jwt_payload_hash,
+            bearer_optional=False,
+        )
+    return Authenticator(token, signature)
+
+
+def video_authenticator(
+    settings: IngestSettings, secret: Secret | None, *, setting: str
+) -> Authenticator:
+    """A Vonage Video route's: its own signature secret (``setting``), if any. Vonage Video
+    sends no shared token, so ``INGEST_AUTH_TOKEN`` does not apply."""
+    if secret is None:
+        return Authenticator()
+    return Authenticator(
+        signature=SignatureVerifier(
+            secret,
+            setting=setting,
+            leeway_s=settings.jwt_leeway_s,
+            max_age_s=settings.jwt_max_age_s,
+            payload_hash="required",
+            bearer_optional=True,
+        )
+    )
 
 
 def _as_sent(value: str) -> bytes:

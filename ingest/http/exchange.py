@@ -28,7 +28,12 @@ from aiohttp import hdrs, web
 
 from ingest.checks.validation import Rejection
 from ingest.http.connections import Phase
-from ingest.http.protocol import UNROUTABLE, IngestConnection, send_and_close
+from ingest.http.protocol import (
+    DIRECT_POST_ROUTES,
+    UNROUTABLE,
+    IngestConnection,
+    send_and_close,
+)
 from ingest.http.responses import printable
 from ingest.metrics.defs import IN_FLIGHT, REQUESTS
 from ingest.metrics.tally import CounterTally, counter_tally, level_tally
@@ -184,11 +189,10 @@ def add_unmatched_route(app: web.Application, *, access_log: str) -> None:
     ``CONNECT host:port``) never reach the router; ``IngestRunner`` hands them to the same
     handler (``UNROUTABLE``)."""
     allowed: dict[str, list[str]] = {}
-    callbacks: list[str] = []
     for resource in app.router.resources():
         allowed[resource.canonical] = sorted({route.method for route in resource})
-        if resource.canonical.startswith("/callbacks"):
-            callbacks.append(resource.canonical)
+    direct = app.get(DIRECT_POST_ROUTES)
+    callbacks = [] if direct is None else list(direct)
     elsewhere = f" (callbacks go to {', '.join(callbacks)})" if callbacks else ""
 
     async def no_such_route(request: web.Request, exchange: Exchange) -> web.Response:

@@ -281,7 +281,7 @@ class IngestRunner(ObservingAppRunner):
     routes' POSTs going straight to their handler.
 
     Callbacks skip the router: it would find the same handler, but its resolve, match info and
-    handler chain cost several microseconds per request, and four fixed paths need one dict
+    handler chain cost several microseconds per request, and a few fixed paths need one dict
     lookup. Everything else (other paths and methods, ``Expect: 100-continue``) goes through
     the application's router.
 

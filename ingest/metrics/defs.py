@@ -29,7 +29,7 @@ IN_FLIGHT = Gauge(
 )
 ACCEPTED_BYTES = Counter(
     "ingest_accepted_bytes_total",
-    "Body bytes of callbacks acknowledged with 204 (stored in the raw topic).",
+    "Body bytes of callbacks acknowledged with 2xx (stored in the raw topic).",
 )
 READY = Gauge(
     "ingest_ready",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ingest.routes import CALLBACK_ROUTES, VIDEO_ROUTES
 from ingest.settings import IngestSettings
 from ingest.settings import load_settings as load_ingest_settings
 from processor.settings import ProcessorSettings
@@ -24,6 +25,8 @@ FULL = yaml.safe_load((CHART / "ci" / "full.yaml").read_text())
 SECRET_VARIABLES = {
     "INGEST_AUTH_TOKEN",
     "INGEST_JWT_SECRET",
+    "INGEST_VIDEO_SESSIONS_SECRET",
+    "INGEST_VIDEO_ARCHIVES_SECRET",
     "KAFKA_SASL_PASSWORD",
     "KAFKA_SSL_KEY_PASSWORD",
 }
@@ -77,6 +80,18 @@ def test_secrets_come_from_the_existing_secret_and_are_never_rendered(render: Re
         for entry in container(workload.obj).get("env", []):
             if entry["name"] in SECRET_VARIABLES:
                 assert entry["valueFrom"]["secretKeyRef"]["name"] == "meetings-secrets"
+
+
+def test_each_video_route_has_its_signature_secret(render: Render) -> None:
+    """Vonage signs each callback type with its own secret: one key each in the Secret."""
+    ingest = container(one(render(FULL), "Deployment", "meetings-ingest"))
+    keys = {
+        entry["name"]: entry["valueFrom"]["secretKeyRef"]["key"]
+        for entry in ingest["env"]
+        if "valueFrom" in entry
+    }
+    assert keys["INGEST_VIDEO_SESSIONS_SECRET"] == "video-sessions-secret"
+    assert keys["INGEST_VIDEO_ARCHIVES_SECRET"] == "video-archives-secret"
 
 
 def test_topics_are_made_by_a_hook_job_not_by_the_processor(render: Render) -> None:
@@ -159,6 +174,10 @@ def test_keda_scales_on_the_group_lag_up_to_the_partition_count(render: Render) 
             "needs secrets.existingSecret and secrets.keys.kafkaSaslPassword",
         ),
         ({"ingest": {"env": {"INGEST_AUTH_TOKEN": "t" * 20}}}, "INGEST_AUTH_TOKEN is a secret"),
+        (
+            {"ingest": {"env": {"INGEST_VIDEO_ARCHIVES_SECRET": "t" * 20}}},
+            "INGEST_VIDEO_ARCHIVES_SECRET is a secret",
+        ),
         ({"autoscalling": {}}, "additional properties 'autoscalling' not allowed"),
     ],
 )
@@ -196,7 +215,10 @@ def test_the_ingress_exposes_only_the_callback_routes(render: Render) -> None:
     rendered = render(FULL)
     ingress = one(rendered, "Ingress", "meetings-ingest")
     paths = [p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
-    assert paths == ["/callbacks"]
+    assert paths == ["/callbacks", *VIDEO_ROUTES]
+    # Prefix paths match whole path segments: every callback route is reached, nothing else.
+    for route in (*CALLBACK_ROUTES, *VIDEO_ROUTES):
+        assert any(route == path or route.startswith(path + "/") for path in paths), route
     service = one(rendered, "Service", "meetings-ingest")
     assert [p["name"] for p in service["spec"]["ports"]] == ["http", "metrics"]
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from ingest.checks.validation import check_content_type, inspect_body
+from ingest.checks.video import inspect_video_body
 from ingest.settings import load_settings
 from schemas.topics import RAW
 from servicekit.env import SettingsError
@@ -39,6 +40,8 @@ def test_every_setting_is_read_from_its_variable() -> None:
             "INGEST_READ_TIMEOUT_S": "2.5",
             "INGEST_MAX_CONNECTIONS": "500",
             "INGEST_METRICS_PORT": "9100",
+            "INGEST_VIDEO_SESSIONS_SECRET": "sessions-secret-0123456789abcdef",
+            "INGEST_VIDEO_ARCHIVES_SECRET": "archives-secret-0123456789abcdef",
         }
     )
     assert settings.kafka.bootstrap_servers == "kafka:9092"
@@ -55,6 +58,10 @@ def test_every_setting_is_read_from_its_variable() -> None:
     assert settings.log_level == "debug"
     assert (settings.jwt_max_age_s, settings.read_timeout_s) == (600.0, 2.5)
     assert (settings.max_connections, settings.metrics_port) == (500, 9100)
+    assert settings.video_sessions_secret is not None
+    assert settings.video_sessions_secret.value == "sessions-secret-0123456789abcdef"
+    assert settings.video_archives_secret is not None
+    assert settings.video_archives_secret.value == "archives-secret-0123456789abcdef"
 
 
 def test_hardening_defaults_and_bounds() -> None:
@@ -91,6 +98,8 @@ def test_all_problems_are_reported_at_once() -> None:
                 "INGEST_PRODUCE_TIMEOUT_S": "-1",
                 "INGEST_JWT_PAYLOAD_HASH": "sometimes",
                 "INGEST_AUTH_TOKEN": "short",
+                "INGEST_VIDEO_SESSIONS_SECRET": "tiny",
+                "INGEST_VIDEO_ARCHIVES_SECRET": "small",
             }
         )
     message = str(failure.value)
@@ -99,6 +108,9 @@ def test_all_problems_are_reported_at_once() -> None:
     assert "INGEST_PRODUCE_TIMEOUT_S=-1.0 must be at least 0.05" in message
     assert "INGEST_JWT_PAYLOAD_HASH='sometimes' must be one of required, if_present, off" in message
     assert "INGEST_AUTH_TOKEN must be at least 16 characters" in message
+    assert "INGEST_VIDEO_SESSIONS_SECRET must be at least 16 characters" in message
+    assert "INGEST_VIDEO_ARCHIVES_SECRET must be at least 16 characters" in message
+    assert "tiny" not in message
     assert "short" not in message.replace("INGEST_AUTH_TOKEN must", "")  # secret not echoed
 
 
@@ -139,3 +151,10 @@ def test_key_is_session_id_else_room_id() -> None:
     double = inspect_body(b'"{\\"event\\": \\"x\\", \\"session_id\\": \\"s2\\"}"')
     keys = [getattr(view, "key", "rejected") for view in (session, room, neither, double)]
     assert keys == [b"s", b"r", None, b"s2"]
+
+
+def test_a_video_callback_is_keyed_by_its_session_id() -> None:
+    plain = inspect_video_body(b'{"event": "x", "sessionId": "s", "session_id": "other"}')
+    double = inspect_video_body(b'"{\\"event\\": \\"x\\", \\"sessionId\\": \\"s2\\"}"')
+    keys = [getattr(view, "key", "rejected") for view in (plain, double)]
+    assert keys == [b"s", b"s2"]

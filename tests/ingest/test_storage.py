@@ -7,7 +7,7 @@ import time
 
 import aiohttp
 
-from ingest.app import CALLBACK_ROUTES
+from ingest.routes import CALLBACK_ROUTES
 from ingest.settings import IngestSettings
 from schemas import BaseCallback, RoomExpiredCallback, decode_callback
 from tests.callback_fixtures import valid_body, valid_names

@@ -36,6 +36,11 @@ _EXAMPLE_CALLBACK = (
     '{"event":"session:started","session_id":"s-1","room_id":"r-1",'
     '"started_at":"2021-11-02T15:53:28.753Z"}'
 )
+_EXAMPLE_VIDEO_CALLBACK = (  # Vonage's documented connectionCreated example
+    '{"sessionId":"2_MX4xMzExMjU3MX5-MTQ3MDI1NzY3OTkxOH45QXRr","projectId":"123456",'
+    '"event":"connectionCreated","timestamp":1470257688309,"connection":{"id":'
+    '"c053fcc8-c681-41d5-8ec2-7a9e1434a21e","createdAt":1470257688143,"data":"TOKENDATA"}}'
+)
 
 
 @contextmanager
@@ -111,6 +116,10 @@ def banner(ingest_port: int, processor_port: int, bootstrap: str) -> str:
     curl -i -X POST http://127.0.0.1:{ingest_port}/callbacks \\
       -H 'Content-Type: application/json' \\
       -d '{_EXAMPLE_CALLBACK}'
+  Send a Vonage Video callback (answered 200; archives go to /video/archives):
+    curl -i -X POST http://127.0.0.1:{ingest_port}/video/sessions \\
+      -H 'Content-Type: application/json' \\
+      -d '{_EXAMPLE_VIDEO_CALLBACK}'
   Simulate meetings:   meetings-simulate --url http://127.0.0.1:{ingest_port} --sessions 50 --seed 1
   Watch derived data:  meetings-tail {SESSIONS.name} --bootstrap {bootstrap}
   Health and metrics:  http://127.0.0.1:{ingest_port}/readyz  http://127.0.0.1:{processor_port}/metrics

@@ -294,7 +294,7 @@ PROCESSOR_HTTP_PORT: {{ $p.port | quote }}
 {{- define "meetings.componentConfig" -}}
 {{- $base := include (printf "meetings.%sBaseConfig" .component) .ctx | fromYaml }}
 {{- $extra := index .ctx.Values .component "env" | default dict }}
-{{- range $name := list "INGEST_AUTH_TOKEN" "INGEST_JWT_SECRET" "KAFKA_SASL_PASSWORD" "KAFKA_SSL_KEY_PASSWORD" }}
+{{- range $name := list "INGEST_AUTH_TOKEN" "INGEST_JWT_SECRET" "INGEST_VIDEO_SESSIONS_SECRET" "INGEST_VIDEO_ARCHIVES_SECRET" "KAFKA_SASL_PASSWORD" "KAFKA_SSL_KEY_PASSWORD" }}
 {{- if hasKey $extra $name }}
 {{- fail (printf "%s is a secret: name it in secrets.keys (an existing Secret), not in %s.env" $name $.component) }}
 {{- end }}
