@@ -4,11 +4,13 @@ and a real ingest storing every callback it was sent."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 import pytest
@@ -18,6 +20,7 @@ from ingest.settings import IngestSettings
 from schemas import DecodeFailure, decode_callback
 from schemas.timestamps import parse_timestamp, to_epoch_ms
 from schemas.topics import RAW
+from servicekit.env import Secret
 from servicekit.kafka import KafkaSettings
 from tests.conftest import TopicFactory
 from tests.ingest.conftest import header_map, raw_reader
@@ -178,21 +181,32 @@ class Ingest:
     raw_topic: str
 
 
-@pytest.fixture
-async def ingest(kafka_bootstrap: str, new_topic: TopicFactory) -> AsyncIterator[Ingest]:
+@contextlib.asynccontextmanager
+async def running_ingest(kafka_bootstrap: str, **settings: Any) -> AsyncIterator[Ingest]:
     """The real ingest app on a real port, storing into a topic of its own."""
     prefix = unique_name("sim") + "."
     raw_topic = await create_topic(kafka_bootstrap, RAW.name_under(prefix), partitions=4)
-    settings = IngestSettings(
-        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix),
-        host="127.0.0.1",
-        port=0,
-        readiness_interval_s=0.2,
+    server = IngestServer(
+        IngestSettings(
+            kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix),
+            host="127.0.0.1",
+            port=0,
+            readiness_interval_s=0.2,
+            **settings,
+        ),
+        max_connections=64,  # as production serves it
     )
-    server = IngestServer(settings, max_connections=64)  # as production serves it
     await server.start()
-    yield Ingest(f"http://127.0.0.1:{server.port}/", raw_topic)
-    await server.stop()
+    try:
+        yield Ingest(f"http://127.0.0.1:{server.port}/", raw_topic)
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def ingest(kafka_bootstrap: str, new_topic: TopicFactory) -> AsyncIterator[Ingest]:
+    async with running_ingest(kafka_bootstrap) as running:
+        yield running
 
 
 async def test_a_run_against_ingest_stores_every_callback_it_sent(
@@ -227,6 +241,48 @@ async def test_a_run_against_ingest_stores_every_callback_it_sent(
     routes = {orjson.loads(r.value)["event"]: header_map(r)["source-route"] for r in records}
     assert routes["room:expired"] == b"/callbacks/rooms"
     assert routes["recording:uploaded"] == b"/callbacks/recordings"
+
+
+async def test_a_signed_video_run_against_ingest_stores_every_callback_it_sent(
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sessions_secret, archives_secret = "sessions-" + "s" * 32, "archives-" + "a" * 32
+    secrets = {
+        "video_sessions_secret": Secret(sessions_secret),
+        "video_archives_secret": Secret(archives_secret),
+    }
+    scenario = Scenario(
+        sessions=4,
+        seed=2,
+        start_ms=START_MS,
+        rate=1000,
+        source="video",
+        duplicate_rate=0.1,
+        reorder_rate=0.1,
+        upload_before_stop_rate=0.5,
+    )
+    args = ["--source", "video", "--sessions", "4", "--seed", "2", "--start", START]
+    args += ["--rate", "1000", "--duplicate-rate", "0.1", "--reorder-rate", "0.1", "--quiet"]
+    args += ["--upload-before-stop-rate", "0.5"]
+    args += ["--video-sessions-secret", sessions_secret, "--video-archives-secret", archives_secret]
+    async with running_ingest(kafka_bootstrap, **secrets) as ingest:
+        code = await asyncio.to_thread(main, ["--url", ingest.url, *args])
+
+        captured = capsys.readouterr()
+        assert code == 0, captured.out + captured.err
+        expected = build_plan(scenario)
+        assert f"statuses   200: {len(expected.deliveries)}" in captured.out
+        async with raw_reader(kafka_bootstrap, ingest.raw_topic) as consumer:
+            records = await consume_until(
+                consumer,
+                lambda records: len(records) >= len(expected.deliveries),
+                what="every simulated Video callback in the raw topic",
+            )
+    assert Counter(record.value for record in records) == Counter(bodies(expected))
+    routes = {header_map(r)["source-route"] for r in records if b'"event":"archive"' in r.value}
+    assert routes == {b"/video/archives"}
+    keys = {record.key for record in records}
+    assert keys == {orjson.loads(body)["sessionId"].encode() for body in bodies(expected)}
 
 
 async def test_a_run_that_cannot_store_its_callbacks_exits_1(

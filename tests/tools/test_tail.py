@@ -109,11 +109,13 @@ async def test_derived_events_are_shown_one_readable_line_each(
 
     assert code == 0
     assert capsys.readouterr().out.splitlines() == [
-        "2021-11-02T16:25:09.120Z session.started    session=2_MX..k1YcmJ0-fg room=7d0e1b36",
+        "2021-11-02T16:25:09.120Z session.started    session=2_MX..k1YcmJ0-fg room=7d0e1b36 "
+        "source=meetings",
         "2021-11-02T16:26:00.000Z participant.joined session=2_MX..k1YcmJ0-fg participant=c1f3a9e2 "
-        'name="Ada Lovelace" host',
+        'name="Ada Lovelace" host source=meetings',
         "2021-11-02T16:41:02.120Z session.ended      session=2_MX..k1YcmJ0-fg duration=953s "
-        "participants=3 peak=3 joins=4 attended=2100s recordings=1 ended_by=callback rev=1",
+        "participants=3 peak=3 joins=4 attended=2100s recordings=1 ended_by=callback rev=1 "
+        "source=meetings",
     ]
 
 
@@ -132,7 +134,7 @@ async def test_full_ids_are_shown_on_request(
 ) -> None:
     args = ["--bootstrap", kafka_bootstrap, "--max", "1", "--timeout", "20", "--full-ids"]
     assert await run_tail(events_topic, *args) == 0
-    assert f"session={SESSION} room={ROOM}" in capsys.readouterr().out
+    assert f"session={SESSION} room={ROOM} source=meetings" in capsys.readouterr().out
 
 
 async def test_state_tombstones_and_dlq_records_get_lines_of_their_own(

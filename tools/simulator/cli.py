@@ -1,4 +1,5 @@
-"""``meetings-simulate``: play realistic meetings against an ingest service.
+"""``meetings-simulate``: play realistic meetings (Vonage Meetings, or Vonage Video API sessions
+with ``--source video``) against an ingest service.
 
 Exit status 0 when every callback was eventually accepted (2xx), 1 otherwise, 2 for bad usage.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import signal
 import sys
@@ -16,14 +18,19 @@ import time
 import urllib.parse
 from collections.abc import Callable
 
+from schemas.sources import VIDEO_ARCHIVES_ROUTE, VIDEO_SESSIONS_ROUTE
 from schemas.timestamps import parse_timestamp, to_epoch_ms
-from tools.simulator.plan import Scenario, build_plan
+from tools.simulator.plan import SOURCES, Plan, Scenario, build_plan
 from tools.simulator.progress import Progress
 from tools.simulator.sender import RetryPolicy, Sender, Target
+from tools.simulator.signing import VonageSigner
 from tools.simulator.summary import summary
 from tools.simulator.tally import Tally
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+SESSIONS_SECRET_ENV = "INGEST_VIDEO_SESSIONS_SECRET"
+ARCHIVES_SECRET_ENV = "INGEST_VIDEO_ARCHIVES_SECRET"
+"""The same variables ingest reads its Video signature secrets from."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,20 +44,27 @@ def main(argv: list[str] | None = None) -> int:
             time_scale=args.time_scale,
             duplicate_rate=args.duplicate_rate,
             reorder_rate=args.reorder_rate,
+            source=args.source,
+            upload_before_stop_rate=args.upload_before_stop_rate,
         )
     )
     if args.dry_run:
         for delivery in plan.deliveries:
             sys.stdout.write(delivery.body.decode() + "\n")
         return 0
-    target = Target(args.url, token=args.token)
+    secrets_by_route = {
+        VIDEO_SESSIONS_ROUTE: args.video_sessions_secret,
+        VIDEO_ARCHIVES_ROUTE: args.video_archives_secret,
+    }
+    target = Target(args.url, token=args.token, signers=_signers(plan, secrets_by_route))
     policy = RetryPolicy(
         max_attempts=args.max_attempts,
         max_wait_s=args.max_retry_wait,
         request_timeout_s=args.request_timeout,
     )
+    kind = "meeting(s)" if args.source == "meetings" else "video session(s)"
     sys.stderr.write(
-        f"sending {len(plan.deliveries)} callbacks of {args.sessions} meeting(s) to {args.url} "
+        f"sending {len(plan.deliveries)} callbacks of {args.sessions} {kind} to {args.url} "
         f"(seed {plan.scenario.seed}, about {plan.duration_s:.1f} s)\n"
     )
     began = time.monotonic()
@@ -60,6 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     for line in summary(plan, tally, elapsed_s=elapsed, interrupted=interrupted):
         sys.stdout.write(line + "\n")
     return 0 if tally.all_accepted else 1
+
+
+def _signers(plan: Plan, secrets_by_route: dict[str, str | None]) -> dict[str, VonageSigner]:
+    """A signer per Video route with a secret, in the name of the plan's project."""
+    tenant = plan.tenant
+    if tenant is None:  # Meetings callbacks are not signed the Video way
+        return {}
+    return {
+        route: VonageSigner(secret, api_key=tenant.api_key, application_id=tenant.application_id)
+        for route, secret in secrets_by_route.items()
+        if secret
+    }
 
 
 async def _send(sender: Sender, *, show_progress: bool) -> tuple[Tally, bool]:
@@ -96,19 +122,29 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meetings-simulate",
         description="Generate realistic Vonage Meetings callbacks (many concurrent meetings, "
-        "participants joining and leaving, hosts, recordings, room expiry) and POST them to "
-        "ingest at a target rate, retrying on 503 like Vonage. Exit 0 when every callback was "
-        "accepted.",
+        "participants joining and leaving, hosts, recordings, room expiry), or with --source "
+        "video Vonage Video API ones (sessions, connections, streams and screen shares, network "
+        "drops and reconnects, archives), and POST them to ingest at a target rate, retrying on "
+        "503 like Vonage. Exit 0 when every callback was accepted.",
+    )
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="meetings",
+        help="meetings: Vonage Meetings callbacks; video: Vonage Video API session monitoring "
+        "and archive status callbacks (default meetings)",
     )
     parser.add_argument(
         "--url",
         type=_http_url,
         default=DEFAULT_URL,
         help="ingest base URL; callbacks go to /callbacks/{sessions,recordings,rooms} as "
-        "Vonage's three callback URLs would. A URL with a path gets every callback "
-        f"(default {DEFAULT_URL})",
+        "Vonage's three callback URLs would (Video: /video/sessions and /video/archives). A URL "
+        f"with a path gets every callback (default {DEFAULT_URL})",
     )
-    parser.add_argument("--sessions", type=_at_least(1, int), default=50, help="meetings (50)")
+    parser.add_argument(
+        "--sessions", type=_at_least(1, int), default=50, help="meetings or video sessions (50)"
+    )
     parser.add_argument(
         "--rate", type=_positive, default=200.0, help="most callbacks per second (200)"
     )
@@ -163,7 +199,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--request-timeout", type=_positive, default=10.0, help="per request, in seconds (10)"
     )
+    parser.add_argument(
+        "--upload-before-stop-rate",
+        type=_fraction,
+        default=0.1,
+        help="video: share of sessions whose archive, when uploaded to the customer's bucket, "
+        "has its 'uploaded' sent before its 'stopped', as Vonage warns happens (0.1)",
+    )
     parser.add_argument("--token", default=None, help="shared token for X-Callback-Token")
+    parser.add_argument(
+        "--video-sessions-secret",
+        default=os.environ.get(SESSIONS_SECRET_ENV) or None,
+        metavar="SECRET",
+        help="video: sign session monitoring callbacks with this signature secret, as Vonage's "
+        f"secure callbacks do (default: ${SESSIONS_SECRET_ENV}, else unsigned)",
+    )
+    parser.add_argument(
+        "--video-archives-secret",
+        default=os.environ.get(ARCHIVES_SECRET_ENV) or None,
+        metavar="SECRET",
+        help=f"video: the same for archive status callbacks (default: ${ARCHIVES_SECRET_ENV})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live progress on stderr")
     parser.add_argument(
         "--dry-run",

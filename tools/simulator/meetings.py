@@ -14,6 +14,7 @@ import base64
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from schemas.timestamps import format_epoch_ms
 
@@ -25,6 +26,37 @@ Timeline = list[tuple[int, Body]]
 """``(epoch ms at which Vonage sends it, body)`` pairs."""
 _Clock = Callable[[int], int]
 """Meeting-time offset (ms) to epoch ms."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingDraw:
+    """One meeting's random draws (what ``meetings-simulate`` plans); expanding it is
+    deterministic given ``seed``."""
+
+    duration_ms: int
+    participants: int
+    recording: bool
+    seed: int
+
+    def timeline(self, session_id: str, t0: int, time_scale: float) -> Timeline:
+        return meeting(
+            random.Random(self.seed),
+            session_id=session_id,
+            t0=t0,
+            duration_ms=self.duration_ms,
+            participants=self.participants,
+            recording=self.recording,
+            time_scale=time_scale,
+        )
+
+
+def draw_meeting(rng: random.Random) -> MeetingDraw:
+    return MeetingDraw(
+        duration_ms=rng.randint(5, 40) * MINUTE_MS,
+        participants=rng.randint(2, 12),
+        recording=rng.random() < 0.3,
+        seed=rng.getrandbits(64),
+    )
 
 
 def session_id_of(rng: random.Random) -> str:

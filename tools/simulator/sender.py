@@ -1,20 +1,30 @@
 """Sending a plan's deliveries to ingest over HTTP, on schedule, retrying like Vonage does.
 
-A callback counts as delivered only on a 2xx: ingest answers that only once Kafka holds the
-record. 5xx (ingest's 503 when Kafka is slow or away), 408, 429 and connection errors are
-retried, honouring ``Retry-After`` up to a bound; any other status is final.
+A callback counts as delivered only on a 2xx (Meetings routes answer ``204``, Video routes
+``200``): ingest answers that only once Kafka holds the record. 5xx (ingest's 503 when Kafka is
+slow or away), 408, 429 and connection errors are retried, honouring ``Retry-After`` up to a
+bound; any other status is final. Video callbacks to a route with a signature secret are signed
+as Vonage signs them, each request afresh.
+
+Callbacks are sent concurrently, so two sent a moment apart can reach ingest in either order.
+Deliveries that share an order key (a Video connection's callbacks) are therefore sent one
+after the other: each waits for the previous one's final outcome, and so reaches ingest after
+it, retries included, as SPEC §7's order guarantee needs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import aiohttp
 
 from tools.simulator.plan import Delivery, Plan
+from tools.simulator.signing import VonageSigner
 from tools.simulator.tally import Tally
 
 _RETRIED_STATUSES = frozenset({408, 429})
@@ -28,6 +38,8 @@ class Target:
     url: str
     token: str | None = None
     """Sent in ``X-Callback-Token`` when ingest requires a shared token."""
+    signers: Mapping[str, VonageSigner] = field(default_factory=dict)
+    """Per route (``/video/sessions``...): signs the callbacks of that kind."""
 
     def url_for(self, route: str) -> str:
         parts = urllib.parse.urlsplit(self.url)
@@ -41,6 +53,11 @@ class Target:
         if self.token is not None:
             headers["X-Callback-Token"] = self.token
         return headers
+
+    def request_headers(self, delivery: Delivery) -> dict[str, str]:
+        """What one request adds to ``headers``: its signature, when its route has a signer."""
+        signer = self.signers.get(delivery.route)
+        return {} if signer is None else {"Authorization": signer.authorization(delivery.body)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +103,8 @@ class Sender:
         stop = stop or asyncio.Event()
         slots = asyncio.Semaphore(self._concurrency)
         in_flight: set[asyncio.Task[None]] = set()
+        # The last delivery sent of each order key, which the next one of that key awaits.
+        latest: dict[str, asyncio.Task[None]] = {}
         connector = aiohttp.TCPConnector(limit=self._concurrency)
         timeout = aiohttp.ClientTimeout(total=self._policy.request_timeout_s)
         async with aiohttp.ClientSession(
@@ -100,16 +119,31 @@ class Sender:
                 if stop.is_set():
                     slots.release()
                     break
-                task = asyncio.create_task(self._deliver(http, delivery, stop))
+                key = delivery.order_key
+                # No deadlock: the first of each key's chain already holds a slot and runs.
+                after = latest.get(key) if key is not None else None
+                task = asyncio.create_task(self._deliver(http, delivery, stop, after))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
                 task.add_done_callback(lambda _: slots.release())
+                if key is not None:
+                    latest[key] = task
+                    task.add_done_callback(functools.partial(_forget, latest, key))
             await asyncio.gather(*in_flight)
         return self.tally
 
     async def _deliver(
-        self, http: aiohttp.ClientSession, delivery: Delivery, stop: asyncio.Event
+        self,
+        http: aiohttp.ClientSession,
+        delivery: Delivery,
+        stop: asyncio.Event,
+        after: asyncio.Task[None] | None,
     ) -> None:
+        """Send ``delivery`` once ``after`` (the previous of its order key) has finished."""
+        if after is not None:
+            await asyncio.wait([after])
+            if stop.is_set():
+                return
         tally = self.tally
         tally.sent += 1
         url = self._target.url_for(delivery.route)
@@ -118,7 +152,8 @@ class Sender:
             began = time.perf_counter()
             retry_after: str | None = None
             try:
-                async with http.post(url, data=delivery.body) as response:
+                headers = self._target.request_headers(delivery)
+                async with http.post(url, data=delivery.body, headers=headers) as response:
                     await response.read()
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
@@ -144,6 +179,12 @@ class Sender:
                 return
             tally.retries += 1
             attempt += 1
+
+
+def _forget(latest: dict[str, asyncio.Task[None]], key: str, task: asyncio.Task[None]) -> None:
+    """Drop a finished delivery from ``latest`` unless a later one of its key took its place."""
+    if latest.get(key) is task:
+        del latest[key]
 
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:

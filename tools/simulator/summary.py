@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from tools.simulator.plan import Plan
+from tools.simulator.plan import Plan, Source
 from tools.simulator.tally import Tally
+from tools.simulator.video_census import census
+
+_WORDS: dict[Source, tuple[str, str, str]] = {
+    "meetings": ("meeting", "meetings", "meetings"),
+    "video": ("video session", "video sessions", "sessions"),
+}
+"""Per source: one session, several, and what their time span is of."""
 
 
 def summary(plan: Plan, tally: Tally, *, elapsed_s: float, interrupted: bool) -> list[str]:
@@ -19,9 +26,13 @@ def summary(plan: Plan, tally: Tally, *, elapsed_s: float, interrupted: bool) ->
     )
     if interrupted:
         verdict += " (interrupted)"
+    one, several, span = _WORDS[scenario.source]
+    sessions = f"{scenario.sessions} {one if scenario.sessions == 1 else several}"
+    video = census(d.body for d in plan.deliveries).lines() if scenario.source == "video" else []
     return [
-        f"simulated {_count(scenario.sessions, 'meeting')} (seed {scenario.seed}): "
-        f"{minutes:.0f} min of meetings at time scale {plan.time_scale:,.0f}x",
+        f"simulated {sessions} (seed {scenario.seed}): "
+        f"{minutes:.0f} min of {span} at time scale {plan.time_scale:,.0f}x",
+        *video,
         f"  callbacks  {tally.planned} planned ({plan.duplicates} re-sent, "
         f"{plan.delayed} delayed past later ones), {tally.sent} sent",
         f"  accepted   {tally.accepted}/{tally.planned} ({share:.1%})  refused {tally.refused}  "
@@ -36,7 +47,3 @@ def summary(plan: Plan, tally: Tally, *, elapsed_s: float, interrupted: bool) ->
 
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
