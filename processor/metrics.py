@@ -84,7 +84,8 @@ ACTIVE_SESSIONS = Gauge(
 )
 SESSIONS_EXPIRED = Counter(
     "processor_sessions_expired_total",
-    "Sessions closed by idle timeout (idle) or dropped and tombstoned after retention.",
+    "Sessions closed by idle timeout (idle), Video sessions closed for having no open "
+    "connection (empty), or dropped and tombstoned after retention.",
     ["reason"],
 )
 ASSIGNED_PARTITIONS = Gauge(

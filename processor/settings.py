@@ -50,6 +50,13 @@ class ProcessorSettings:
         "seconds without a callback before a session is closed by timeout",
         minimum=1,
     )
+    video_empty_session_end_s: float = setting(
+        "VIDEO_EMPTY_SESSION_END_S",
+        600.0,
+        "seconds a Video session may have no open connection (in event time) before it ends "
+        "with `ended_by: empty`; checked on the partition's clock like idle expiry",
+        minimum=1,
+    )
     session_retention_s: float = setting(
         "SESSION_RETENTION",
         3600.0,

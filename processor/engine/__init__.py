@@ -15,7 +15,14 @@ Each derived event goes out exactly once, when the fact that triggers it first a
 when late callbacks change them (``lifecycle.revise_summary``).
 """
 
-from processor.engine.apply import Applied, apply, expire_idle, settle
+from processor.engine.apply import (
+    Applied,
+    apply,
+    expire_empty,
+    expire_idle,
+    release_previous,
+    settle,
+)
 from processor.engine.changelog import (
     HEADER_CHUNK,
     ChangelogError,
@@ -45,8 +52,10 @@ __all__ = [
     "changed_records",
     "changelog_key",
     "event_id",
+    "expire_empty",
     "expire_idle",
     "overlaid",
+    "release_previous",
     "restore_sessions",
     "room_expired_event",
     "session_of_key",

@@ -8,9 +8,13 @@ rewrites the header of each changed session and only the chunks whose participan
 the cost of a commit follows what changed, not the session's size. A header or chunk whose
 encoding exceeds ``MAX_PART_BYTES`` is split into parts, so no record comes near Kafka's 1 MB.
 
-Keys are ``msgpack([session_id, chunk, part])`` with chunk ``-1`` for the header; the topic is
-compacted, so its latest records per key are exactly the sessions' latest facts, and reading a
-partition from the start (``read_committed``) gives back what the last commit left.
+Keys are ``msgpack([session_id, chunk, part])`` with chunk ``-1`` for the header. A Video session
+id's previous instance (ended, still revisable) is written under the same session id in a second
+key space: chunk ``-2`` for its header and ``-3 - n`` for its chunk *n*. When a new instance
+begins, the records the replaced one had in the first space are tombstoned, and it is written
+whole in the second (``VideoSession.pending``). The topic is compacted, so its latest records
+per key are exactly the sessions' latest facts, and reading a partition from the start
+(``read_committed``) gives back what the last commit left.
 """
 
 from __future__ import annotations
@@ -36,12 +40,15 @@ from processor.engine.session import (
     Publication,
     RecordingFacts,
     Session,
+    VideoSession,
     intern,
     shared_name,
     sorted_present,
 )
 
 HEADER_CHUNK = -1
+PREVIOUS_HEADER_CHUNK = -2
+"""The header of a session id's previous instance; its chunk *n* is ``-3 - n``."""
 MAX_PART_BYTES = 512 * 1024
 """Largest value written: parts of a larger encoding go to further keys."""
 _PART_COUNT = struct.Struct(">I")
@@ -58,12 +65,27 @@ class ChangelogError(ValueError):
 
 
 def changed_records(session: Session) -> list[Record]:
-    """The records of everything changed since the last call: the header, the dirty chunks."""
-    records = _encoded(session, HEADER_CHUNK, _header(session))
+    """The records of everything changed since the last call: the header, the dirty chunks
+    (and, for a Video session id, what its instances' changes require)."""
+    video = session.video
+    records: list[Record] = []
+    if video is not None and video.pending:
+        records.extend(video.pending)  # tombstones first: the records below may rewrite keys
+        video.pending = []
+    records.extend(_instance_records(session, previous=False))
+    previous = None if video is None else video.previous
+    if previous is not None and video is not None and video.previous_dirty:
+        records.extend(_instance_records(previous, previous=True))
+        video.previous_dirty = False
+    return records
+
+
+def _instance_records(session: Session, *, previous: bool) -> list[Record]:
+    records = _encoded(session, HEADER_CHUNK, _header(session), previous)
     crowd = session.crowd
     if crowd is not None:
         for chunk in _set_bits(crowd.dirty):
-            records.extend(_encoded(session, chunk, _rows(session, chunk)))
+            records.extend(_encoded(session, chunk, _rows(session, chunk), previous))
         crowd.dirty = 0
     return records
 
@@ -78,23 +100,58 @@ def _rows(session: Session, chunk: int) -> list[ParticipantRecord]:
 
 
 def all_records(session: Session) -> list[Record]:
-    """Every record of the session, as if all of it had changed."""
+    """Every record of the session (and of its previous instance), as if all of it had
+    changed; tombstones still owed for replaced instances are not among them."""
+    _mark_all(session)
+    records = _instance_records(session, previous=False)
+    previous = session.previous
+    if previous is not None and session.video is not None:
+        _mark_all(previous)
+        records.extend(_instance_records(previous, previous=True))
+        session.video.previous_dirty = False
+    return records
+
+
+def _mark_all(session: Session) -> None:
     if session.crowd is not None:
         session.crowd.dirty = (1 << session.chunk_count) - 1
-    return changed_records(session)
 
 
 def tombstones(session: Session) -> list[Record]:
     """Tombstones for every record of the session (it leaves the changelog)."""
+    records = list(session.video.pending) if session.video is not None else []
+    records.extend(instance_tombstones(session, previous=False))
+    if session.previous is not None:
+        records.extend(instance_tombstones(session.previous, previous=True))
+    return records
+
+
+def instance_tombstones(session: Session, *, previous: bool) -> list[Record]:
+    """Tombstones for the records one instance has in one key space (as last written)."""
     records: list[Record] = []
     split = session.split_parts or {}
     separate = 0 if session.crowd is None else len(session.crowd.chunks)
     for chunk in range(HEADER_CHUNK, separate):
         parts = split.get(chunk, 1)
+        key_chunk = _key_chunk(chunk, previous)
         records.extend(
-            (changelog_key(session.session_id, chunk, part), None) for part in range(parts)
+            (changelog_key(session.session_id, key_chunk, part), None) for part in range(parts)
         )
     return records
+
+
+def _key_chunk(chunk: int, previous: bool) -> int:
+    """The chunk number in a record's key: the instance's own, or the previous-instance one."""
+    if not previous:
+        return chunk
+    return PREVIOUS_HEADER_CHUNK if chunk == HEADER_CHUNK else -3 - chunk
+
+
+def _own_chunk(key_chunk: int) -> tuple[bool, int]:
+    """Whether a key's chunk belongs to the previous instance, and its own chunk number."""
+    if key_chunk >= HEADER_CHUNK:
+        return False, key_chunk
+    return True, HEADER_CHUNK if key_chunk == PREVIOUS_HEADER_CHUNK else -3 - key_chunk
 
 
 def session_of_key(key: bytes) -> str:
@@ -127,6 +184,7 @@ def restore_sessions(values: Iterable[tuple[bytes, bytes]]) -> list[Session]:
     the order their first records come."""
     headers: dict[str, bytes | None] = {}  # part 0 of each header: most sessions' only record
     others: dict[str, dict[int, dict[int, bytes]]] = {}
+    earlier: dict[str, dict[int, dict[int, bytes]]] = {}  # previous instances
     for key, value in values:
         try:
             session_id, chunk, part = _KEY.decode(key)
@@ -134,13 +192,21 @@ def restore_sessions(values: Iterable[tuple[bytes, bytes]]) -> list[Session]:
             raise ChangelogError(f"undecodable changelog key {key!r}") from exc
         if chunk == HEADER_CHUNK and part == 0:
             headers[session_id] = value
+        elif chunk < HEADER_CHUNK:
+            _, own = _own_chunk(chunk)
+            earlier.setdefault(session_id, {}).setdefault(own, {})[part] = value
         else:
             headers.setdefault(session_id, None)
             others.setdefault(session_id, {}).setdefault(chunk, {})[part] = value
-    return [
-        _restored(session_id, first, others.get(session_id, {}))
-        for session_id, first in headers.items()
-    ]
+    sessions = []
+    for session_id, first in headers.items():
+        session = _restored(session_id, first, others.get(session_id, {}))
+        chunks = earlier.get(session_id)
+        if chunks is not None:
+            previous = _restored(session_id, chunks.get(HEADER_CHUNK, {}).pop(0, None), chunks)
+            session.video_part().previous = previous
+        sessions.append(session)
+    return sessions
 
 
 def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, bytes]]) -> Session:
@@ -156,6 +222,7 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
         participants: dict[str, Participant] = {}
         members: list[list[str]] = []
         active = connections_open = streams_open = 0
+        last_closed: int | None = None
         owners: dict[str, str] | None = None
         for chunk in range(header.chunks):
             rows: Sequence[ParticipantRecord]
@@ -179,6 +246,11 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
                     for connection_id, connection in participant.connections.items():
                         owners[connection_id] = participant_id
                         connections_open += connection.open
+                        closed_at = connection.closed_at
+                        if closed_at is not None and (
+                            last_closed is None or closed_at > last_closed
+                        ):
+                            last_closed = closed_at
                 if participant.streams is not None:
                     streams_open += sum(stream.open for stream in participant.streams.values())
                 participants[participant_id] = participant
@@ -186,16 +258,30 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
             members.append(ids)
     except (msgspec.DecodeError, ValueError) as exc:
         raise ChangelogError(f"session {session_id}: {exc}") from exc
-    closed = header.ended_at is not None or header.timed_out_at is not None
+    closed = (
+        header.ended_at is not None
+        or header.timed_out_at is not None
+        or header.empty_ended_at is not None
+    )
+    video = None
+    if header.source == "video" or owners is not None:
+        video = VideoSession(
+            tenant_id=header.tenant_id,
+            instance=header.instance,
+            end_reason=header.end_reason,
+            connection_owners=owners or {},
+            open_connections=0 if closed else connections_open,
+            open_streams=0 if closed else streams_open,
+            emptied_at=header.emptied_at,
+            empty_ended_at=header.empty_ended_at,
+            opened_at=header.opened_at,
+            last_closed_at=last_closed,
+        )
     session = Session(
         session_id=session_id,
         room_id=header.room_id,
         last_event_at=header.last_event_at,
         last_received_at=header.last_received_at,
-        source=header.source,
-        tenant_id=header.tenant_id,
-        instance=header.instance,
-        end_reason=header.end_reason,
         started_at=header.started_at,
         session_started_seen=header.session_started_seen,
         ended_at=header.ended_at,
@@ -208,9 +294,7 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
         published=_publication(header),
         version=header.version,
         split_parts=split or None,
-        connection_owners=owners,
-        open_connections=0 if closed else connections_open,
-        open_streams=0 if closed else streams_open,
+        video=video,
     )
     if len(members) > 1:
         present_ids = [] if closed else sorted_present(participants)
@@ -267,21 +351,28 @@ def _joined(
 
 
 def _encoded(
-    session: Session, chunk: int, value: SessionHeader | list[ParticipantRecord]
+    session: Session,
+    chunk: int,
+    value: SessionHeader | list[ParticipantRecord],
+    previous: bool = False,
 ) -> list[Record]:
     encoded = ENCODER.encode(value)
     pieces = [encoded[i : i + MAX_PART_BYTES] for i in range(0, len(encoded), MAX_PART_BYTES)]
     pieces = pieces or [b""]
     session_id = session.session_id
+    key_chunk = _key_chunk(chunk, previous)
     records: list[Record] = [
-        (changelog_key(session_id, chunk, 0), _PART_COUNT.pack(len(pieces)) + pieces[0]),
-        *((changelog_key(session_id, chunk, part), pieces[part]) for part in range(1, len(pieces))),
+        (changelog_key(session_id, key_chunk, 0), _PART_COUNT.pack(len(pieces)) + pieces[0]),
+        *(
+            (changelog_key(session_id, key_chunk, part), pieces[part])
+            for part in range(1, len(pieces))
+        ),
     ]
     # Parts a longer earlier encoding needed and this one does not: tombstoned.
     split = session.split_parts
     before = 1 if split is None else split.get(chunk, 1)
     records.extend(
-        (changelog_key(session_id, chunk, part), None) for part in range(len(pieces), before)
+        (changelog_key(session_id, key_chunk, part), None) for part in range(len(pieces), before)
     )
     if len(pieces) > 1:
         if split is None:
@@ -299,6 +390,7 @@ def changelog_key(session_id: str, chunk: int, part: int) -> bytes:
 def _header(session: Session) -> SessionHeader:
     one_chunk = session.crowd is None and session.participants
     published = session.published
+    video = session.video
     return SessionHeader(
         format_version=FORMAT_VERSION,
         room_id=session.room_id,
@@ -321,4 +413,7 @@ def _header(session: Session) -> SessionHeader:
         tenant_id=session.tenant_id,
         instance=session.instance,
         end_reason=session.end_reason,
+        emptied_at=None if video is None else video.emptied_at,
+        empty_ended_at=None if video is None else video.empty_ended_at,
+        opened_at=0 if video is None else video.opened_at,
     )

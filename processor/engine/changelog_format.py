@@ -78,6 +78,9 @@ class SessionHeader(msgspec.Struct, array_like=True, frozen=True):
     tenant_id: str | None = None
     instance: int = 1
     end_reason: str | None = None
+    emptied_at: int | None = None
+    empty_ended_at: int | None = None
+    opened_at: int = 0
 
 
 class _HeaderV1(msgspec.Struct, array_like=True, frozen=True):

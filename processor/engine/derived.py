@@ -56,10 +56,12 @@ _STORAGES: dict[str | None, RecordingStorage] = {"external": "external", "vonage
 
 def identity(session: Session) -> tuple[str | int, ...]:
     """What identifies the session in its events' ids: its id, and for Video its source and
-    instance too (Meetings ids are as they always were: one instance, one source)."""
-    if session.source == "meetings" and session.instance == 1:
+    instance too, the instance as its number and the event time that opened it (Meetings ids
+    are as they always were: one instance, one source)."""
+    video = session.video
+    if video is None:
         return (session.session_id,)
-    return (session.source, session.session_id, session.instance)
+    return ("video", session.session_id, video.instance, video.opened_at)
 
 
 def session_started(session: Session, *, started_at: int) -> SessionStartedEvent:

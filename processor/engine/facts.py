@@ -36,6 +36,9 @@ class SessionBegan(msgspec.Struct, frozen=True, gc=False):
 
     origin: Origin
     at: int
+    opens_instance: bool = False
+    """The platform reuses session ids (Video): a begin after the session ended starts its
+    next instance rather than being late news of the ended one."""
 
 
 class SessionFinished(msgspec.Struct, frozen=True, gc=False):
@@ -47,6 +50,9 @@ class SessionFinished(msgspec.Struct, frozen=True, gc=False):
     """The start the ending reports, used while no ``SessionBegan`` was seen (Meetings)."""
     reason: str | None = None
     """Why it ended, when the platform says (Video ``sessionDestroyed.reason``)."""
+    opens_instance: bool = False
+    """The platform reuses session ids (Video): an end timestamped after the session ended is
+    the end of its next instance (whose begin is still to arrive)."""
 
 
 class Person(msgspec.Struct, frozen=True, gc=False):
@@ -66,6 +72,8 @@ class Arrived(msgspec.Struct, frozen=True, gc=False):
     origin: Origin
     person: Person
     at: int
+    opens_instance: bool = False
+    """As ``SessionBegan.opens_instance``: an arrival after the end starts the next instance."""
 
 
 class Departed(msgspec.Struct, frozen=True, gc=False):

@@ -52,7 +52,10 @@ def record_session_ended(
     was_closed = session.closed_at is not None
     session.ended_at = ended_at
     session.timed_out_at = None
-    session.end_reason = fact.reason
+    if fact.reason is not None or session.video is not None:
+        session.video_part().end_reason = fact.reason
+    if session.video is not None:
+        session.video.empty_ended_at = None  # the platform's end supersedes the empty rule
     if not was_closed:
         send_away_present_participants(session, events)
     return True
@@ -66,7 +69,8 @@ def send_away_present_participants(session: Session, events: list[DerivedEvent])
     if closed_at is None:
         raise ValueError(f"session {session.session_id} is not closed")
     end_all_streams(session, events)
-    session.open_connections = 0
+    if session.video is not None:
+        session.video.open_connections = 0
     reason = session.closing_left_reason
     participants = session.participants
     for participant_id in session.present_ids():

@@ -199,8 +199,10 @@ def _connection_opened(
         session.own(connection_id, participant_id)
     else:
         connection.opened_at = at  # its close was held: both ends are known now
+    video = session.video_part()
     if connection.closed_at is None and session.closed_at is None:
-        session.open_connections += 1
+        video.open_connections += 1
+        video.emptied_at = None
     if was_present:
         return True  # another connection of a person already present
     if connection.closed_at is not None:
@@ -286,8 +288,14 @@ def _connection_closed(
         return False  # a retry
     connection.closed_at = at
     session.touch(participant)
+    video = session.video_part()
+    if video.last_closed_at is None or at > video.last_closed_at:
+        video.last_closed_at = at
     if session.closed_at is None:
-        session.open_connections -= 1
+        video.open_connections -= 1
+        if not video.open_connections:
+            # Empty since the latest close of any connection (closes arrive in any order).
+            video.emptied_at = video.last_closed_at
     end_streams_of_connection(
         session, participant_id, participant, connection_id, at, fact.reason, events
     )

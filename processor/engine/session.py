@@ -279,6 +279,43 @@ class Publication(msgspec.Struct, gc=False):
 
 
 @dataclass(slots=True)
+class VideoSession:
+    """What a Video session keeps besides the facts every session has."""
+
+    tenant_id: str | None = None
+    instance: int = 1
+    """Which use of the session id (Video session ids are reusable; SPEC §7)."""
+    opened_at: int = 0
+    """Event time of the callback that opened this instance: with ``instance``, what tells its
+    events' ids from those of an instance of the same number after the session id's state
+    was dropped (past its retention) and the id was used again."""
+    end_reason: str | None = None
+    """The ``sessionDestroyed`` reason of the end, if one ended it."""
+    connection_owners: dict[str, str] = field(default_factory=dict)
+    """The participant id of each connection id seen; not in the changelog: it is read off
+    the participants' connections on restore."""
+    open_connections: int = 0
+    """Connections open; 0 once the session is closed."""
+    open_streams: int = 0
+    """Streams being published; 0 once the session is closed."""
+    emptied_at: int | None = None
+    """Event time at which the last open connection closed, while none is open."""
+    last_closed_at: int | None = None
+    """The latest close time of any connection: when none is open, the session has been
+    empty since then, whatever order the closes arrived in (not in the changelog: read off
+    the connections on restore)."""
+    empty_ended_at: int | None = None
+    """Set while the session is closed by the empty rule: ``emptied_at`` at that moment."""
+    previous: Session | None = None
+    """The instance before this one, ended, kept for late callbacks until its retention."""
+    previous_dirty: bool = field(default=False, compare=False)
+    """Whether ``previous`` changed since the changelog was last written."""
+    pending: list[tuple[bytes, bytes | None]] = field(default_factory=list, compare=False)
+    """Tombstones the next changelog write starts with: the records of instances this one
+    replaced or let go (``changelog``)."""
+
+
+@dataclass(slots=True)
 class Session:
     """One session's facts, plus the bookkeeping needed to emit each derived event once.
 
@@ -291,10 +328,6 @@ class Session:
     room_id: str | None
     last_event_at: int
     """Latest event time among the callbacks that changed a fact (duplicates do not count)."""
-    source: Source = "meetings"
-    tenant_id: str | None = None
-    instance: int = 1
-    """Which use of the session id (Video session ids are reusable; SPEC §7)."""
     last_received_at: int = 0
     """Latest ingest receive time (wall clock) among the callbacks that changed a fact: what
     idle expiry and retention are measured from."""
@@ -305,8 +338,6 @@ class Session:
     """From ``session:ended``; ``None`` until one is seen."""
     timed_out_at: int | None = None
     """Set while the session is closed by idle timeout: its last event time at that moment."""
-    end_reason: str | None = None
-    """The platform's reason for the end (Video ``sessionDestroyed.reason``)."""
     participants: dict[str, Participant] = field(default_factory=dict)
     """By ``participant_id``, in order of first sighting."""
     active_count: int = 0
@@ -326,22 +357,51 @@ class Session:
     """Incremented by every change, so an unchanged session keeps its snapshot's version."""
     split_parts: dict[int, int] | None = field(default=None, compare=False)
     """Changelog chunks (``-1``: the header) last written in more than one part, and how many."""
-    connection_owners: dict[str, str] | None = None
-    """Video: the participant id of each connection id seen (``None`` for Meetings); kept
-    here, not in the changelog: it is read off the participants' connections on restore."""
-    open_connections: int = 0
-    """Video connections open; 0 once the session is closed."""
-    open_streams: int = 0
-    """Video streams being published; 0 once the session is closed."""
+    video: VideoSession | None = None
+    """What only a Video session has (``None`` for Meetings: one slot rather than many)."""
+
+    # -- Video -----------------------------------------------------------------------------
+
+    @property
+    def source(self) -> Source:
+        return "meetings" if self.video is None else "video"
+
+    @property
+    def tenant_id(self) -> str | None:
+        return None if self.video is None else self.video.tenant_id
+
+    @property
+    def instance(self) -> int:
+        return 1 if self.video is None else self.video.instance
+
+    @property
+    def end_reason(self) -> str | None:
+        return None if self.video is None else self.video.end_reason
+
+    @property
+    def open_connections(self) -> int:
+        return 0 if self.video is None else self.video.open_connections
+
+    @property
+    def open_streams(self) -> int:
+        return 0 if self.video is None else self.video.open_streams
+
+    @property
+    def previous(self) -> Session | None:
+        """The instance before this one, ended and still revisable by late callbacks."""
+        return None if self.video is None else self.video.previous
+
+    def video_part(self) -> VideoSession:
+        """The Video part, made on first need (a session id both sources report on)."""
+        if self.video is None:
+            self.video = VideoSession()
+        return self.video
 
     def owner_of(self, connection_id: str) -> str | None:
-        owners = self.connection_owners
-        return None if owners is None else owners.get(connection_id)
+        return None if self.video is None else self.video.connection_owners.get(connection_id)
 
     def own(self, connection_id: str, participant_id: str) -> None:
-        if self.connection_owners is None:
-            self.connection_owners = {}
-        self.connection_owners[connection_id] = participant_id
+        self.video_part().connection_owners[connection_id] = participant_id
 
     @property
     def summary(self) -> SessionSummary | None:
@@ -350,12 +410,29 @@ class Session:
 
     @property
     def closed_at(self) -> int | None:
-        """When the session ended; a ``session:ended`` callback outranks an idle timeout."""
-        return self.ended_at if self.ended_at is not None else self.timed_out_at
+        """When the session ended; an end callback outranks an idle timeout, which outranks
+        the (Video) empty rule."""
+        if self.ended_at is not None:
+            return self.ended_at
+        if self.timed_out_at is not None:
+            return self.timed_out_at
+        video = self.video
+        return None if video is None else video.empty_ended_at
+
+    @property
+    def empty_ended(self) -> bool:
+        """Whether the (Video) empty rule closed the session, and nothing outranks it."""
+        video = self.video
+        return (
+            video is not None
+            and video.empty_ended_at is not None
+            and self.ended_at is None
+            and self.timed_out_at is None
+        )
 
     @property
     def status(self) -> SessionStatus:
-        if self.ended_at is not None:
+        if self.ended_at is not None or self.empty_ended:
             return "ended"
         if self.timed_out_at is not None:
             return "timed_out"
@@ -364,12 +441,14 @@ class Session:
     @property
     def ended_by(self) -> EndedBy:
         """Who closed the session (meaningful once it is closed)."""
-        return "callback" if self.ended_at is not None else "timeout"
+        if self.ended_at is not None:
+            return "callback"
+        return "timeout" if self.timed_out_at is not None else "empty"
 
     @property
     def closing_left_reason(self) -> LeftReason:
         """The ``left_reason`` of participants sent away by the session closing."""
-        return "session_ended" if self.ended_at is not None else "timeout"
+        return "timeout" if self.ended_by == "timeout" else "session_ended"
 
     # -- participants ----------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ def record_stream_began(session: Session, fact: StreamBegan, events: list[Derive
         stream.ended_at = max(ended_by, fact.at)
         events.append(derived.stream_ended(session, fact.stream_id, participant_id, stream))
         return True
-    session.open_streams += 1
+    session.video_part().open_streams += 1
     return True
 
 
@@ -81,7 +81,7 @@ def record_stream_finished(
     stream.ended_at = fact.at
     if stream.started_at is not None:
         if session.closed_at is None:
-            session.open_streams -= 1
+            session.video_part().open_streams -= 1
         events.append(derived.stream_ended(session, fact.stream_id, participant_id, stream))
     return True
 
@@ -108,7 +108,7 @@ def end_streams_of_connection(
             stream.ended_at = end
             stream.reason = reason
             if session.closed_at is None:
-                session.open_streams -= 1
+                session.video_part().open_streams -= 1
             events.append(derived.stream_ended(session, stream_id, participant_id, stream))
         elif end < stream.ended_at:
             stream.ended_at = end
@@ -118,8 +118,11 @@ def end_streams_of_connection(
 def end_all_streams(session: Session, events: list[DerivedEvent]) -> None:
     """The session closed: every stream still open ends with it."""
     closed_at = session.closed_at
-    if closed_at is None or not session.open_streams:
-        session.open_streams = 0
+    video = session.video
+    if video is None:
+        return
+    if closed_at is None or not video.open_streams:
+        video.open_streams = 0
         return
     for participant_id, participant in session.participants.items():
         streams = participant.streams
@@ -130,7 +133,7 @@ def end_all_streams(session: Session, events: list[DerivedEvent]) -> None:
                 stream.ended_at = max(closed_at, stream.started_at or closed_at)
                 session.touch(participant)
                 events.append(derived.stream_ended(session, stream_id, participant_id, stream))
-    session.open_streams = 0
+    video.open_streams = 0
 
 
 def _publisher(session: Session, person: Person) -> tuple[str, Participant]:

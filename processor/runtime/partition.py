@@ -33,7 +33,9 @@ from processor.engine import (
     apply,
     changed_records,
     changelog_key,
+    expire_empty,
     expire_idle,
+    release_previous,
     room_expired_event,
     settle,
     snapshot,
@@ -71,6 +73,7 @@ notice."""
 _APPLIED = RECORDS.labels(outcome="applied")
 _DEAD_LETTERED = RECORDS.labels(outcome="dlq")
 _IDLE_EXPIRED = SESSIONS_EXPIRED.labels(reason="idle")
+_EMPTY_EXPIRED = SESSIONS_EXPIRED.labels(reason="empty")
 _RETENTION_EXPIRED = SESSIONS_EXPIRED.labels(reason="retention")
 
 
@@ -245,11 +248,15 @@ class PartitionState:
         *,
         idle_timeout_ms: int,
         retention_ms: int,
+        empty_end_ms: int | None = None,
         budget: int = EXPIRY_SLICE,
     ) -> None:
-        """Close sessions idle for too long; drop finished ones past retention (tombstoned).
+        """Close sessions idle for too long, and Video sessions empty for ``empty_end_ms``
+        (``None``: never); let ended Video instances go and drop finished sessions past
+        retention (tombstoned).
 
-        Both are measured from the session's last receive time to ``now_ms``, the partition's
+        Idleness and retention are measured from the session's last receive time to ``now_ms``
+        (emptiness from the event time its last connection closed), the partition's
         clock: wall-clock time once it has caught up, so they happen even when no further
         record arrives, and ``stream_time_ms`` while it has a backlog, so a replay or a
         restart after an outage never times out a session whose next callbacks are waiting.
@@ -268,17 +275,35 @@ class PartitionState:
                 continue  # dropped since the pass began
             idle_ms = now_ms - session.last_received_at
             status = session.status
+            previous = session.previous
+            if previous is not None and now_ms - previous.last_received_at > retention_ms:
+                self._publish(release_previous(session).events)
+                self._dirty[session_id] = None
             if status == "active":
+                video = session.video
                 if idle_ms > idle_timeout_ms:
                     applied = expire_idle(session)
                     self._dirty[session_id] = None
                     self._publish(applied.events)
                     _IDLE_EXPIRED.inc()
+                elif (
+                    empty_end_ms is not None
+                    and video is not None
+                    and video.emptied_at is not None
+                    and not video.open_connections
+                    and now_ms - video.emptied_at > empty_end_ms
+                ):
+                    applied = expire_empty(session)
+                    self._dirty[session_id] = None
+                    self._publish(applied.events)
+                    _EMPTY_EXPIRED.inc()
                 else:
                     self._active_in_pass += 1
                 continue
             # A timed-out session starts its retention when the timeout fired.
             keep_ms = retention_ms + (idle_timeout_ms if status == "timed_out" else 0)
+            if session.empty_ended and empty_end_ms is not None:
+                keep_ms += empty_end_ms  # its retention starts when the rule fired
             if idle_ms > keep_ms:
                 # The summary revision still owed for late changes goes out first.
                 self._publish(settle(session).events)

@@ -209,6 +209,7 @@ class ProcessorService:
         wall_ms = self._clock.wall_ms()
         idle_ms = int(self._settings.session_idle_timeout_s * 1000)
         retention_ms = int(self._settings.session_retention_s * 1000)
+        empty_ms = int(self._settings.video_empty_session_end_s * 1000)
         for worker in list(self._workers.values()):
             if worker.status is not Status.ACTIVE:
                 continue
@@ -221,6 +222,7 @@ class ProcessorService:
                 monotonic=self._clock.monotonic(),
                 idle_timeout_ms=idle_ms,
                 retention_ms=retention_ms,
+                empty_end_ms=empty_ms,
             )
         self._kept.trim(self._workers, self._clock.monotonic())
         states = [worker.state for worker in self._workers.values()]

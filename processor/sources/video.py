@@ -6,6 +6,9 @@
   it. The engine keeps which participant opened each connection, so a ``connectionDestroyed``
   whose data was not repeated still closes the right person's connection.
 * The first connection starts the session too (``sessionCreated`` may be missing or late).
+  Session ids are reused: a ``sessionCreated``, ``connectionCreated`` or ``sessionDestroyed``
+  timestamped after the session ended belongs to its next instance; anything timestamped at
+  or before that end is late news of the ended instance and revises it.
 * Archive statuses are recording stages; ``uploaded``/``available`` end a recording that has
   not been seen stopping, and ``deleted`` or statuses this version does not know change nothing.
 * Event time is ``timestamp`` (archives: ``updatedAt``), else the ingest receive time.
@@ -118,13 +121,16 @@ def video_facts(
     at = received_at_ms if own_time is None else own_time
     match callback:
         case SessionCreatedCallback():
-            return [SessionBegan(origin, at)]
+            return [SessionBegan(origin, at, opens_instance=True)]
         case SessionDestroyedCallback():
-            return [SessionFinished(origin, at, reason=callback.reason)]
+            return [SessionFinished(origin, at, reason=callback.reason, opens_instance=True)]
         case SessionNotificationCallback():
             return []
         case ConnectionCreatedCallback():
-            return [SessionBegan(origin, at), Arrived(origin, key.person(callback.connection), at)]
+            return [
+                SessionBegan(origin, at, opens_instance=True),
+                Arrived(origin, key.person(callback.connection), at, opens_instance=True),
+            ]
         case ConnectionDestroyedCallback():
             return [Departed(origin, key.person(callback.connection), at, reason=callback.reason)]
         case StreamCreatedCallback():

@@ -16,6 +16,7 @@ from tests import video_examples
 from tests.processor.video_builders import (
     PROJECT_ID,
     SESSION_ID,
+    T0,
     VideoPlayer,
     archive,
     connected,
@@ -236,5 +237,8 @@ def test_video_state_survives_a_restore() -> None:
 def test_event_ids_carry_the_source_so_a_meetings_session_of_the_same_id_differs() -> None:
     (joined,) = VideoPlayer().play([connected(0, "c1")]).of_type("participant.joined")
     meetings_id = event_id("participant.joined", SESSION_ID, "c1", 1)
-    assert joined.event_id == event_id("participant.joined", "video", SESSION_ID, 1, "c1", 1)
+    opened_at = T0  # the event time of the callback that opened the instance
+    assert joined.event_id == event_id(
+        "participant.joined", "video", SESSION_ID, 1, opened_at, "c1", 1
+    )
     assert joined.event_id != meetings_id

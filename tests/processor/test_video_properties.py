@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from processor.engine import settle
 from processor.sources import ParticipantKey
+from schemas.events import ParticipantAttendanceEvent, SessionEndedEvent
 from tests.processor.video_builders import (
     Delivery,
     VideoPlayer,
@@ -110,3 +111,84 @@ def test_the_final_summary_and_attendance_do_not_depend_on_order_or_retries(
     shuffled = interleaved([*timelines, *([d] for d in fixed)], rng)
     shuffled = with_retries(shuffled, rng, retries)
     assert outcome(shuffled) == outcome(in_order)
+
+
+def outcomes_by_instance(deliveries: list[Delivery]) -> dict[int, tuple[Any, Any]]:
+    player = VideoPlayer(ParticipantKey("data.userId")).play(deliveries)
+    player.events.extend(settle(player.current).events)
+    summaries: dict[int, Any] = {}
+    for event in player.events:
+        if isinstance(event, SessionEndedEvent):
+            summaries[event.instance] = event.summary
+    result: dict[int, tuple[Any, Any]] = {}
+    for instance, summary in summaries.items():
+        reports = {
+            event.participant_id: msgspec.structs.replace(event, revision=0, event_id="")
+            for event in player.events
+            if isinstance(event, ParticipantAttendanceEvent)
+            and event.instance == instance
+            and event.revision == summary.revision
+        }
+        result[instance] = (msgspec.structs.replace(summary, revision=0), reports)
+    return result
+
+
+def shifted(timelines: list[list[Delivery]], offset_ms: int) -> list[list[Delivery]]:
+    """The same callbacks, ``offset_ms`` later (and under other connection and stream ids)."""
+    return [
+        [
+            (
+                _shift_body(body, offset_ms),
+                route,
+            )
+            for body, route in timeline
+        ]
+        for timeline in timelines
+    ]
+
+
+def _shift_body(body: bytes, offset_ms: int) -> bytes:
+    value = msgspec.json.decode(body)
+    value["timestamp"] += offset_ms
+    for part in ("connection", "stream"):
+        if part in value:
+            value[part]["id"] = "2-" + value[part]["id"]
+            if part == "stream":
+                value[part]["connection"]["id"] = "2-" + value[part]["connection"]["id"]
+                value[part]["createdAt"] += offset_ms
+    return msgspec.json.encode(value)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    first=connection_timelines(),
+    second=connection_timelines(),
+    seed=st.integers(0, 2**32),
+    retries=st.integers(0, 4),
+)
+def test_late_callbacks_revise_their_own_instance_whatever_the_order(
+    first: list[list[Delivery]], second: list[list[Delivery]], seed: int, retries: int
+) -> None:
+    """A session id used twice: callbacks of the first use arriving after the second began
+    still revise the first; neither instance's final figures depend on the order (as long as
+    the first's end is known before the second begins)."""
+    rng = random.Random(seed)
+    offset = END + 1_000_000
+    second = shifted(second, offset)
+    end_first, end_second = session_destroyed(END), session_destroyed(offset + END)
+    in_order = [
+        *(d for timeline in first for d in timeline),
+        end_first,
+        session_created(offset),
+        *(d for timeline in second for d in timeline),
+        end_second,
+    ]
+    early = interleaved(first, rng)
+    cut = rng.randint(0, len(early))
+    shuffled = [
+        *early[:cut],
+        end_first,
+        *interleaved([early[cut:], [session_created(offset)], *second, [end_second]], rng),
+    ]
+    shuffled = [*shuffled[:1], *with_retries(shuffled[1:], rng, retries)] if shuffled else []
+    assert outcomes_by_instance(shuffled) == outcomes_by_instance(in_order)
