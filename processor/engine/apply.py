@@ -145,7 +145,7 @@ def _apply_to(
     if session.room_id is None and origin.room_id is not None:
         session.room_id = origin.room_id
         changed = True
-    if session.tenant_id is None and origin.tenant_id is not None:
+    if origin.tenant_id is not None and session.tenant_id is None:
         session.video_part().tenant_id = origin.tenant_id
         changed = True
     closed_before = session.closed_at
@@ -153,7 +153,9 @@ def _apply_to(
         changed = _record(session, fact, events) or changed
     if not changed:
         return False
-    session.last_event_at = max(session.last_event_at, *(fact.at for fact in facts))
+    at = facts[0].at  # one callback, one event time
+    if at > session.last_event_at:
+        session.last_event_at = at
     session.last_received_at = max(session.last_received_at, received_at_ms)
     revise_summary(session, events, urgent=session.closed_at != closed_before)
     session.version += 1

@@ -230,7 +230,10 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
                 rows = header.inline
             else:
                 rows = decode_chunk(
-                    header.format_version, chunk, _joined(session_id, chunk, chunks, split)
+                    header.format_version,
+                    chunk,
+                    _joined(session_id, chunk, chunks, split),
+                    video=header.source == "video",
                 )
             ids: list[str] = []
             for participant_id, participant in rows:

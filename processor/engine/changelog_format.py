@@ -5,6 +5,10 @@ chunk record, are ``[participant_id, Participant]`` pairs and recordings are
 ``RecordingFacts``, both decoded straight into the engine's own structs (their field order is
 part of this format). The session id is not repeated: it is in the record's key.
 
+A Video session's participants are ``VideoParticipant``/``VideoCrowdParticipant``: the same
+rows with one more element (their connections and streams); a header says its session's
+source, and its inline rows and its chunks are decoded accordingly.
+
 Format 1 (written by earlier versions, still read): the header repeated the session id and
 carried the summary as a map; participants were flat rows. A partition restored from format 1
 records is written back in format 2 as its sessions change: a session restored from format 1
@@ -18,7 +22,13 @@ from collections.abc import Sequence
 
 import msgspec
 
-from processor.engine.session import CrowdParticipant, Participant, RecordingFacts
+from processor.engine.session import (
+    CrowdParticipant,
+    Participant,
+    RecordingFacts,
+    VideoCrowdParticipant,
+    VideoParticipant,
+)
 from schemas.events import EndedBy, SessionSummary, Source
 from schemas.timestamps import Timestamp
 
@@ -83,6 +93,12 @@ class SessionHeader(msgspec.Struct, array_like=True, frozen=True):
     opened_at: int = 0
 
 
+class _VideoSessionHeader(SessionHeader, array_like=True, frozen=True):
+    """``SessionHeader`` of a Video session: its inline participants are Video ones."""
+
+    inline: list[tuple[str, VideoParticipant]] | None  # type: ignore[assignment]
+
+
 class _HeaderV1(msgspec.Struct, array_like=True, frozen=True):
     format_version: int
     session_id: str
@@ -130,6 +146,9 @@ ENCODER = msgspec.msgpack.Encoder()
 _HEADER = msgspec.msgpack.Decoder(SessionHeader)
 _CHUNK = msgspec.msgpack.Decoder(list[ParticipantRecord])
 _CROWD_CHUNK = msgspec.msgpack.Decoder(list[tuple[str, CrowdParticipant]])
+_VIDEO_HEADER = msgspec.msgpack.Decoder(_VideoSessionHeader)
+_VIDEO_CHUNK = msgspec.msgpack.Decoder(list[tuple[str, VideoParticipant]])
+_VIDEO_CROWD_CHUNK = msgspec.msgpack.Decoder(list[tuple[str, VideoCrowdParticipant]])
 _HEADER_V1 = msgspec.msgpack.Decoder(_HeaderV1)
 _CHUNK_V1 = msgspec.msgpack.Decoder(list[_ParticipantV1])
 
@@ -153,7 +172,10 @@ def decode_header(value: bytes) -> SessionHeader:
     ``ValueError`` for an unknown format)."""
     version = format_version(value)
     if version == FORMAT_VERSION:
-        return _HEADER.decode(value)
+        header = _HEADER.decode(value)
+        if header.source == "video" and header.inline is not None:
+            return _VIDEO_HEADER.decode(value)  # its rows carry connections and streams
+        return header
     if version != 1:
         raise ValueError(f"format {version}")
     old = _HEADER_V1.decode(value)
@@ -178,8 +200,13 @@ def decode_header(value: bytes) -> SessionHeader:
     )
 
 
-def decode_chunk(version: int, chunk: int, value: bytes) -> Sequence[ParticipantRecord]:
-    """A chunk record's participants, in the format of the header that names it."""
+def decode_chunk(
+    version: int, chunk: int, value: bytes, *, video: bool = False
+) -> Sequence[ParticipantRecord]:
+    """A chunk record's participants, in the format of the header that names it (of a Video
+    session's header: Video participants)."""
+    if video:
+        return (_VIDEO_CHUNK if chunk == 0 else _VIDEO_CROWD_CHUNK).decode(value)
     if version == FORMAT_VERSION:
         return (_CHUNK if chunk == 0 else _CROWD_CHUNK).decode(value)
     return [row.record(chunk) for row in _CHUNK_V1.decode(value)]

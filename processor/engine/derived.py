@@ -312,6 +312,7 @@ def recording_ready(
     session: Session, recording: RecordingFacts, started_at: int, ended_at: int, duration_s: float
 ) -> RecordingReadyEvent:
     ended = format_epoch_ms(ended_at)
+    archive = recording.archive
     return RecordingReadyEvent(
         event_id=event_id(RECORDING_READY, *identity(session), recording.recording_id),
         occurred_at=ended,
@@ -325,10 +326,10 @@ def recording_ready(
         ended_at=ended,
         duration_s=duration_s,
         url=recording.url or "",
-        storage=_STORAGES.get(recording.storage),
-        url_expires_at=_format(recording.url_expires_at),
-        size_bytes=recording.size_bytes,
-        output_mode=recording.output_mode,
+        storage=None if archive is None else _STORAGES.get(archive.storage),
+        url_expires_at=None if archive is None else _format(archive.url_expires_at),
+        size_bytes=None if archive is None else archive.size_bytes,
+        output_mode=None if archive is None else archive.output_mode,
     )
 
 

@@ -183,12 +183,11 @@ def _connection_opened(
     session: Session, person: Person, connection_id: str, at: int, events: list[DerivedEvent]
 ) -> bool:
     participant_id = session.owner_of(connection_id) or person.participant_id or connection_id
-    participant = session.participants.get(participant_id)
+    session.video_part()  # its participants hold connections
+    participant = session.video_participant(participant_id)
     if participant is None:
         participant = _added(session, participant_id, person)
-    connections = participant.connections
-    if connections is None:
-        connections = participant.connections = {}
+    connections = participant.video_part().connections
     connection = connections.get(connection_id)
     if connection is not None and connection.opened_at is not None:
         return False  # a retry: this connection opened already (and may have closed since)
@@ -269,12 +268,11 @@ def _connection_closed(
 ) -> bool:
     at = fact.at
     participant_id = session.owner_of(connection_id) or person.participant_id or connection_id
-    participant = session.participants.get(participant_id)
+    session.video_part()  # its participants hold connections
+    participant = session.video_participant(participant_id)
     if participant is None:
         participant = _added(session, participant_id, person)
-    connections = participant.connections
-    if connections is None:
-        connections = participant.connections = {}
+    connections = participant.video_part().connections
     connection = connections.get(connection_id)
     if connection is None:
         # Closed before it was seen opening: held until its open arrives.

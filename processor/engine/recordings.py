@@ -43,14 +43,15 @@ def record_recording(session: Session, fact: RecordingChanged, events: list[Deri
         case Stage.FAILED:
             if recording.failed_at is not None:
                 return False
-            recording.failed_at = fact.at
-            recording.reason = fact.reason
+            archive = recording.archive_part()
+            archive.failed_at = fact.at
+            archive.reason = fact.reason
             events.append(derived.recording_failed(session, recording, at=fact.at))
             return True
         case Stage.EXPIRED:
             if recording.expired_at is not None:
                 return False
-            recording.expired_at = fact.at
+            recording.archive_part().expired_at = fact.at
             events.append(derived.recording_expired(session, recording, at=fact.at))
             return True
 
@@ -67,10 +68,11 @@ def _started(
         return True
     if fact.cycles and at > first:
         # Video: a later start resumes a pause (ordered by event time, not arrival).
-        resumed = recording.resumed if recording.resumed is not None else []
+        archive = recording.archive_part()
+        resumed = archive.resumed if archive.resumed is not None else []
         if at in resumed:
             return False
-        recording.resumed = [*resumed, at]
+        archive.resumed = [*resumed, at]
         events.append(derived.recording_resumed(session, recording, at=at))
         return True
     if first <= at:
@@ -82,10 +84,11 @@ def _started(
 def _paused(
     session: Session, recording: RecordingFacts, fact: RecordingChanged, events: list[DerivedEvent]
 ) -> bool:
-    paused = recording.paused if recording.paused is not None else []
+    archive = recording.archive_part()
+    paused = archive.paused if archive.paused is not None else []
     if fact.at in paused:
         return False
-    recording.paused = [*paused, fact.at]
+    archive.paused = [*paused, fact.at]
     events.append(derived.recording_paused(session, recording, at=fact.at))
     return True
 
@@ -95,12 +98,12 @@ def _ended(
 ) -> bool:
     if recording.ended_seen:
         if recording.reason is None and fact.reason:
-            recording.reason = fact.reason  # a stop after its ready: its reason is news
+            recording.archive_part().reason = fact.reason  # a stop after its ready: news
             return True
         return False
     recording.ended_seen = True
     if fact.reason:
-        recording.reason = fact.reason
+        recording.archive_part().reason = fact.reason
     if not recording.ready_seen:  # ready is the later, final word on times and duration
         _take_times(recording, fact)
     events.append(derived.recording_ended(session, recording, *_times(recording, fact)))
@@ -115,10 +118,12 @@ def _ready(
     recording.ready_seen = True
     _take_times(recording, fact)
     recording.url = fact.url
-    recording.storage = fact.storage
-    recording.url_expires_at = fact.url_expires_at
-    recording.size_bytes = fact.size_bytes
-    recording.output_mode = fact.output_mode
+    if fact.storage is not None or fact.size_bytes is not None or fact.output_mode is not None:
+        archive = recording.archive_part()
+        archive.storage = fact.storage
+        archive.url_expires_at = fact.url_expires_at
+        archive.size_bytes = fact.size_bytes
+        archive.output_mode = fact.output_mode
     times = _times(recording, fact)
     if fact.ready_ends and not recording.ended_seen:
         recording.ended_seen = True

@@ -61,6 +61,13 @@ class Stream(msgspec.Struct, array_like=True, gc=False):
         return self.started_at is not None and self.ended_at is None
 
 
+class PersonVideo(msgspec.Struct, array_like=True, gc=False):
+    """A Video participant's connections and streams."""
+
+    connections: dict[str, Connection] = msgspec.field(default_factory=dict)
+    streams: dict[str, Stream] = msgspec.field(default_factory=dict)
+
+
 class Participant(msgspec.Struct, array_like=True, gc=False):
     """One participant id's stints in a session (its id is its key in the session).
 
@@ -85,12 +92,26 @@ class Participant(msgspec.Struct, array_like=True, gc=False):
     joined_at: int | None = None
     left_at: int | None = None
     earlier: list[int] | None = None
-    connections: dict[str, Connection] | None = None
-    """Video: the participant's connections by id (``None`` for Meetings). The live stint
-    above follows them as callbacks arrive; attendance is their union by event time
-    (``attended_stints``)."""
-    streams: dict[str, Stream] | None = None
-    """Video: the streams the participant published, by stream id."""
+
+    @property
+    def video(self) -> PersonVideo | None:
+        """Video: the participant's connections and streams; a field of ``VideoParticipant``
+        and ``VideoCrowdParticipant`` only, so a Meetings participant costs no slot for it."""
+        return None
+
+    @property
+    def connections(self) -> dict[str, Connection] | None:
+        """Video: the participant's connections by id. The live stint above follows them as
+        callbacks arrive; attendance is their union by event time (``attended_stints``)."""
+        return None if self.video is None else self.video.connections
+
+    @property
+    def streams(self) -> dict[str, Stream] | None:
+        """Video: the streams the participant published, by stream id."""
+        return None if self.video is None else self.video.streams
+
+    def video_part(self) -> PersonVideo:
+        raise TypeError("not a Video participant (Session.video_participant makes one)")
 
     @property
     def chunk(self) -> int:
@@ -163,6 +184,46 @@ class CrowdParticipant(Participant, array_like=True, gc=False):
     """Shared int objects: every member of a chunk refers to the same one."""
 
 
+class VideoParticipant(Participant, array_like=True, gc=False):
+    """A participant of a Video session: a ``Participant`` with its connections and streams
+    (encoded after its stints: a row of the changelog's format, one element longer)."""
+
+    video: PersonVideo | None = None  # a field here, always None as a property of Participant
+
+    def video_part(self) -> PersonVideo:
+        if self.video is None:
+            self.video = PersonVideo()
+        return self.video
+
+
+class VideoCrowdParticipant(CrowdParticipant, array_like=True, gc=False):
+    """A participant of a Video session beyond its first chunk."""
+
+    video: PersonVideo | None = None
+
+    def video_part(self) -> PersonVideo:
+        if self.video is None:
+            self.video = PersonVideo()
+        return self.video
+
+
+class ArchiveFacts(msgspec.Struct, array_like=True, gc=False):
+    """What a Video archive has besides the stages every recording has."""
+
+    paused: list[int] | None = None
+    """Event times of its pauses."""
+    resumed: list[int] | None = None
+    """Event times of the ``started`` that followed its first (resumptions)."""
+    failed_at: int | None = None
+    expired_at: int | None = None
+    reason: str | None = None
+    """Why it stopped or failed, as the platform said."""
+    storage: str | None = None
+    url_expires_at: int | None = None
+    size_bytes: int | None = None
+    output_mode: str | None = None
+
+
 class RecordingFacts(msgspec.Struct, array_like=True, gc=False):
     """One recording, keyed by ``recording_id``; each stage's callback may arrive in any order.
 
@@ -181,18 +242,29 @@ class RecordingFacts(msgspec.Struct, array_like=True, gc=False):
     ended_at: int | None = None
     duration_s: float | None = None
     url: str | None = None
-    paused: list[int] | None = None
-    """Video: event times of its pauses."""
-    resumed: list[int] | None = None
-    """Video: event times of the ``started`` that followed its first (resumptions)."""
-    failed_at: int | None = None
-    expired_at: int | None = None
-    reason: str | None = None
-    """Why it stopped or failed, as the platform said."""
-    storage: str | None = None
-    url_expires_at: int | None = None
-    size_bytes: int | None = None
-    output_mode: str | None = None
+    archive: ArchiveFacts | None = None
+    """What only a Video archive has (``None`` for Meetings recordings: one slot, not nine)."""
+
+    def archive_part(self) -> ArchiveFacts:
+        if self.archive is None:
+            self.archive = ArchiveFacts()
+        return self.archive
+
+    @property
+    def reason(self) -> str | None:
+        return None if self.archive is None else self.archive.reason
+
+    @property
+    def failed_at(self) -> int | None:
+        return None if self.archive is None else self.archive.failed_at
+
+    @property
+    def expired_at(self) -> int | None:
+        return None if self.archive is None else self.archive.expired_at
+
+    @property
+    def paused(self) -> list[int] | None:
+        return None if self.archive is None else self.archive.paused
 
     @property
     def status(self) -> RecordingStatus:
@@ -206,7 +278,10 @@ class RecordingFacts(msgspec.Struct, array_like=True, gc=False):
             return "ready"
         if self.ended_seen:
             return "ended"
-        if self.paused and max(self.paused) > max(self.resumed or (-1,)):
+        archive = self.archive
+        if archive is not None and archive.paused and (
+            max(archive.paused) > max(archive.resumed or (-1,))
+        ):
             return "paused"
         return "started"
 
@@ -471,16 +546,37 @@ class Session:
         """A participant id seen for the first time, placed in the last changelog chunk."""
         name = shared_name(name)
         participant_type = intern(participant_type)
+        video = self.video is not None
         participant: Participant
         if self.crowd is None and len(self.participants) < CHUNK_PARTICIPANTS:
-            participant = Participant(name, is_host, participant_type)
+            kind = VideoParticipant if video else Participant
+            participant = kind(name, is_host, participant_type)
         else:
             crowd = self.crowd if self.crowd is not None else self._become_crowd()
-            participant = CrowdParticipant(
+            crowd_kind = VideoCrowdParticipant if video else CrowdParticipant
+            participant = crowd_kind(
                 name, is_host, participant_type, chunk=crowd.chunk_for_newcomer(participant_id)
             )
         self.participants[participant_id] = participant
         return participant
+
+    def video_participant(self, participant_id: str) -> Participant | None:
+        """The participant, able to hold connections and streams: one a Meetings callback
+        made first (a session id both sources report on) is made a Video one."""
+        participant = self.participants.get(participant_id)
+        if participant is None or participant.video is not None:
+            return participant
+        if isinstance(participant, VideoParticipant | VideoCrowdParticipant):
+            return participant
+        self.video_part()
+        fields = msgspec.structs.astuple(participant)
+        replacement: Participant
+        if isinstance(participant, CrowdParticipant):
+            replacement = VideoCrowdParticipant(*fields)
+        else:
+            replacement = VideoParticipant(*fields)
+        self.participants[participant_id] = replacement
+        return replacement
 
     def _become_crowd(self) -> Crowd:
         """The session outgrows its first chunk, which leaves the header for a record of its

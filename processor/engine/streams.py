@@ -17,9 +17,7 @@ from schemas.events import DerivedEvent
 
 def record_stream_began(session: Session, fact: StreamBegan, events: list[DerivedEvent]) -> bool:
     participant_id, participant = _publisher(session, fact.person)
-    streams = participant.streams
-    if streams is None:
-        streams = participant.streams = {}
+    streams = participant.video_part().streams
     stream = streams.get(fact.stream_id)
     if stream is not None and stream.started_at is not None:
         return False  # a retry
@@ -49,9 +47,7 @@ def record_stream_finished(
     session: Session, fact: StreamFinished, events: list[DerivedEvent]
 ) -> bool:
     participant_id, participant = _publisher(session, fact.person)
-    streams = participant.streams
-    if streams is None:
-        streams = participant.streams = {}
+    streams = participant.video_part().streams
     stream = streams.get(fact.stream_id)
     if stream is None:
         # Ended before it was seen starting: its start is the callback's own creation time
@@ -145,7 +141,8 @@ def _publisher(session: Session, person: Person) -> tuple[str, Participant]:
     )
     if participant_id is None:
         raise ValueError("a stream names its publisher's participant or connection")
-    participant = session.participants.get(participant_id)
+    session.video_part()  # its participants hold streams
+    participant = session.video_participant(participant_id)
     if participant is None:
         participant = session.add_participant(
             participant_id, person.name, person.is_host, person.participant_type

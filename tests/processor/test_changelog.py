@@ -232,6 +232,72 @@ def test_a_session_restored_from_format_1_is_rewritten_whole_with_its_next_chang
     assert again == continued.current
 
 
+def _format_2(session: Session) -> dict[bytes, bytes]:
+    """The records versions before the Video source wrote for a Meetings ``session`` (format
+    2, still the current one), by key: Meetings rows are unchanged since (a participant
+    beyond the first chunk has its chunk number right after its stints)."""
+    encode = msgspec.msgpack.encode
+    participants = session.participants
+
+    def row(pid: str, chunk: int) -> list[object]:
+        p = participants[pid]
+        fields = [p.name, p.is_host, p.participant_type, p.joined_at, p.left_at, p.earlier]
+        return [pid, fields if chunk == 0 else [*fields, chunk]]
+
+    recordings = [list(msgspec.structs.astuple(r))[:8] for r in session.recordings.values()]
+    published = session.published
+    chunks = session.chunk_count
+    summary = None
+    if published is not None:
+        summary = list(msgspec.structs.astuple(published.summary))[:11]
+    header = [
+        2,
+        session.room_id,
+        session.last_event_at,
+        session.last_received_at,
+        session.started_at,
+        session.session_started_seen,
+        session.ended_at,
+        session.timed_out_at,
+        session.total_joins,
+        session.live_peak,
+        recordings,
+        summary,
+        b"" if published is None else published.digest,
+        0 if published is None else published.unsettled_changes,
+        session.version,
+        chunks,
+        [row(pid, 0) for pid in participants] if chunks == 1 else None,
+    ]
+    one_part = (1).to_bytes(4, "big")
+    records = {encode((session.session_id, -1, 0)): one_part + encode(header)}
+    if chunks > 1:
+        for chunk in range(chunks):
+            rows = [row(pid, chunk) for pid in session.chunk_members(chunk)]
+            records[encode((session.session_id, chunk, 0))] = one_part + encode(rows)
+    return records
+
+
+@pytest.mark.parametrize("people", [3, 3 * CHUNK_PARTICIPANTS + 5])
+def test_records_written_before_the_video_source_restore_the_same_session(people: int) -> None:
+    fed = replay(
+        [
+            session_started(0),
+            recording_started("rec-1", 500),
+            *crowd(people),
+            left("p000001", 5_000),
+            joined("p000001", 6_000),
+            left(f"p{people - 1:06d}", 7_000),
+            session_ended(0, 10_000),
+        ]
+    )
+
+    [restored] = restore_sessions(_format_2(fed.current).items())
+
+    assert restored == fed.current
+    assert snapshot(restored) == snapshot(fed.current)
+
+
 def delta(records: list[tuple[bytes, bytes | None]]) -> dict[bytes, bytes | None]:
     """What a delta read returns for these records: the last value per key, tombstones too."""
     return dict(records)

@@ -3,7 +3,9 @@ archives, through the same facts and rules as Meetings."""
 
 from __future__ import annotations
 
-from processor.engine import event_id, snapshot
+from processor.engine import all_records, apply, event_id, snapshot
+from processor.engine.facts import Arrived, Origin, Person
+from processor.engine.session import CHUNK_PARTICIPANTS
 from processor.sources import ParticipantKey
 from schemas.events import (
     ParticipantJoinedEvent,
@@ -242,3 +244,33 @@ def test_event_ids_carry_the_source_so_a_meetings_session_of_the_same_id_differs
         "participant.joined", "video", SESSION_ID, 1, opened_at, "c1", 1
     )
     assert joined.event_id != meetings_id
+
+
+def test_a_video_session_beyond_one_changelog_chunk_restores_its_connections() -> None:
+    people = [person(f"u-{n}") for n in range(CHUNK_PARTICIPANTS * 2 + 3)]
+    player = VideoPlayer(BY_USER).play(
+        [
+            *(connected(n, f"c-{n}", data) for n, data in enumerate(people)),
+            *(stream_created(1_000 + n, f"s-{n}", f"c-{n}", "screen") for n in range(0, 70, 7)),
+            *(disconnected(5_000 + n, f"c-{n}") for n in range(0, 70, 3)),
+        ]
+    )
+    restored = player.restarted()
+    assert snapshot(restored.current) == player.state()
+    assert dict(all_records(restored.current)) == dict(all_records(player.current))
+    restored.play([disconnected(9_000, "c-1"), session_destroyed(10_000)])
+    player.play([disconnected(9_000, "c-1"), session_destroyed(10_000)])
+    assert restored.final_summary() == player.final_summary()
+    assert restored.final_attendance() == player.final_attendance()
+
+
+def test_a_meetings_participant_reported_again_by_video_keeps_its_stints() -> None:
+    """A session id both sources report on (a Meetings session is a Video session)."""
+    meetings = Origin(session_id=SESSION_ID, source="meetings", room_id="r-1")
+    first = apply(None, [Arrived(meetings, Person("u-1", name="Ada"), T0)], T0)
+    player = VideoPlayer(BY_USER, session=first.session)
+    player.play([connected(60_000, "c1", person("u-1"))])
+    participant = player.current.participants["u-1"]
+    assert participant.connections is not None
+    assert participant.stint_count == 1  # present already: the connection adds no stint
+    assert (participant.name, player.current.room_id) == ("Ada", "r-1")
