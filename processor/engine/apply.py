@@ -72,13 +72,14 @@ def apply(session: Session | None, facts: Sequence[Fact], received_at_ms: int) -
         session = _next_instance(session, origin, at, received_at_ms, events)
         _apply_to(session, facts, received_at_ms, events)
         return Applied(session=session, events=events, changed=True)
-    previous = session.previous
-    if previous is not None:
+    video = session.video  # read here, not through ``previous``: this runs per callback
+    previous = None if video is None else video.previous
+    if video is not None and previous is not None:
         previous_end = previous.closed_at
         if previous_end is not None and at <= previous_end:
             changed = _apply_to(previous, facts, received_at_ms, events)
             if changed:
-                session.video_part().previous_dirty = True
+                video.previous_dirty = True
             return Applied(session=session, events=events, changed=changed)
     changed = _apply_to(session, facts, received_at_ms, events)
     return Applied(session=session, events=events, changed=changed)

@@ -18,5 +18,10 @@ def event_id(event_type: str, *parts: str | int) -> str:
     The parts are hashed as a JSON array rather than a joined string, so ids containing the
     separator cannot make two different tuples collide.
     """
-    identity = msgspec.json.encode([event_type, *parts])
-    return hashlib.blake2b(identity, digest_size=16).hexdigest()
+    return identity_digest([event_type, *parts])
+
+
+def identity_digest(identity: list[str | int]) -> str:
+    """``event_id`` of ``[event_type, *parts]`` given as that list (for callers that build it
+    anyway: unpacking into ``event_id`` costs a second copy)."""
+    return hashlib.blake2b(msgspec.json.encode(identity), digest_size=16).hexdigest()

@@ -279,8 +279,10 @@ class RecordingFacts(msgspec.Struct, array_like=True, gc=False):
         if self.ended_seen:
             return "ended"
         archive = self.archive
-        if archive is not None and archive.paused and (
-            max(archive.paused) > max(archive.resumed or (-1,))
+        if (
+            archive is not None
+            and archive.paused
+            and (max(archive.paused) > max(archive.resumed or (-1,)))
         ):
             return "paused"
         return "started"
