@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -209,6 +210,31 @@ def restore_sessions(values: Iterable[tuple[bytes, bytes]]) -> list[Session]:
     return sessions
 
 
+@dataclass(slots=True)
+class _ConnectionTally:
+    """What a restored Video session keeps besides its participants, read off their
+    connections and streams (not in the changelog: it follows from them)."""
+
+    owners: dict[str, str] = field(default_factory=dict)
+    open_connections: int = 0
+    open_streams: int = 0
+    last_closed_at: int | None = None
+
+    def add(self, participant_id: str, participant: Participant) -> None:
+        video = participant.video
+        if video is None:
+            return
+        for connection_id, connection in video.connections.items():
+            self.owners[connection_id] = participant_id
+            self.open_connections += connection.open
+            closed_at = connection.closed_at
+            if closed_at is not None and (
+                self.last_closed_at is None or closed_at > self.last_closed_at
+            ):
+                self.last_closed_at = closed_at
+        self.open_streams += sum(stream.open for stream in video.streams.values())
+
+
 def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, bytes]]) -> Session:
     split: dict[int, int] = {}
     if first is not None and first.startswith(_ONE_PART):
@@ -221,9 +247,9 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
         header = decode_header(encoded)
         participants: dict[str, Participant] = {}
         members: list[list[str]] = []
-        active = connections_open = streams_open = 0
-        last_closed: int | None = None
-        owners: dict[str, str] | None = None
+        active = 0
+        video_rows = header.source == "video"  # its rows decode to Video participants
+        tally = _ConnectionTally() if video_rows else None
         for chunk in range(header.chunks):
             rows: Sequence[ParticipantRecord]
             if header.inline is not None:
@@ -233,7 +259,7 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
                     header.format_version,
                     chunk,
                     _joined(session_id, chunk, chunks, split),
-                    video=header.source == "video",
+                    video=video_rows,
                 )
             ids: list[str] = []
             for participant_id, participant in rows:
@@ -243,19 +269,8 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
                 participant.participant_type = intern(participant.participant_type)
                 if participant.joined_at is not None and participant.left_at is None:
                     active += 1
-                if participant.connections is not None:
-                    if owners is None:
-                        owners = {}
-                    for connection_id, connection in participant.connections.items():
-                        owners[connection_id] = participant_id
-                        connections_open += connection.open
-                        closed_at = connection.closed_at
-                        if closed_at is not None and (
-                            last_closed is None or closed_at > last_closed
-                        ):
-                            last_closed = closed_at
-                if participant.streams is not None:
-                    streams_open += sum(stream.open for stream in participant.streams.values())
+                if tally is not None:
+                    tally.add(participant_id, participant)
                 participants[participant_id] = participant
                 ids.append(participant_id)
             members.append(ids)
@@ -267,18 +282,18 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
         or header.empty_ended_at is not None
     )
     video = None
-    if header.source == "video" or owners is not None:
+    if tally is not None:
         video = VideoSession(
             tenant_id=header.tenant_id,
             instance=header.instance,
             end_reason=header.end_reason,
-            connection_owners=owners or {},
-            open_connections=0 if closed else connections_open,
-            open_streams=0 if closed else streams_open,
+            connection_owners=tally.owners,
+            open_connections=0 if closed else tally.open_connections,
+            open_streams=0 if closed else tally.open_streams,
             emptied_at=header.emptied_at,
             empty_ended_at=header.empty_ended_at,
             opened_at=header.opened_at,
-            last_closed_at=last_closed,
+            last_closed_at=tally.last_closed_at,
         )
     session = Session(
         session_id=session_id,
