@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -20,7 +21,7 @@ from schemas.topics import (
     HEADER_REQUEST_ID,
     HEADER_SOURCE_ROUTE,
 )
-from tools.simulator.meetings import MINUTE_MS, Body, meeting, session_id_of
+from tools.simulator.meetings import MINUTE_MS, Body, Timeline, meeting, session_id_of
 
 __all__ = ["MINUTE_MS", "Body", "RawCallback", "meeting", "raw_callbacks", "session_id_of"]
 
@@ -32,11 +33,13 @@ class RawCallback:
     body: bytes
     key: bytes
     received_at_ms: int
+    route: bytes = b"/callbacks"
+    """The ingest route it came in on (``source-route``): it picks the processor's decoder."""
 
     def headers(self, number: int) -> list[tuple[str, bytes]]:
         return [
             (HEADER_RECEIVED_AT, str(self.received_at_ms).encode()),
-            (HEADER_SOURCE_ROUTE, b"/callbacks"),
+            (HEADER_SOURCE_ROUTE, self.route),
             (HEADER_REQUEST_ID, uuid.UUID(int=number).hex.encode()),
             (HEADER_CONTENT_TYPE, b"application/json"),
         ]
@@ -57,12 +60,24 @@ def raw_callbacks(sessions: int, *, now_ms: int, seed: int = 11) -> list[RawCall
             participants=rng.randint(2, 12),
             recording=rng.random() < 0.3,
         )
+    return in_receive_order(timeline, rng, now_ms, _raw)
+
+
+def in_receive_order(
+    timeline: Timeline,
+    rng: random.Random,
+    now_ms: int,
+    raw: Callable[[Body, int], RawCallback],
+) -> list[RawCallback]:
+    """The timeline's callbacks as the raw topic holds them: about 1% retried by the platform
+    1-30 s later, in receive order (a stable sort: callbacks sent in order stay in order),
+    none received later than a second ago."""
     retries = [
         (at + rng.randint(1_000, 30_000), body) for at, body in timeline if rng.random() < 0.01
     ]
-    timeline += retries
-    timeline.sort(key=lambda pair: pair[0])
-    return [_raw(body, min(at, now_ms - 1_000)) for at, body in timeline]
+    ordered = timeline + retries
+    ordered.sort(key=lambda pair: pair[0])
+    return [raw(body, min(at, now_ms - 1_000)) for at, body in ordered]
 
 
 def _raw(body: Body, received_at_ms: int) -> RawCallback:

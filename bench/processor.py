@@ -1,18 +1,22 @@
 """Processor throughput against its same-run ceiling, restore time and memory, in one run.
 
-1. Throughput. A raw topic is pre-loaded once with the callbacks of thousands of concurrent
-   meetings (``bench.meetings``); then each contender consumes that same topic from the
-   beginning, with a fresh consumer group and fresh output topics:
+1. Throughput, for each source: a raw topic is pre-loaded with the callbacks of thousands of
+   concurrent meetings (``bench.meetings``), or as many Vonage Video API sessions
+   (``bench.video``, the processor with ``VIDEO_PARTICIPANT_KEY=data.userId``); then each
+   contender consumes those records from the beginning, with a fresh consumer group and fresh
+   output topics:
    a. a bare aiokafka passthrough (consume, produce the same bytes with the same key, commit
       every 100 ms): the ceiling of any consume-process-produce loop in Python here;
    b. ``ProcessorService`` exactly-once (per-partition transactions, 100 ms commit interval);
    c. ``ProcessorService`` at-least-once.
    Each is timed from its first record consumed until its group's committed offsets cover the
-   whole raw topic, on uvloop as in production; three interleaved rounds, median kept.
+   whole raw topic, on uvloop as in production; three rounds, every contender of both sources
+   in each, the median kept; the two sources' figures are printed side by side.
 2. Restore: ``read_sessions`` plus ``PartitionState.restore`` of 100,000 sessions' changelogs,
    and of one webinar of 50,000 participant ids.
 3. Memory per active session and per known participant of a webinar, and the engine's speed
-   inside that webinar (``bench.processor_state``).
+   inside that webinar (``bench.processor_state``); memory per active session and the engine's
+   speed for both sources side by side (``bench.processor_video``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from bench import processor_video
 from bench.broker import kafka
 from bench.meetings import RawCallback, raw_callbacks
 from bench.processor_state import (
@@ -41,11 +46,15 @@ from bench.processor_state import (
     measure_restore,
 )
 from bench.report import emit
+from bench.side_by_side import heading, median_spread, row
+from bench.video import PARTICIPANT_KEY, raw_video_callbacks
 from processor.provisioning import ensure_topics
 from processor.runtime import ProcessorService
 from processor.runtime.clients import MAX_BATCH_BYTES
 from processor.settings import Guarantee, ProcessorSettings
 from servicekit.kafka import KafkaSettings
+from servicekit.partitioner import key_partition
+from servicekit.record_batches import RecordBatch, append_record
 
 PARTITIONS = 8
 SESSIONS = 4_000
@@ -66,6 +75,7 @@ def bench_settings(bootstrap: str, guarantee: Guarantee) -> ProcessorSettings:
         guarantee=guarantee,
         topic_partitions=PARTITIONS,
         http_port=0,
+        video_participant_key=PARTICIPANT_KEY,  # Meetings records never read it
     )
 
 
@@ -73,31 +83,49 @@ async def preload(settings: ProcessorSettings, callbacks: Sequence[RawCallback])
     """Create the topics of ``settings`` and fill its raw topic; returns the end offsets.
 
     Every measured run gets a raw topic of its own with the same records, so no run restores
-    state another one left behind."""
+    state another one left behind. Records go to the partitions ingest would give their keys,
+    handed over as whole record batches: one ``send`` per record took longer than the
+    measured run itself."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
-        **settings.kafka.client_options(), enable_idempotence=True, linger_ms=5
+        **settings.kafka.client_options(), enable_idempotence=True, max_batch_size=MAX_BATCH_BYTES
     )
     await producer.start()
+    raw = settings.topics.raw
     try:
-        deliveries = [
-            await producer.send(
-                settings.topics.raw,
-                value=callback.body,
-                key=callback.key,
-                timestamp_ms=callback.received_at_ms,
-                headers=callback.headers(number),
-            )
-            for number, callback in enumerate(callbacks)
-        ]
-        delivered = await asyncio.gather(*deliveries)
+        handed: list[tuple[int, int, asyncio.Future[Any]]] = []
+        batches: dict[int, RecordBatch] = {}
+        for number, callback in enumerate(callbacks):
+            partition = key_partition(callback.key, settings.topic_partitions)
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            if not _append(batch, callback, number):  # full: hand it over, start the next
+                sent = await producer.send_batch(batch, raw, partition=partition)
+                handed.append((partition, batch.record_count(), sent))
+                batch = batches[partition] = producer.create_batch()
+                _append(batch, callback, number)
+        for partition, batch in batches.items():
+            sent = await producer.send_batch(batch, raw, partition=partition)
+            handed.append((partition, batch.record_count(), sent))
+        acknowledged = await asyncio.gather(*(sent for _, _, sent in handed))
     finally:
         await producer.stop()
     ends: Ends = {}
-    for metadata in delivered:
-        tp = TopicPartition(metadata.topic, metadata.partition)
-        ends[tp] = max(ends.get(tp, 0), metadata.offset + 1)
+    for (partition, count, _), metadata in zip(handed, acknowledged, strict=True):
+        tp = TopicPartition(raw, partition)  # a batch's metadata carries its base offset
+        ends[tp] = max(ends.get(tp, 0), metadata.offset + count)
     return ends
+
+
+def _append(batch: RecordBatch, callback: RawCallback, number: int) -> bool:
+    return append_record(
+        batch,
+        key=callback.key,
+        value=callback.body,
+        headers=callback.headers(number),
+        timestamp_ms=callback.received_at_ms,
+    )
 
 
 async def until_committed(
@@ -231,11 +259,6 @@ async def measure_processor(
     return sum(ends.values()) / elapsed
 
 
-def _median_line(label: str, rates: list[float]) -> str:
-    spread = f"({len(rates)} rounds: {min(rates):,.0f}-{max(rates):,.0f})"
-    return f"  {label:<44} {statistics.median(rates):>14,.0f} records/s {spread}"
-
-
 def run(rounds: int = ROUNDS) -> None:
     aiokafka_logger = logging.getLogger("aiokafka")
     level = aiokafka_logger.level
@@ -268,34 +291,59 @@ def run(rounds: int = ROUNDS) -> None:
     emit("processor engine at scale: the webinar, 10,000 present")
     for line in big.lines():
         emit(line)
+    processor_video.report(meetings_bytes=memory.traced_bytes / memory.sessions)
+
+
+CONTENDERS = (
+    "bare aiokafka passthrough (ceiling)",
+    "processor, exactly-once",
+    "processor, at-least-once",
+)
+
+
+def _round(bootstrap: str, callbacks: Sequence[RawCallback]) -> tuple[float, float, float]:
+    """Each contender once, on its own copy of the raw topic: records/s in ``CONTENDERS``'
+    order."""
+    return (
+        uvloop.run(measure_passthrough(bootstrap, callbacks)),
+        uvloop.run(measure_processor(bootstrap, callbacks, Guarantee.EXACTLY_ONCE)),
+        uvloop.run(measure_processor(bootstrap, callbacks, Guarantee.AT_LEAST_ONCE)),
+    )
 
 
 def _throughput(bootstrap: str, rounds: int) -> None:
-    callbacks = raw_callbacks(SESSIONS, now_ms=time.time_ns() // 1_000_000)
+    now_ms = time.time_ns() // 1_000_000
+    meetings = raw_callbacks(SESSIONS, now_ms=now_ms)
+    video = raw_video_callbacks(SESSIONS, now_ms=now_ms)
     emit(
-        f"processor: {len(callbacks):,} raw callbacks of {SESSIONS:,} concurrent meetings on "
-        f"{PARTITIONS} partitions, commit every {COMMIT_INTERVAL_S * 1000:.0f} ms, uvloop, "
-        f"median of {rounds} interleaved rounds"
+        f"processor: {len(meetings):,} raw callbacks of {SESSIONS:,} concurrent meetings and "
+        f"{len(video):,} of {SESSIONS:,} Video sessions (VIDEO_PARTICIPANT_KEY={PARTICIPANT_KEY}),"
+        f" each on {PARTITIONS} partitions, commit every {COMMIT_INTERVAL_S * 1000:.0f} ms, "
+        f"uvloop; callbacks/s, median (range) of {rounds} interleaved rounds, ratio to the "
+        "source's ceiling"
     )
-    baseline: list[float] = []
-    exactly_once: list[float] = []
-    at_least_once: list[float] = []
+    workloads = {"Meetings": meetings, "Video": video}
+    runs: dict[str, list[list[float]]] = {source: [[] for _ in CONTENDERS] for source in workloads}
     for _ in range(rounds):  # interleave so drift on a shared machine hits all alike
-        baseline.append(uvloop.run(measure_passthrough(bootstrap, callbacks)))
-        exactly_once.append(
-            uvloop.run(measure_processor(bootstrap, callbacks, Guarantee.EXACTLY_ONCE))
+        for source, callbacks in workloads.items():
+            for of_contender, rate in zip(runs[source], _round(bootstrap, callbacks), strict=True):
+                of_contender.append(rate)
+    ratios = {
+        source: [statistics.median(of) / statistics.median(of_source[0]) for of in of_source]
+        for source, of_source in runs.items()
+    }
+
+    def cell(source: str, contender: int) -> str:
+        return f"{median_spread(runs[source][contender])} {ratios[source][contender]:.2f}x"
+
+    emit(heading("contender"))
+    for number, label in enumerate(CONTENDERS):
+        emit(row(label, cell("Meetings", number), cell("Video", number)))
+    for number, label, goal in ((1, "exactly-once", " (goal >= 0.70)"), (2, "at-least-once", "")):
+        meetings_ratio, video_ratio = ratios["Meetings"][number], ratios["Video"][number]
+        emit(
+            f"  {label} / passthrough ratio: {meetings_ratio:.2f}x{goal}; Video {video_ratio:.2f}x"
         )
-        at_least_once.append(
-            uvloop.run(measure_processor(bootstrap, callbacks, Guarantee.AT_LEAST_ONCE))
-        )
-    emit(_median_line("bare aiokafka passthrough (ceiling)", baseline))
-    emit(_median_line("processor, exactly-once", exactly_once))
-    emit(_median_line("processor, at-least-once", at_least_once))
-    ceiling = statistics.median(baseline)
-    eos_ratio = statistics.median(exactly_once) / ceiling
-    alo_ratio = statistics.median(at_least_once) / ceiling
-    emit(f"  exactly-once / passthrough ratio: {eos_ratio:.2f}x (goal >= 0.70)")
-    emit(f"  at-least-once / passthrough ratio: {alo_ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@
 * Big-session speed: callbacks applied to the webinar while 10,000 are present, what one commit
   writes for it (public state plus changed changelog records), and 1,000 replayed joins arriving
   at a 3,000-participant session after it ended.
+
+Vonage Meetings traffic throughout; ``bench.processor_video`` prints memory per active session
+and the engine's speed for Meetings and Video side by side.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ import random
 import time
 import tracemalloc
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.meetings import MINUTE_MS, Body, meeting, session_id_of
+from bench.video import PARTICIPANT_KEY as VIDEO_PARTICIPANT_KEY
 from processor.engine import (
     Session,
     all_records,
+    apply,
     changed_records,
     snapshot,
 )
@@ -38,6 +44,7 @@ from processor.provisioning import ensure_topics
 from processor.runtime.changelog_read import read_sessions
 from processor.runtime.partition import PartitionState
 from processor.settings import ProcessorSettings
+from processor.sources import CallbackReader, ParticipantKey
 from processor.sources.meetings import SessionCallback, apply_callback
 from schemas import (
     Callback,
@@ -50,6 +57,7 @@ from schemas import (
     decode_callback,
     encode,
 )
+from schemas.sources import MEETINGS_ROUTES
 from schemas.timestamps import clear_format_cache, format_epoch_ms, from_epoch_ms
 
 STATE_SESSIONS = 100_000
@@ -261,19 +269,24 @@ async def measure_big_restore(settings: ProcessorSettings) -> BigRestoreResult:
     )
 
 
+def participant_fields(session_id: str, room_id: str, number: int, rng: random.Random) -> Body:
+    """The fields of a Meetings participant callback for attendee ``number`` (0 hosts)."""
+    return {
+        "participant_id": str(uuid.UUID(int=rng.getrandbits(128))),
+        "session_id": session_id,
+        "room_id": room_id,
+        "name": f"Attendee {number}",
+        "type": "Guest",
+        "is_host": number == 0,
+    }
+
+
 def _participant_callbacks(
     session_id: str, room_id: str, count: int, rng: random.Random
 ) -> tuple[list[ParticipantJoinedCallback], list[ParticipantLeftCallback]]:
     joins, lefts = [], []
     for number in range(count):
-        fields = {
-            "participant_id": str(uuid.UUID(int=rng.getrandbits(128))),
-            "session_id": session_id,
-            "room_id": room_id,
-            "name": f"Attendee {number}",
-            "type": "Guest",
-            "is_host": number == 0,
-        }
+        fields = participant_fields(session_id, room_id, number, rng)
         joins.append(ParticipantJoinedCallback(**fields))  # type: ignore[arg-type]
         lefts.append(ParticipantLeftCallback(**fields))  # type: ignore[arg-type]
     return joins, lefts
@@ -331,24 +344,45 @@ def active_bodies(rng: random.Random, now_ms: int) -> list[tuple[int, bytes]]:
     return [(at, orjson.dumps(body)) for at, body in bodies]
 
 
+Delivery = tuple[int, bytes, bytes]
+"""``(receive time, body, source-route)``: one callback of one session, as the runtime reads
+it."""
+
+MEETINGS_ROUTE = MEETINGS_ROUTES[0].encode()
+READER = CallbackReader(ParticipantKey(VIDEO_PARTICIPANT_KEY))
+"""Reads raw callbacks as the runtime does (Video ones with ``bench.video``'s key)."""
+
+
 def measure_memory() -> MemoryResult:
-    """Traced memory kept by ``MEMORY_SESSIONS`` active engine sessions (callbacks decoded and
-    applied while tracing, so the strings the facts keep are counted), then by the webinar."""
+    """Traced memory kept by ``MEMORY_SESSIONS`` active engine sessions, then by the webinar."""
     rng = random.Random(3)
     now_ms = time.time_ns() // 1_000_000
-    encoded = [active_bodies(rng, now_ms) for _ in range(MEMORY_SESSIONS)]
+    encoded = [
+        [(at, body, MEETINGS_ROUTE) for at, body in active_bodies(rng, now_ms)]
+        for _ in range(MEMORY_SESSIONS)
+    ]
+    per_session = memory_per_session(encoded, present=5)
+    del encoded
+    return MemoryResult(MEMORY_SESSIONS, round(per_session * MEMORY_SESSIONS), _webinar_memory())
+
+
+def memory_per_session(encoded: Sequence[Sequence[Delivery]], *, present: int) -> float:
+    """Traced growth while these sessions are built from their raw callbacks through the
+    reader, per session: the callbacks are decoded and applied while tracing, so the strings
+    the facts keep are counted. Each session must end with ``present`` participants present."""
     sessions: dict[str, Session] = {}
     clear_format_cache()
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        for bodies in encoded:
+        for deliveries in encoded:
             session: Session | None = None
-            for received_at, body in bodies:
-                session = apply_callback(
-                    session, session_callback(decode_callback(body)), received_at
-                ).session
+            for received_at, body, route in deliveries:
+                facts = READER.read(body, route, received_at)
+                if not isinstance(facts, list) or not facts:
+                    raise RuntimeError(f"not a session callback with facts: {body[:200]!r}")
+                session = apply(session, facts, received_at).session
             assert session is not None
             sessions[session.session_id] = session
         clear_format_cache()  # process-wide and bounded: not the sessions' memory
@@ -356,11 +390,10 @@ def measure_memory() -> MemoryResult:
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    present = sum(s.active_count for s in sessions.values())
-    if present != 5 * MEMORY_SESSIONS:
-        raise RuntimeError(f"{present} participants present, expected {5 * MEMORY_SESSIONS}")
-    del sessions, encoded
-    return MemoryResult(MEMORY_SESSIONS, grown, _webinar_memory())
+    counted = sum(s.active_count for s in sessions.values())
+    if counted != present * len(encoded):
+        raise RuntimeError(f"{counted} present in {len(encoded)} sessions, expected {present} each")
+    return grown / len(encoded)
 
 
 def _webinar_memory() -> int:
@@ -446,6 +479,7 @@ def _late_joins() -> float:
 
 def run_engine_only() -> None:
     """The figures that need no broker: ``python -m bench.processor_state``."""
+    from bench import processor_video  # it imports this module
     from bench.report import emit
 
     memory = measure_memory()
@@ -456,6 +490,7 @@ def run_engine_only() -> None:
     emit("processor engine at scale: a webinar of 50,000 ids, 10,000 present")
     for line in big.lines():
         emit(line)
+    processor_video.report(meetings_bytes=memory.traced_bytes / memory.sessions)
 
 
 if __name__ == "__main__":
