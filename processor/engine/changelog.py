@@ -232,7 +232,11 @@ class _ConnectionTally:
                 self.last_closed_at is None or closed_at > self.last_closed_at
             ):
                 self.last_closed_at = closed_at
-        self.open_streams += sum(stream.open for stream in video.streams.values())
+        for stream in video.streams.values():
+            self.open_streams += stream.open
+            # One copy of each id and type, as the engine keeps them (``streams``).
+            stream.connection_id = video.kept_connection_id(stream.connection_id)
+            stream.video_type = intern(stream.video_type)
 
 
 def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, bytes]]) -> Session:

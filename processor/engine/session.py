@@ -67,6 +67,15 @@ class PersonVideo(msgspec.Struct, array_like=True, gc=False):
     connections: dict[str, Connection] = msgspec.field(default_factory=dict)
     streams: dict[str, Stream] = msgspec.field(default_factory=dict)
 
+    def kept_connection_id(self, connection_id: str) -> str:
+        """The equal connection id this person keeps already, else ``connection_id``: a
+        stream names its connection with the copy its person holds, not with one more
+        (a connection id is an 85-byte string; a person has a connection or two)."""
+        for kept in self.connections:
+            if kept == connection_id:
+                return kept
+        return connection_id
+
 
 class Participant(msgspec.Struct, array_like=True, gc=False):
     """One participant id's stints in a session (its id is its key in the session).
@@ -676,10 +685,10 @@ def sorted_present(participants: dict[str, Participant]) -> list[str]:
     return [participant_id for _, participant_id in present]
 
 
-def intern(participant_type: str | None) -> str | None:
-    """One shared copy of each participant type (a handful of values: ``Guest``, ``Host``...)
-    instead of one per decoded callback."""
-    return None if participant_type is None else sys.intern(participant_type)
+def intern(value: str | None) -> str | None:
+    """One shared copy of a value from a handful (participant types: ``Guest``, ``Host``...;
+    video types: ``camera``, ``screen``) instead of one per decoded callback."""
+    return None if value is None else sys.intern(value)
 
 
 SHARED_NAMES = 4096

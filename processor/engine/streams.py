@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from processor.engine import derived
 from processor.engine.facts import Person, StreamBegan, StreamFinished
-from processor.engine.session import Participant, Session, Stream
+from processor.engine.session import Participant, Session, Stream, intern
 from schemas.events import DerivedEvent
 
 
@@ -22,9 +22,9 @@ def record_stream_began(session: Session, fact: StreamBegan, events: list[Derive
     if stream is not None and stream.started_at is not None:
         return False  # a retry
     session.touch(participant)
-    connection_id = fact.person.connection_id or ""
+    connection_id = participant.video_part().kept_connection_id(fact.person.connection_id or "")
     if stream is None:
-        stream = streams[fact.stream_id] = Stream(connection_id, fact.video_type)
+        stream = streams[fact.stream_id] = Stream(connection_id, intern(fact.video_type))
     stream.started_at = fact.at
     events.append(
         derived.stream_started(session, fact.stream_id, participant_id, stream, started_at=fact.at)
@@ -53,7 +53,10 @@ def record_stream_finished(
         # Ended before it was seen starting: its start is the callback's own creation time
         # when it carries one, else it is held until its streamCreated arrives.
         stream = streams[fact.stream_id] = Stream(
-            fact.person.connection_id or "", fact.video_type, ended_at=fact.at, reason=fact.reason
+            participant.video_part().kept_connection_id(fact.person.connection_id or ""),
+            intern(fact.video_type),
+            ended_at=fact.at,
+            reason=fact.reason,
         )
         stream.own_end = True
         session.touch(participant)

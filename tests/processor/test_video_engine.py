@@ -236,6 +236,28 @@ def test_video_state_survives_a_restore() -> None:
     assert restored.final_summary().summary.screen_share_s == 4.99
 
 
+def test_a_stream_keeps_its_persons_copy_of_the_connection_id_live_and_restored() -> None:
+    """Memory: one copy of each connection id and video type, however many callbacks name
+    them (each decodes its own)."""
+    player = VideoPlayer(BY_USER).play(
+        [
+            connected(0, "c1", person("u-1")),
+            stream_created(10, "s1", "c1", "camera"),
+            connected(20, "c2", person("u-2")),
+            stream_created(30, "s2", "c2", "camera"),
+        ]
+    )
+    for session in (player.current, player.restarted().current):
+        streams = []
+        for participant in session.participants.values():
+            video = participant.video_part()
+            (kept,) = video.connections
+            (stream,) = video.streams.values()
+            assert stream.connection_id is kept
+            streams.append(stream)
+        assert streams[0].video_type is streams[1].video_type
+
+
 def test_event_ids_carry_the_source_so_a_meetings_session_of_the_same_id_differs() -> None:
     (joined,) = VideoPlayer().play([connected(0, "c1")]).of_type("participant.joined")
     meetings_id = event_id("participant.joined", SESSION_ID, "c1", 1)
