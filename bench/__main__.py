@@ -5,6 +5,7 @@ import sys
 
 from bench import decode, e2e, ingest, processor, restore_churn, scaling
 from bench.broker import BOOTSTRAP_VARIABLE, kafka
+from bench.goals import Goal, summary
 from bench.report import emit
 
 
@@ -12,26 +13,30 @@ def main() -> int:
     emit("meetings-pipeline benchmarks (ratios are the figures to compare across machines)")
     emit()
     decode.run()
+    goals: list[Goal] = []
     # One broker serves every benchmark, as one cluster serves the pipeline for months: the
-    # end-to-end run comes last, when the broker's JVM has compiled its hot paths (on a broker
+    # end-to-end run comes late, when the broker's JVM has compiled its hot paths (on a broker
     # started for it alone, the JIT compiler took most of a core during the measurement).
     with kafka() as bootstrap:
         given = os.environ.get(BOOTSTRAP_VARIABLE)
         os.environ[BOOTSTRAP_VARIABLE] = bootstrap
         try:
             emit()
-            ingest.run()
+            goals += ingest.run()
             emit()
-            processor.run()
+            goals += processor.run()
             emit()
-            restore_churn.run()
+            goals += restore_churn.run()
             emit()
-            e2e.run()
+            goals += e2e.run()
             emit()
             scaling.run()
         finally:
             if given is None:
                 del os.environ[BOOTSTRAP_VARIABLE]
+    emit()
+    for line in summary(goals):
+        emit(line)
     return 0
 
 

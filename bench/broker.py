@@ -31,6 +31,10 @@ from tools.devkafka import EmbeddedKafka
 BOOTSTRAP_VARIABLE = "KAFKA_BOOTSTRAP_SERVERS"
 
 DIRECTORY_VARIABLE = "BENCH_KAFKA_DIR"
+STARTED_VARIABLE = "BENCH_KAFKA_STARTED"
+"""Set to the bootstrap servers of the broker ``kafka()`` started, while it runs: a benchmark
+handed that broker through ``KAFKA_BOOTSTRAP_SERVERS`` knows it is this run's, on the storage
+``broker_storage()`` chose."""
 MEMORY_DIRECTORY = Path("/dev/shm")
 MINIMUM_FREE_BYTES = 4 << 30
 """Room the benchmarks' topics need, with a wide margin (they write well under 1 GiB)."""
@@ -55,6 +59,44 @@ class BrokerStorage:
         return line
 
 
+@dataclass(frozen=True, slots=True)
+class OtherStorage:
+    """Where a second broker keeps its logs, to compare with the benchmarks' broker."""
+
+    storage: BrokerStorage
+    other_name: str
+    """What the benchmarks' broker's storage is called: ``tmpfs``, or its directory."""
+
+    def describe_briefly(self) -> str:
+        return f"{self.storage.reason} ({self.storage.directory})"
+
+
+def other_storage() -> OtherStorage | None:
+    """The storage the benchmarks' broker does not use (the temporary directory's disk when it
+    is on tmpfs, tmpfs when it is on disk and tmpfs has room); ``None`` when the broker is
+    external or there is no other."""
+    given = os.environ.get(BOOTSTRAP_VARIABLE)
+    if given and given != os.environ.get(STARTED_VARIABLE):
+        return None
+    storage = broker_storage()
+    if storage.reason == "tmpfs":
+        disk = Path(tempfile.gettempdir())
+        return OtherStorage(BrokerStorage(disk, "disk"), "tmpfs")
+    if _is_roomy_tmpfs(MEMORY_DIRECTORY):
+        return OtherStorage(BrokerStorage(MEMORY_DIRECTORY, "tmpfs"), str(storage.directory))
+    return None
+
+
+@contextlib.contextmanager
+def started_broker(other: OtherStorage) -> Iterator[str]:
+    """A broker started (and removed, logs and all) around the block, on ``other``'s storage."""
+    with (
+        tempfile.TemporaryDirectory(dir=other.storage.directory, prefix="bench-kafka-") as workdir,
+        EmbeddedKafka(workdir=Path(workdir)) as broker,
+    ):
+        yield broker.bootstrap_servers
+
+
 @contextlib.contextmanager
 def kafka() -> Iterator[str]:
     """The bootstrap servers of ``KAFKA_BOOTSTRAP_SERVERS``, or of a broker started (and
@@ -69,7 +111,11 @@ def kafka() -> Iterator[str]:
         tempfile.TemporaryDirectory(dir=storage.directory, prefix="bench-kafka-") as workdir,
         EmbeddedKafka(workdir=Path(workdir)) as broker,
     ):
-        yield broker.bootstrap_servers
+        os.environ[STARTED_VARIABLE] = broker.bootstrap_servers
+        try:
+            yield broker.bootstrap_servers
+        finally:
+            del os.environ[STARTED_VARIABLE]
 
 
 def broker_storage() -> BrokerStorage:

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,21 +43,40 @@ class Latency:
     errors: int
 
 
-def max_throughput(url: str, body: bytes, *, connections: int, seconds: float) -> Throughput:
+def max_throughput(
+    url: str,
+    body: bytes,
+    *,
+    connections: int,
+    seconds: float,
+    headers: Mapping[str, str] | None = None,
+) -> Throughput:
+    """Requests/s of POSTs of ``body`` (with ``headers`` besides the JSON content type) over
+    ``connections`` keep-alive connections for ``seconds``."""
+    extra = dict(headers or {})
     if shutil.which("wrk"):
-        return _wrk(url, body, connections=connections, seconds=seconds)
-    return asyncio.run(_closed_loop(url, body, connections=connections, seconds=seconds))
+        return _wrk(url, body, connections=connections, seconds=seconds, headers=extra)
+    return asyncio.run(
+        _closed_loop(url, body, connections=connections, seconds=seconds, headers=extra)
+    )
 
 
-def _wrk(url: str, body: bytes, *, connections: int, seconds: float) -> Throughput:
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _wrk(
+    url: str, body: bytes, *, connections: int, seconds: float, headers: Mapping[str, str]
+) -> Throughput:
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "post.lua"
-        lua_body = body.decode().replace("\\", "\\\\").replace('"', '\\"')
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f'wrk.body = "{lua_body}"\n'
-            'wrk.headers["Content-Type"] = "application/json"\n'
-        )
+        lines = [
+            'wrk.method = "POST"',
+            f"wrk.body = {_lua_string(body.decode())}",
+            'wrk.headers["Content-Type"] = "application/json"',
+            *(f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()),
+        ]
+        script.write_text("\n".join(lines) + "\n")
         result = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "-s", str(script), url],
             capture_output=True,
@@ -75,12 +94,15 @@ def _wrk(url: str, body: bytes, *, connections: int, seconds: float) -> Throughp
     return Throughput(float(rate.group(1)), errors, "wrk")
 
 
-async def _closed_loop(url: str, body: bytes, *, connections: int, seconds: float) -> Throughput:
+async def _closed_loop(
+    url: str, body: bytes, *, connections: int, seconds: float, headers: Mapping[str, str]
+) -> Throughput:
     completed = 0
     errors = 0
     deadline = time.monotonic() + seconds
     connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector, headers=JSON_HEADERS) as session:
+    sent = {**JSON_HEADERS, **headers}
+    async with aiohttp.ClientSession(connector=connector, headers=sent) as session:
 
         async def worker() -> None:
             nonlocal completed, errors
@@ -109,10 +131,11 @@ class RawPool:
         self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
         self._idle = asyncio.Queue()
 
-    def post(self, body: bytes) -> bytes:
-        """The bytes of a JSON POST of ``body`` to the pool's URL."""
+    def post(self, body: bytes, headers: Mapping[str, str] | None = None) -> bytes:
+        """The bytes of a JSON POST of ``body`` (with ``headers``) to the pool's URL."""
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         return (
-            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
 
@@ -159,10 +182,17 @@ async def dispatch_at_rate(
     return time.monotonic() - began
 
 
-async def open_loop_latency(url: str, body: bytes, *, rate: float, seconds: float) -> Latency:
+async def open_loop_latency(
+    url: str,
+    body: bytes,
+    *,
+    rate: float,
+    seconds: float,
+    headers: Mapping[str, str] | None = None,
+) -> Latency:
     """Send at ``rate`` requests/s for ``seconds``; latency from each request's scheduled time."""
     pool = RawPool(url)
-    request = pool.post(body)
+    request = pool.post(body, headers)
     await pool.open()
     latencies: list[float] = []
     errors = 0

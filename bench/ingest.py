@@ -21,19 +21,21 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from bench.broker import BOOTSTRAP_VARIABLE, kafka
+from bench.goals import Goal, at_least, at_most, below
 from bench.http_load import Throughput, max_throughput, open_loop_latency
 from bench.ingest_checks import nanoseconds_per_call
 from bench.report import emit
 from schemas.topics import RAW
 from tools.devkafka import free_port
 from tools.devkafka.admin import create_topic
+from tools.simulator.signing import VonageSigner
 
 BODY = orjson.dumps(
     {
@@ -89,10 +91,24 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"nothing listened on port {port}")
 
 
+SIGNATURE_SECRET = "bench-signature-secret-0123456789abcdef"
+"""``INGEST_JWT_SECRET`` of the signed ingest: 32 bytes or more, as production should use."""
+SIGNED = {
+    "Authorization": VonageSigner(SIGNATURE_SECRET, "bench", "bench-application").authorization(
+        BODY
+    )
+}
+"""One signed callback's header, sent with every request: ingest keeps no record of tokens
+seen, so verifying the same token costs what verifying a fresh one does (decoding, HS256 over
+the token, SHA-256 of the body against ``payload_hash``)."""
+
+
 def ingest_command(
-    bootstrap: str, prefix: str, port: int, workers: int
+    bootstrap: str, prefix: str, port: int, workers: int, *, signature_secret: str | None = None
 ) -> tuple[list[str], dict[str, str]]:
-    return [sys.executable, "-m", "ingest"], {
+    """``python -m ingest`` and its environment; with ``signature_secret``, signed callbacks
+    are required on ``/callbacks``, their ``payload_hash`` too (as production runs it)."""
+    environ = {
         BOOTSTRAP_VARIABLE: bootstrap,
         "MEETINGS_TOPIC_PREFIX": prefix,
         "INGEST_HOST": "127.0.0.1",
@@ -100,67 +116,111 @@ def ingest_command(
         "INGEST_WORKERS": str(workers),
         "INGEST_LOG_LEVEL": "warning",
     }
+    if signature_secret is not None:
+        environ |= {"INGEST_JWT_SECRET": signature_secret, "INGEST_JWT_PAYLOAD_HASH": "required"}
+    return [sys.executable, "-m", "ingest"], environ
 
 
-def run() -> None:
+def run() -> list[Goal]:
     emit(
         f"ingest: POST of a {len(BODY)}-byte callback, {CONNECTIONS} connections, "
         f"{SECONDS:.0f} s per measurement, median of {ROUNDS} interleaved rounds "
-        f"(ingest after {WARM_UP_SECONDS:.0f} s of warm-up)"
+        f"(ingest after {WARM_UP_SECONDS:.0f} s of warm-up); ingest verifies a signed callback "
+        "(HS256 JWT with payload_hash), and is measured unsigned beside"
     )
     with kafka() as bootstrap:
         prefix = f"bench-{os.getpid()}."
         asyncio.run(create_topic(bootstrap, RAW.name_under(prefix), partitions=4))
-        port = free_port()
-        command, environ = ingest_command(bootstrap, prefix, port, workers=1)
+        signed_port, unsigned_port = free_port(), free_port()
+        signed_command, signed_environ = ingest_command(
+            bootstrap, prefix, signed_port, workers=1, signature_secret=SIGNATURE_SECRET
+        )
+        unsigned_command, unsigned_environ = ingest_command(
+            bootstrap, prefix, unsigned_port, workers=1
+        )
         plain: list[CpuCost] = []
         hardened: list[CpuCost] = []
-        ingest: list[CpuCost] = []
-        with serving_process(command, port, environ) as (url, process):
-            max_throughput(url, BODY, connections=CONNECTIONS, seconds=WARM_UP_SECONDS)
-            # The bare handler, the hardened bare handler and ingest take turns, so a machine
-            # that speeds up or slows down during the run moves all three alike.
+        signed: list[CpuCost] = []
+        unsigned: list[CpuCost] = []
+        with (
+            serving_process(signed_command, signed_port, signed_environ) as signed_server,
+            serving_process(unsigned_command, unsigned_port, unsigned_environ) as unsigned_server,
+        ):
+            (signed_url, signed_process), (unsigned_url, unsigned_process) = (
+                signed_server,
+                unsigned_server,
+            )
+            for url, headers in ((signed_url, SIGNED), (unsigned_url, {})):
+                max_throughput(
+                    url, BODY, connections=CONNECTIONS, seconds=WARM_UP_SECONDS / 2, headers=headers
+                )
+            # The contenders take turns, so a machine that speeds up or slows down during the
+            # run moves them all alike.
             for _ in range(ROUNDS):
                 plain.append(cpu_cost("bench.bare_server", seconds=SECONDS))
                 hardened.append(cpu_cost("bench.hardened_server", seconds=SECONDS))
-                ingest.append(serving_cost(url, process.pid, seconds=SECONDS))
-            best = _median(ingest)
+                signed.append(serving_cost(signed_url, signed_process.pid, SECONDS, SIGNED))
+                unsigned.append(serving_cost(unsigned_url, unsigned_process.pid, SECONDS, {}))
+            best = _median(signed)
             latency = asyncio.run(
                 open_loop_latency(
-                    url, BODY, rate=best.throughput.requests_per_second / 2, seconds=SECONDS
+                    signed_url,
+                    BODY,
+                    rate=best.throughput.requests_per_second / 2,
+                    seconds=SECONDS,
+                    headers=SIGNED,
                 )
             )
         port = free_port()
-        command, environ = ingest_command(bootstrap, prefix, port, workers=2)
+        command, environ = ingest_command(
+            bootstrap, prefix, port, workers=2, signature_secret=SIGNATURE_SECRET
+        )
         with serving(command, port, environ) as url:
-            max_throughput(url, BODY, connections=CONNECTIONS, seconds=2.0)  # broker warm by now
-            scaled = max_throughput(url, BODY, connections=CONNECTIONS, seconds=SECONDS)
+            # The broker is warm by now.
+            max_throughput(url, BODY, connections=CONNECTIONS, seconds=2.0, headers=SIGNED)
+            scaled = max_throughput(
+                url, BODY, connections=CONNECTIONS, seconds=SECONDS, headers=SIGNED
+            )
 
     bare, one = _median(plain).throughput, best.throughput
-    ratio = one.requests_per_second / bare.requests_per_second
+    bare_rate = bare.requests_per_second
+    ratio = one.requests_per_second / bare_rate
+    unsigned_rate = _median(unsigned).throughput.requests_per_second
     scaling = scaled.requests_per_second / one.requests_per_second
     emit(f"  load generator: {bare.tool}")
+    emit(f"  bare aiohttp handler (ceiling)       {bare_rate:>10,.0f} req/s" + _spread(plain))
     emit(
-        f"  bare aiohttp handler (ceiling)       {bare.requests_per_second:>10,.0f} req/s"
-        + _spread(plain)
+        f"  ingest, signed, acks=all, 1 worker   {one.requests_per_second:>10,.0f} req/s"
+        + _spread(signed)
     )
     emit(
-        f"  ingest, acks=all, 1 worker           {one.requests_per_second:>10,.0f} req/s"
-        + _spread(ingest)
+        f"  ingest, unsigned, acks=all, 1 worker {unsigned_rate:>10,.0f} req/s" + _spread(unsigned)
     )
-    emit(f"  ingest / bare ratio: {ratio:.2f}x (goal >= 0.50)")
     emit(
-        f"  ingest at {latency.rate:,.0f} req/s (half its max; achieved "
+        f"  ingest / bare ratio: signed {ratio:.2f}x (goal >= 0.50), "
+        f"unsigned {unsigned_rate / bare_rate:.2f}x"
+    )
+    emit(
+        f"  signature verification: {best.cpu_us_per_request:.0f} us of CPU per request signed, "
+        f"{_median(unsigned).cpu_us_per_request:.0f} us unsigned"
+    )
+    emit(
+        f"  ingest, signed, at {latency.rate:,.0f} req/s (half its max; achieved "
         f"{latency.achieved_rate:,.0f}): p50 {latency.p50_ms:.1f} ms, "
         f"p99 {latency.p99_ms:.1f} ms (goal p99 < 25 ms)"
     )
-    emit(f"  ingest, acks=all, 2 workers          {scaled.requests_per_second:>10,.0f} req/s")
+    emit(f"  ingest, signed, acks=all, 2 workers  {scaled.requests_per_second:>10,.0f} req/s")
     emit(f"  2 workers / 1 worker: {scaling:.2f}x")
-    report_hardening(best.cpu_us_per_request, plain, hardened)
+    hardening = report_hardening(best.cpu_us_per_request, plain, hardened)
     errors = latency.errors + scaled.errors
-    errors += sum(cost.throughput.errors for cost in plain + hardened + ingest)
+    errors += sum(cost.throughput.errors for cost in plain + hardened + signed + unsigned)
     if errors:
         emit(f"  WARNING: {errors} requests were not answered 204")
+    return [
+        at_least("ingest, signed callbacks / bare aiohttp", ratio, 0.50),
+        below("ingest p99 at half its max rate", latency.p99_ms, 25, unit="ms"),
+        at_most("hostile-input hardening, share of ingest's CPU", hardening * 100, 5, unit="%"),
+    ]
 
 
 def _median(costs: list[CpuCost]) -> CpuCost:
@@ -183,13 +243,17 @@ class CpuCost:
 def cpu_cost(module: str, *, seconds: float) -> CpuCost:
     port = free_port()
     with serving_process([sys.executable, "-m", module, str(port)], port, {}) as (url, process):
-        return serving_cost(url, process.pid, seconds=seconds)
+        return serving_cost(url, process.pid, seconds)
 
 
-def serving_cost(url: str, pid: int, *, seconds: float) -> CpuCost:
+def serving_cost(
+    url: str, pid: int, seconds: float, headers: Mapping[str, str] | None = None
+) -> CpuCost:
     """Max throughput of the server ``pid`` listening at ``url``, and its CPU per request."""
     before = _cpu_seconds(pid)
-    throughput = max_throughput(url, BODY, connections=CONNECTIONS, seconds=seconds)
+    throughput = max_throughput(
+        url, BODY, connections=CONNECTIONS, seconds=seconds, headers=headers
+    )
     used = _cpu_seconds(pid) - before
     return CpuCost(throughput, used / (throughput.requests_per_second * seconds) * 1e6)
 
@@ -199,7 +263,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def report_hardening(ingest_cpu_us: float, plain: list[CpuCost], hardened: list[CpuCost]) -> None:
+def report_hardening(ingest_cpu_us: float, plain: list[CpuCost], hardened: list[CpuCost]) -> float:
     """The protocol's cost is the hardened bare handler's CPU per request minus the plain one's;
     the checks' cost is measured in-process; both against ingest's own CPU per request."""
     plain_us = statistics.fmean(cost.cpu_us_per_request for cost in plain)
@@ -224,6 +288,7 @@ def report_hardening(ingest_cpu_us: float, plain: list[CpuCost], hardened: list[
         f"  hardening adds {added_us:.1f} us of CPU to ingest's {ingest_cpu_us:.0f} us per "
         f"request: {added_us / ingest_cpu_us:.1%} of its throughput (goal <= 5%)"
     )
+    return added_us / ingest_cpu_us
 
 
 if __name__ == "__main__":

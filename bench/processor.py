@@ -5,8 +5,9 @@
    (``bench.video``, the processor with ``VIDEO_PARTICIPANT_KEY=data.userId``); then each
    contender consumes those records from the beginning, with a fresh consumer group and fresh
    output topics:
-   a. a bare aiokafka passthrough (consume, produce the same bytes with the same key, commit
-      every 100 ms): the ceiling of any consume-process-produce loop in Python here;
+   a. the ceiling: the fastest consume-produce-commit loop aiokafka allows here, at-least-once
+      (``Passthrough``: the processor's clients, its record batches per partition and its
+      commits in the background, no engine; the same bytes out under the same key);
    b. ``ProcessorService`` exactly-once (per-partition transactions, 100 ms commit interval);
    c. ``ProcessorService`` at-least-once.
    Each is timed from its first record consumed until its group's committed offsets cover the
@@ -37,6 +38,7 @@ from aiokafka.structs import TopicPartition
 
 from bench import processor_video
 from bench.broker import kafka
+from bench.goals import Goal, at_least, at_most, below
 from bench.meetings import RawCallback, raw_callbacks
 from bench.processor_state import (
     STATE_SESSIONS,
@@ -51,6 +53,8 @@ from bench.video import PARTICIPANT_KEY, raw_video_callbacks
 from processor.provisioning import ensure_topics
 from processor.runtime import ProcessorService
 from processor.runtime.clients import MAX_BATCH_BYTES
+from processor.runtime.partition import Output
+from processor.runtime.produce import BatchSender
 from processor.settings import Guarantee, ProcessorSettings
 from servicekit.kafka import KafkaSettings
 from servicekit.partitioner import key_partition
@@ -166,64 +170,119 @@ async def _poll(
 
 
 @dataclasses.dataclass(slots=True)
-class Passthrough:
-    """Bare consume → produce → commit: one output record per input, same bytes, same key."""
+class _Partition:
+    """What the passthrough holds for one input partition between its commits."""
 
-    bootstrap: str
-    raw: str
-    output: str
-    group: str
+    outputs: list[Output] = dataclasses.field(default_factory=list)
+    next_offset: int = 0
+    last_commit: float = 0.0
+    committing: asyncio.Task[None] | None = None
+    paused: bool = False
+    sender: BatchSender = dataclasses.field(default_factory=BatchSender)
+
+
+@dataclasses.dataclass(slots=True)
+class Passthrough:
+    """The fastest consume → produce → commit loop aiokafka allows here, at-least-once: the
+    processor without its engine, so the processor's ceiling.
+
+    Consumer and producer take the processor's settings (``processor.runtime.clients``:
+    fetch sizes, idempotent producer, 1 MB batches), and records go out the processor's way:
+    each input partition's records since its last commit are handed over as one record batch
+    per output partition (``processor.runtime.produce.BatchSender``: the partitioner ingest
+    and the processor share, ``send_batch``), and the commit (outputs acknowledged, then the
+    input offset) runs in the background while the next records are read, one in flight per
+    partition, every ``COMMIT_INTERVAL_S`` or ``MAX_POLL_RECORDS`` records, a partition paused
+    while twice that waits, as the processor does. Each output is its input's value under its
+    key; nothing is decoded."""
+
+    settings: ProcessorSettings
     consumed: int = 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
         consumer = AIOKafkaConsumer(
-            self.raw,
-            bootstrap_servers=self.bootstrap,
-            group_id=self.group,
+            settings.topics.raw,
+            **settings.kafka.client_options(),
+            group_id=settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=MAX_POLL_RECORDS,
         )
-        # The client settings of the processor's producers (``processor.runtime.clients``),
-        # transactions off.
         producer = AIOKafkaProducer(
-            **KafkaSettings(bootstrap_servers=self.bootstrap).producer_options(),
+            **settings.kafka.producer_options(),
             enable_idempotence=True,
             max_batch_size=MAX_BATCH_BYTES,
         )
         await producer.start()
         await consumer.start()
+        partitions: dict[TopicPartition, _Partition] = {}
+        output = settings.topics.sessions  # keyed by session id, as the raw topic
         try:
-            deliveries: list[asyncio.Future[Any]] = []
-            offsets: dict[TopicPartition, int] = {}
-            last_commit = time.monotonic()
             while not stop.is_set():
                 batches = await consumer.getmany(
                     timeout_ms=int(COMMIT_INTERVAL_S * 500), max_records=MAX_POLL_RECORDS
                 )
                 for tp, records in batches.items():
-                    for record in records:
-                        deliveries.append(
-                            await producer.send(self.output, value=record.value, key=record.key)
-                        )
-                    offsets[tp] = records[-1].offset + 1
+                    held = partitions.get(tp) or partitions.setdefault(tp, _Partition())
+                    held.outputs += [Output(output, r.key, r.value) for r in records]
+                    held.next_offset = records[-1].offset + 1
                     self.consumed += len(records)
-                if offsets and time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
-                    await asyncio.gather(*deliveries)
-                    await consumer.commit(offsets)
-                    deliveries, offsets = [], {}
-                    last_commit = time.monotonic()
+                now = time.monotonic()
+                for tp, held in partitions.items():
+                    self._pace(consumer, producer, tp, held, now)
         finally:
+            commits = [held.committing for held in partitions.values() if held.committing]
+            await asyncio.gather(*commits, return_exceptions=True)
             await consumer.stop()
             await producer.stop()
+
+    def _pace(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        tp: TopicPartition,
+        held: _Partition,
+        now: float,
+    ) -> None:
+        """Start the partition's next commit when it is due and none is in flight."""
+        if held.committing is not None:
+            if not held.committing.done():
+                if len(held.outputs) >= 2 * MAX_POLL_RECORDS and not held.paused:
+                    held.paused = True  # Kafka is slower than this partition's input
+                    consumer.pause(tp)
+                return
+            held.committing.result()  # a failed commit fails the run
+            held.committing = None
+            if held.paused:
+                held.paused = False
+                consumer.resume(tp)
+        if held.outputs and (
+            now - held.last_commit >= COMMIT_INTERVAL_S or len(held.outputs) >= MAX_POLL_RECORDS
+        ):
+            held.last_commit = now
+            outputs, held.outputs = held.outputs, []
+            held.committing = asyncio.create_task(
+                _commit(consumer, producer, held.sender, outputs, {tp: held.next_offset})
+            )
+
+
+async def _commit(
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    sender: BatchSender,
+    outputs: list[Output],
+    offsets: dict[TopicPartition, int],
+) -> None:
+    deliveries: list[asyncio.Future[object]] = []
+    await sender.deliver_all(producer, outputs, deliveries)
+    await consumer.commit(offsets)
 
 
 async def measure_passthrough(bootstrap: str, callbacks: Sequence[RawCallback]) -> float:
     settings = bench_settings(bootstrap, Guarantee.AT_LEAST_ONCE)
     ends = await preload(settings, callbacks)
-    passthrough = Passthrough(
-        bootstrap, settings.topics.raw, settings.topics.sessions, settings.group_id
-    )
+    passthrough = Passthrough(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(passthrough.run(stop))
     try:
@@ -259,7 +318,7 @@ async def measure_processor(
     return sum(ends.values()) / elapsed
 
 
-def run(rounds: int = ROUNDS) -> None:
+def run(rounds: int = ROUNDS) -> list[Goal]:
     aiokafka_logger = logging.getLogger("aiokafka")
     level = aiokafka_logger.level
     # Freshly created topics have no leader for a moment; aiokafka logs its (successful) retries
@@ -267,7 +326,7 @@ def run(rounds: int = ROUNDS) -> None:
     aiokafka_logger.setLevel(logging.CRITICAL)
     try:
         with kafka() as bootstrap:
-            _throughput(bootstrap, rounds)
+            goals = _throughput(bootstrap, rounds)
             restore = uvloop.run(measure_restore(bench_settings(bootstrap, Guarantee.EXACTLY_ONCE)))
             big_restore = uvloop.run(
                 measure_big_restore(bench_settings(bootstrap, Guarantee.EXACTLY_ONCE))
@@ -291,11 +350,17 @@ def run(rounds: int = ROUNDS) -> None:
     emit("processor engine at scale: the webinar, 10,000 present")
     for line in big.lines():
         emit(line)
-    processor_video.report(meetings_bytes=memory.traced_bytes / memory.sessions)
+    per_session = memory.traced_bytes / memory.sessions
+    processor_video.report(meetings_bytes=per_session)
+    return [
+        *goals,
+        below("restore 100,000 sessions, one version each", restore.total_s, 2.0, unit="s"),
+        at_most("memory per active session", per_session, 1_536, unit="B"),
+    ]
 
 
 CONTENDERS = (
-    "bare aiokafka passthrough (ceiling)",
+    "passthrough: batched, commits overlapped (ceiling)",
     "processor, exactly-once",
     "processor, at-least-once",
 )
@@ -311,7 +376,7 @@ def _round(bootstrap: str, callbacks: Sequence[RawCallback]) -> tuple[float, flo
     )
 
 
-def _throughput(bootstrap: str, rounds: int) -> None:
+def _throughput(bootstrap: str, rounds: int) -> list[Goal]:
     now_ms = time.time_ns() // 1_000_000
     meetings = raw_callbacks(SESSIONS, now_ms=now_ms)
     video = raw_video_callbacks(SESSIONS, now_ms=now_ms)
@@ -339,11 +404,10 @@ def _throughput(bootstrap: str, rounds: int) -> None:
     emit(heading("contender"))
     for number, label in enumerate(CONTENDERS):
         emit(row(label, cell("Meetings", number), cell("Video", number)))
-    for number, label, goal in ((1, "exactly-once", " (goal >= 0.70)"), (2, "at-least-once", "")):
-        meetings_ratio, video_ratio = ratios["Meetings"][number], ratios["Video"][number]
-        emit(
-            f"  {label} / passthrough ratio: {meetings_ratio:.2f}x{goal}; Video {video_ratio:.2f}x"
-        )
+    return [
+        at_least(f"processor exactly-once / ceiling ({source})", ratios[source][1], 0.80)
+        for source in workloads
+    ]
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from bench.broker import kafka
+from bench.goals import Goal, at_most
 from bench.meetings import MINUTE_MS, Body, RawCallback, session_id_of
 from bench.processor import PARTITIONS, Ends, bench_settings, until_committed
 from bench.processor_state import into_partition_states
@@ -284,10 +285,14 @@ class ChurnResult:
     churned: list[Restore]
     once: list[Restore]
 
-    def lines(self) -> list[str]:
+    @property
+    def ratio(self) -> float:
+        """Median restore time after churn over the same sessions written once."""
         churned_s = statistics.median(r.seconds for r in self.churned)
-        once_s = statistics.median(r.seconds for r in self.once)
-        ratio = churned_s / once_s
+        return churned_s / statistics.median(r.seconds for r in self.once)
+
+    def lines(self) -> list[str]:
+        ratio = self.ratio
         records_ratio = _median_records(self.churned) / _median_records(self.once)
         verdict = "met" if ratio <= GOAL_RATIO else "missed"
         quiet = f"changelog records after {self.quiet_s:.0f} s quiet"
@@ -396,7 +401,7 @@ def _from_environment(name: str, default: float) -> float:
     return float(value) if value else default
 
 
-def run() -> None:
+def run() -> list[Goal]:
     sessions = int(_from_environment(SESSIONS_VARIABLE, SESSIONS))
     revisions = int(_from_environment(REVISIONS_VARIABLE, REVISIONS))
     quiet_s = _from_environment(QUIET_VARIABLE, CHURN_QUIET_S)
@@ -418,6 +423,11 @@ def run() -> None:
     )
     for line in result.lines():
         emit(line)
+    return [
+        at_most(
+            f"restore after {revisions} revisions each / written once", result.ratio, GOAL_RATIO
+        )
+    ]
 
 
 if __name__ == "__main__":
