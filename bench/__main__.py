@@ -1,12 +1,14 @@
-"""``python -m bench`` (``make bench``): every benchmark, each against its same-run baseline."""
+"""``python -m bench`` (``make bench``): every benchmark, each against its same-run baseline;
+``--write-docs`` also puts the report into ``docs/performance.md``."""
 
 import os
 import sys
 
 from bench import decode, e2e, ingest, processor, restore_churn, scaling
 from bench.broker import BOOTSTRAP_VARIABLE, kafka
+from bench.docs import DOCUMENT, write_report
 from bench.goals import Goal, summary
-from bench.report import emit
+from bench.report import EMITTED, emit
 
 
 def main() -> int:
@@ -37,6 +39,9 @@ def main() -> int:
     emit()
     for line in summary(goals):
         emit(line)
+    if "--write-docs" in sys.argv[1:]:
+        write_report(EMITTED)
+        emit(f"report written to {DOCUMENT}")
     return 0
 
 

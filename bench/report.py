@@ -31,6 +31,11 @@ def best_rate(label: str, work: Callable[[], int], *, rounds: int) -> Rate:
     return Rate(label, statistics.median(rates))
 
 
+EMITTED: list[str] = []
+"""Every line emitted by this process, for ``python -m bench --write-docs``."""
+
+
 def emit(text: str = "") -> None:
+    EMITTED.append(text)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
