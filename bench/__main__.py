@@ -32,7 +32,7 @@ def main() -> int:
             emit()
             goals += e2e.run()
             emit()
-            scaling.run()
+            goals += scaling.run()
         finally:
             if given is None:
                 del os.environ[BOOTSTRAP_VARIABLE]

@@ -93,6 +93,7 @@ from bench.e2e import (
     wait_ready,
     window_of,
 )
+from bench.goals import Goal, below
 from bench.ingest import ingest_command
 from bench.meetings import RawCallback, session_id_of
 from bench.report import emit
@@ -696,7 +697,7 @@ def _partitions(text: str) -> set[int]:
 # -- the report ------------------------------------------------------------------------------
 
 
-def run() -> None:
+def run() -> list[Goal]:
     emit(
         f"processor group scaling {' → '.join(str(n) for n in group_sizes())} under "
         f"{RATE:,.0f} callbacks/s for {SECONDS:.0f} s: POST → derived event visible to a "
@@ -728,7 +729,7 @@ def run() -> None:
         aiokafka_logger.setLevel(level)
     if LOG_DIR:
         dump_callbacks(outcome, Path(LOG_DIR, "callbacks.csv"))
-    _report(outcome, lines, read)
+    return _report(outcome, lines, read)
 
 
 def dump_callbacks(run: Run, path: Path) -> None:
@@ -864,7 +865,7 @@ def _ranges(partitions: Iterable[int]) -> str:
     return "[" + ",".join(spans) + "]"
 
 
-def _report(run: Run, lines: list[LogLine], read: ReadBack) -> None:
+def _report(run: Run, lines: list[LogLine], read: ReadBack) -> list[Goal]:
     t = run.began_wall
     defaults = ProcessorSettings()
     whole = _window(run, range(len(run.plan)))
@@ -1017,6 +1018,27 @@ def _report(run: Run, lines: list[LogLine], read: ReadBack) -> None:
             emit(f"    {span} {label}: {row}")
     if late[int(len(late) * 0.99) - 1] > 5:
         emit("  WARNING: the generator itself wrote requests late (p99 over 5 ms)")
+    latency = whole.latency_ms
+    return [
+        below(
+            "scaling 1-2-3-2-1 under load: end to end p99",
+            whole.p(latency, 0.99),
+            GOAL_P99_MS,
+            unit="ms",
+        ),
+        below(
+            "scaling 1-2-3-2-1 under load: end to end max",
+            whole.p(latency, 1.0),
+            GOAL_MAX_MS,
+            unit="ms",
+        ),
+        below(
+            "longest pause of a partition kept by its processor",
+            longest,
+            GOAL_KEPT_PAUSE_S,
+            unit="s",
+        ),
+    ]
 
 
 def _cpu_line(run: Run) -> str:
