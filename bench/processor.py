@@ -95,26 +95,34 @@ async def preload(settings: ProcessorSettings, callbacks: Sequence[RawCallback])
         **settings.kafka.client_options(), enable_idempotence=True, max_batch_size=MAX_BATCH_BYTES
     )
     await producer.start()
-    raw = settings.topics.raw
     try:
-        handed: list[tuple[int, int, asyncio.Future[Any]]] = []
-        batches: dict[int, RecordBatch] = {}
-        for number, callback in enumerate(callbacks):
-            partition = key_partition(callback.key, settings.topic_partitions)
-            batch = batches.get(partition)
-            if batch is None:
-                batch = batches[partition] = producer.create_batch()
-            if not _append(batch, callback, number):  # full: hand it over, start the next
-                sent = await producer.send_batch(batch, raw, partition=partition)
-                handed.append((partition, batch.record_count(), sent))
-                batch = batches[partition] = producer.create_batch()
-                _append(batch, callback, number)
-        for partition, batch in batches.items():
-            sent = await producer.send_batch(batch, raw, partition=partition)
-            handed.append((partition, batch.record_count(), sent))
-        acknowledged = await asyncio.gather(*(sent for _, _, sent in handed))
+        return await write_raw(producer, settings, callbacks)
     finally:
         await producer.stop()
+
+
+async def write_raw(
+    producer: AIOKafkaProducer, settings: ProcessorSettings, callbacks: Sequence[RawCallback]
+) -> Ends:
+    """Hand ``callbacks`` to ``producer`` as record batches for the raw topic's partitions
+    (the ones ingest gives their keys), and wait for their acknowledgement; the end offsets."""
+    raw = settings.topics.raw
+    handed: list[tuple[int, int, asyncio.Future[Any]]] = []
+    batches: dict[int, RecordBatch] = {}
+    for number, callback in enumerate(callbacks):
+        partition = key_partition(callback.key, settings.topic_partitions)
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = producer.create_batch()
+        if not _append(batch, callback, number):  # full: hand it over, start the next
+            sent = await producer.send_batch(batch, raw, partition=partition)
+            handed.append((partition, batch.record_count(), sent))
+            batch = batches[partition] = producer.create_batch()
+            _append(batch, callback, number)
+    for partition, batch in batches.items():
+        sent = await producer.send_batch(batch, raw, partition=partition)
+        handed.append((partition, batch.record_count(), sent))
+    acknowledged = await asyncio.gather(*(sent for _, _, sent in handed))
     ends: Ends = {}
     for (partition, count, _), metadata in zip(handed, acknowledged, strict=True):
         tp = TopicPartition(raw, partition)  # a batch's metadata carries its base offset
