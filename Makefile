@@ -9,6 +9,10 @@ INSTALLED := $(VENV)/.installed
 # `make test` installs) dependency, resolved for every platform and hashed (`make lock`).
 LOCK_MAIN := requirements/main.txt
 LOCK_DEV := requirements/dev.txt
+# What `make bench` adds: dev.txt plus the peer it measures against (the `bench` extra), pinned
+# like dev.txt so installing it changes no package `make test` installed.
+LOCK_BENCH := requirements/bench.txt
+BENCH_INSTALLED := $(VENV)/.bench-installed
 
 # The Helm chart: lint, render for each Kubernetes version and validate every object against the
 # strict schemas and the KEDA / Prometheus-operator CRDs (tools/chartcheck). helm is built with
@@ -22,7 +26,7 @@ HELM ?= $(CACHE_DIR)/helm-$(HELM_VERSION)/helm
 CRDS := $(CACHE_DIR)/crds-keda-$(KEDA_VERSION)-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)
 CHART ?= deploy/helm/meetings
 
-.PHONY: test lint typecheck pytest lock test-deps test-containers chart chart-dry-run helm kafka-jars kafka run bench clean
+.PHONY: test lint typecheck pytest lock test-deps test-containers chart chart-dry-run helm kafka-jars kafka run bench bench-docs clean
 
 test: lint typecheck chart pytest
 
@@ -44,6 +48,7 @@ UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --generate-hashes 
 lock: $(INSTALLED)
 	$(UV_COMPILE) --quiet -o $(LOCK_MAIN)
 	$(UV_COMPILE) --quiet --extra dev -c $(LOCK_MAIN) -o $(LOCK_DEV)
+	$(UV_COMPILE) --quiet --extra dev --extra bench -c $(LOCK_DEV) -o $(LOCK_BENCH)
 
 # The declared ranges, tested at both ends: for each of the lowest and the highest versions
 # pyproject.toml allows (direct dependencies; uv's --resolution), a fresh venv in $(VENV)-<end>
@@ -125,8 +130,17 @@ run: $(INSTALLED)
 	$(BIN)/python -m tools.devkafka.stack --brokers $(BROKERS)
 
 # Throughput figures, each against a baseline measured in the same run (see README).
-bench: $(INSTALLED)
+bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench
+
+# The same, and the report written into docs/performance.md.
+bench-docs: $(BENCH_INSTALLED)
+	$(BIN)/python -m bench --write-docs
+
+$(BENCH_INSTALLED): $(INSTALLED) $(LOCK_BENCH)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK_BENCH)
+	$(BIN)/python -m pip check
+	@touch $@
 
 clean:
 	rm -rf $(VENV) $(VENV)-lowest-direct $(VENV)-highest .mypy_cache .ruff_cache .pytest_cache .hypothesis

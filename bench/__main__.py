@@ -8,6 +8,7 @@ from bench import decode, e2e, ingest, processor, restore_churn, scale_out, scal
 from bench.broker import BOOTSTRAP_VARIABLE, kafka
 from bench.docs import DOCUMENT, write_report
 from bench.goals import Goal, summary
+from bench.peers import compare
 from bench.report import EMITTED, emit
 
 
@@ -29,6 +30,8 @@ def main() -> int:
             goals += processor.run()
             emit()
             goals += restore_churn.run()
+            emit()
+            goals.append(compare.run().goal())
             emit()
             goals.append(scale_out.run().goal())
             emit()

@@ -10,9 +10,12 @@
       commits in the background, no engine; the same bytes out under the same key);
    b. ``ProcessorService`` exactly-once (per-partition transactions, 100 ms commit interval);
    c. ``ProcessorService`` at-least-once.
-   Each is timed from its first record consumed until its group's committed offsets cover the
-   whole raw topic, on uvloop as in production; three rounds, every contender of both sources
-   in each, the median kept; the two sources' figures are printed side by side.
+   Each starts on the empty raw topic; once its group has assigned it every partition, the
+   records are written in one transaction, and it is timed from that commit (a
+   ``read_committed`` consumer then sees them all at once) until its group's committed
+   offsets cover them (``drained``), on uvloop as in production; three rounds, every
+   contender of both sources in each, the median kept; the two sources' figures are printed
+   side by side.
 2. Restore: ``read_sessions`` plus ``PartitionState.restore`` of 100,000 sessions' changelogs,
    and of one webinar of 50,000 participant ids.
 3. Memory per active session and per known participant of a webinar, and the engine's speed
@@ -101,6 +104,24 @@ async def preload(settings: ProcessorSettings, callbacks: Sequence[RawCallback])
         await producer.stop()
 
 
+async def preload_at_once(settings: ProcessorSettings, callbacks: Sequence[RawCallback]) -> Ends:
+    """``preload``'s records in one transaction: ``read_committed`` consumers see none of them
+    until its commit, then all (the topics must exist). The end offsets, once committed."""
+    producer = AIOKafkaProducer(
+        **settings.kafka.client_options(),
+        transactional_id=f"{settings.kafka.topic_prefix}backlog",
+        max_batch_size=MAX_BATCH_BYTES,
+    )
+    await producer.start()
+    try:
+        await producer.begin_transaction()
+        ends = await write_raw(producer, settings, callbacks)
+        await producer.commit_transaction()
+    finally:
+        await producer.stop()
+    return ends
+
+
 async def write_raw(
     producer: AIOKafkaProducer, settings: ProcessorSettings, callbacks: Sequence[RawCallback]
 ) -> Ends:
@@ -140,24 +161,37 @@ def _append(batch: RecordBatch, callback: RawCallback, number: int) -> bool:
     )
 
 
-async def until_committed(
-    bootstrap: str, group: str, ends: Ends, consumed: Callable[[], int], worker: asyncio.Task[Any]
+async def drained(
+    bootstrap: str,
+    settings: ProcessorSettings,
+    callbacks: Sequence[RawCallback],
+    worker: asyncio.Task[Any],
+    ready: Callable[[], bool],
 ) -> float:
-    """Seconds from the first record consumed until ``group`` has committed all of ``ends``."""
-    total = sum(ends.values())
+    """Records/s of the consumer group ``worker`` runs: once ``ready`` says it owns the empty
+    raw topic's partitions, the backlog is written in one transaction, so a ``read_committed``
+    consumer sees all of it at once, as after an outage; the clock runs from that commit until
+    the group's committed offsets cover it. Every contender is timed this way: none is charged
+    for joining its group, and none applies records before the clock starts (a clock started
+    at the first record seen, in the contender's own event loop, began after a whole fetch)."""
+    await _poll(ready, worker, interval=0.01)
+    ends = await preload_at_once(settings, callbacks)
+    began = time.perf_counter()
+    await until_covered(bootstrap, settings.group_id, ends, worker)
+    return sum(ends.values()) / (time.perf_counter() - began)
+
+
+async def until_covered(bootstrap: str, group: str, ends: Ends, worker: asyncio.Task[Any]) -> None:
+    """Until ``group``'s committed offsets cover ``ends`` (raises what stopped ``worker``)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await _poll(lambda: consumed() > 0, worker, interval=0.002)
-        began = time.perf_counter()
-        await _poll(lambda: consumed() >= total, worker, interval=0.005)
 
         async def covered() -> bool:
             offsets = await admin.list_consumer_group_offsets(group)
             return all(tp in offsets and offsets[tp].offset >= end for tp, end in ends.items())
 
         await _poll(covered, worker, interval=0.01)
-        return time.perf_counter() - began
     finally:
         await admin.close()
 
@@ -206,6 +240,8 @@ class Passthrough:
 
     settings: ProcessorSettings
     consumed: int = 0
+    ready: bool = False
+    """Whether the group assigned it every partition of the raw topic."""
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
@@ -215,6 +251,7 @@ class Passthrough:
             group_id=settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",  # as the processor: see a backlog once committed
             max_poll_records=MAX_POLL_RECORDS,
         )
         producer = AIOKafkaProducer(
@@ -231,6 +268,7 @@ class Passthrough:
                 batches = await consumer.getmany(
                     timeout_ms=int(COMMIT_INTERVAL_S * 500), max_records=MAX_POLL_RECORDS
                 )
+                self.ready = len(consumer.assignment()) == settings.topic_partitions
                 for tp, records in batches.items():
                     held = partitions.get(tp) or partitions.setdefault(tp, _Partition())
                     held.outputs += [Output(output, r.key, r.value) for r in records]
@@ -289,19 +327,18 @@ async def _commit(
 
 async def measure_passthrough(bootstrap: str, callbacks: Sequence[RawCallback]) -> float:
     settings = bench_settings(bootstrap, Guarantee.AT_LEAST_ONCE)
-    ends = await preload(settings, callbacks)
+    await ensure_topics(settings)
     passthrough = Passthrough(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(passthrough.run(stop))
     try:
-        elapsed = await asyncio.wait_for(
-            until_committed(bootstrap, settings.group_id, ends, lambda: passthrough.consumed, task),
+        return await asyncio.wait_for(
+            drained(bootstrap, settings, callbacks, task, lambda: passthrough.ready),
             RUN_TIMEOUT_S,
         )
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
-    return sum(ends.values()) / elapsed
 
 
 async def measure_processor(
@@ -309,21 +346,17 @@ async def measure_processor(
 ) -> float:
     """Records/s of ``ProcessorService`` in this event loop (as ``tests/…/conftest.running``)."""
     settings = bench_settings(bootstrap, guarantee)
-    ends = await preload(settings, callbacks)
+    await ensure_topics(settings)
     service = ProcessorService(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
-        elapsed = await asyncio.wait_for(
-            until_committed(
-                bootstrap, settings.group_id, ends, lambda: service.processed_records, task
-            ),
-            RUN_TIMEOUT_S,
+        return await asyncio.wait_for(
+            drained(bootstrap, settings, callbacks, task, lambda: service.ready), RUN_TIMEOUT_S
         )
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
-    return sum(ends.values()) / elapsed
 
 
 def run(rounds: int = ROUNDS) -> list[Goal]:

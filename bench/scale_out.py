@@ -20,11 +20,12 @@ Method, for each measured run:
    join (and the rebalances it causes) is paid before the measurement, by neither count.
 3. The backlog (``SESSIONS`` meetings' raw callbacks from ``bench.meetings``, about 16 records
    each: some 20 s of one processor's work here when nothing else runs) is written in ONE
-   transaction, with the same records, partitions, record batches and timestamps as
-   ``bench.processor.preload``. The processors read the raw topic ``read_committed``, so none of
-   it is visible to them until the commit, and then all of it at once: a backlog that appears
-   whole, as after an outage, rather than one growing as fast as this process writes it (that
-   would time the writer, and take its CPU from the processors during the measurement).
+   transaction (``bench.processor.preload_at_once``: the records, partitions, record batches
+   and timestamps of ``bench.processor``). The processors read the raw topic
+   ``read_committed``, so none of it is visible to them until the commit, and then all of it
+   at once: a backlog that appears whole, as after an outage, rather than one growing as fast
+   as this process writes it (that would time the writer, and take its CPU from the
+   processors during the measurement).
 4. The window runs from the commit of that transaction (the backlog appears) until the group's
    committed offsets cover the whole raw topic (polled with
    ``AIOKafkaAdminClient.list_consumer_group_offsets`` every ``POLL_S``); the rate is the backlog
@@ -66,7 +67,6 @@ from typing import IO
 
 import aiohttp
 import uvloop
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
@@ -74,12 +74,11 @@ from bench.broker import kafka
 from bench.e2e import Service, processor_environ, spawn, stop_processes
 from bench.goals import Goal, at_least
 from bench.meetings import RawCallback, raw_callbacks
-from bench.processor import Ends, bench_settings, write_raw
+from bench.processor import Ends, bench_settings, preload_at_once
 from bench.report import emit
 from bench.scaling import cpu_seconds, machine_cpu_seconds
 from bench.side_by_side import median_spread
 from processor.provisioning import ensure_topics
-from processor.runtime.clients import MAX_BATCH_BYTES
 from processor.settings import Guarantee, ProcessorSettings
 from tools.devkafka import free_port
 
@@ -172,26 +171,6 @@ async def _owned(session: aiohttp.ClientSession, service: Service) -> list[int] 
 
 
 # -- the backlog -----------------------------------------------------------------------------
-
-
-async def preload_at_once(settings: ProcessorSettings, callbacks: Sequence[RawCallback]) -> Ends:
-    """Write ``callbacks`` to the raw topic in one transaction; the end offsets once committed.
-
-    ``bench.processor.preload``'s records, partitions, batches and timestamps, but
-    transactional: ``read_committed`` consumers see nothing of it until the commit."""
-    producer = AIOKafkaProducer(
-        **settings.kafka.client_options(),
-        transactional_id=f"{settings.kafka.topic_prefix}backlog",
-        max_batch_size=MAX_BATCH_BYTES,
-    )
-    await producer.start()
-    try:
-        await producer.begin_transaction()
-        ends = await write_raw(producer, settings, callbacks)
-        await producer.commit_transaction()
-    finally:
-        await producer.stop()
-    return ends
 
 
 def committed_records(offsets: Mapping[TopicPartition, int], ends: Ends) -> int:

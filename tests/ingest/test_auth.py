@@ -86,7 +86,7 @@ async def test_bad_signed_callbacks_are_401(
 
 async def test_unsigned_algorithm_none_is_refused(make_http: ClientFactory) -> None:
     client = await make_http(jwt_secret=Secret(SECRET))
-    forged = jwt.encode({"payload_hash": hashlib.sha256(BODY).hexdigest()}, None, algorithm="none")
+    forged = jwt.encode({"payload_hash": hashlib.sha256(BODY).hexdigest()}, "", algorithm="none")
     assert await unauthorized(client, headers={"Authorization": f"Bearer {forged}"}) == (
         "invalid token"
     )
