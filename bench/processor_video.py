@@ -83,7 +83,7 @@ class SourcesResult:
 
 def active_video_bodies(rng: random.Random, now_ms: int) -> list[Delivery]:
     """An active Video session: created, five people connected (token data naming them), each
-    publishing a camera, an archive recording; Vonage's wire shapes (SPEC §7)."""
+    publishing a camera, an archive recording; Vonage's wire shapes (contract §7)."""
     tenant = rng.choice(TENANTS)
     session_id = video_session_id_of(rng, tenant)
     t0 = now_ms - rng.randint(5, 50) * MINUTE_MS

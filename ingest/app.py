@@ -1,4 +1,4 @@
-"""The ingest HTTP application (SPEC §3, §7), built by ``init_app(settings)``.
+"""The ingest HTTP application (contract §3, §7), built by ``init_app(settings)``.
 
 A callback is answered ``204`` (``200`` with an empty body on the Vonage Video routes) only
 after Kafka acknowledged it with ``acks=all``; every other outcome is an honest error with a JSON

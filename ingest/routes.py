@@ -1,4 +1,4 @@
-"""The callback routes and what differs between them (SPEC §3, §7).
+"""The callback routes and what differs between them (contract §3, §7).
 
 Every callback route runs the same receive pipeline (``ingest.app.CallbackReceiver``): the same
 durability, limits, read timeout, hostile-input handling and ``503`` semantics. A route decides

@@ -1,4 +1,4 @@
-"""The raw Vonage Meetings callbacks the pipeline accepts (SPEC §2), as one tagged union.
+"""The raw Vonage Meetings callbacks the pipeline accepts (contract §2), as one tagged union.
 
 Every callback is a flat JSON object whose ``event`` field names its kind. Each kind has one
 canonical struct; the other spellings Vonage uses for the same kind are subclasses carrying only a
@@ -37,14 +37,14 @@ class BaseCallback(msgspec.Struct, frozen=True, kw_only=True, tag_field="event")
     """Fields and behaviour shared by every callback."""
 
     canonical_event: ClassVar[str]
-    """The SPEC §2 name of this kind, whatever spelling the callback arrived with."""
+    """The contract §2 name of this kind, whatever spelling the callback arrived with."""
 
     time_fields: ClassVar[tuple[str, ...]] = ()
     """Timestamp fields; structs that have any normalise them with ``_times_to_utc``."""
 
     @property
     def event_time(self) -> datetime | None:
-        """The callback's own time (SPEC §2 "time field"), or ``None`` when it carries none."""
+        """The callback's own time (contract §2 "time field"), or ``None`` when it carries none."""
         return None
 
 
@@ -230,4 +230,4 @@ EVENT_SPELLINGS: dict[str, str] = {
     str(struct_type.__struct_config__.tag): struct_type.canonical_event
     for struct_type in CALLBACK_TYPES
 }
-"""Every accepted ``event`` value, mapped to its canonical SPEC §2 name."""
+"""Every accepted ``event`` value, mapped to its canonical contract §2 name."""

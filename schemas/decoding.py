@@ -19,7 +19,8 @@ from schemas.video import VIDEO_EVENTS, VideoCallback
 
 
 class FailureReason(enum.StrEnum):
-    """Why a body is not a callback; the values are the DLQ's ``dlq-reason`` header (SPEC §4)."""
+    """Why a body is not a callback; the values are the DLQ's ``dlq-reason`` header
+    (contract §4)."""
 
     INVALID_JSON = "invalid_json"
     """Not parseable JSON (including invalid UTF-8 and a double-encoded string that is not)."""
@@ -55,7 +56,7 @@ class CallbackDecoder(Generic[T]):
     every ``event`` value it knows (to tell an unknown event from an invalid one)."""
 
     def __init__(self, union: Any, events: Mapping[str, str]) -> None:
-        # strict=False: numbers may arrive as numeric strings ("duration": "42"); SPEC §2, §7.
+        # strict=False: numbers may arrive as numeric strings ("duration": "42"); contract §2, §7.
         self._body: msgspec.json.Decoder[Any] = msgspec.json.Decoder(union | str, strict=False)
         self._object: msgspec.json.Decoder[Any] = msgspec.json.Decoder(union, strict=False)
         self._events = events
@@ -92,10 +93,10 @@ _VIDEO: CallbackDecoder[VideoCallback] = CallbackDecoder(VideoCallback, VIDEO_EV
 _ANY_DECODER = msgspec.json.Decoder()
 
 decode_callback = _MEETINGS.decode
-"""Decode one Vonage Meetings callback body (SPEC §2)."""
+"""Decode one Vonage Meetings callback body (contract §2)."""
 
 decode_video_callback = _VIDEO.decode
-"""Decode one Vonage Video API callback body (SPEC §7)."""
+"""Decode one Vonage Video API callback body (contract §7)."""
 
 
 def _explain(

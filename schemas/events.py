@@ -1,4 +1,4 @@
-"""Derived events the processor publishes (SPEC §4), as one tagged union on ``type``.
+"""Derived events the processor publishes (contract §4), as one tagged union on ``type``.
 
 Downstream services decode these, never the raw callbacks. Evolution rule: new fields get
 defaults; no field is ever renamed or retyped.
@@ -18,7 +18,7 @@ EndedBy = Literal["callback", "timeout", "empty"]
 """``empty``: a Video session left without an open connection for ``VIDEO_EMPTY_SESSION_END_S``."""
 LeftReason = Literal["left", "session_ended", "timeout"]
 Source = Literal["meetings", "video"]
-"""Which platform's callbacks an event was derived from (SPEC §7)."""
+"""Which platform's callbacks an event was derived from (contract §7)."""
 VideoType = Literal["camera", "screen", "custom"]
 RecordingStorage = Literal["external", "vonage"]
 """Where a ready recording is: the customer's own bucket, or Vonage's cloud (for a while)."""

@@ -1,4 +1,4 @@
-"""The callback sources and the ingest routes each arrives on (SPEC §3, §7).
+"""The callback sources and the ingest routes each arrives on (contract §3, §7).
 
 Ingest records the route of every callback in the raw record's ``source-route`` header; the
 processor decodes a record with its source's decoder accordingly.

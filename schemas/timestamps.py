@@ -1,4 +1,4 @@
-"""Timestamps as published: ISO-8601 UTC with millisecond precision and ``Z`` (SPEC §4).
+"""Timestamps as published: ISO-8601 UTC with millisecond precision and ``Z`` (contract §4).
 
 msgspec writes datetimes with microseconds, so published structs carry timestamps as strings
 in exactly this form; these helpers convert at the edges.

@@ -1,4 +1,5 @@
-"""The Kafka topics of SPEC §4, declared once: names, keys, cleanup, retention, routing, headers.
+"""The Kafka topics of contract §4, declared once: names, keys, cleanup, retention, routing,
+headers.
 
 Everything here is public API: downstream teams subscribe by these names and headers. Every
 other part of the pipeline (ingest, the processor's routing and topic provisioning, the published
@@ -72,7 +73,7 @@ class TopicContract:
     payload: type[msgspec.Struct] | object | None = None
     """The payload type when it is not a derived event (state, raw callbacks)."""
     co_partitioned: bool = True
-    """Keyed by ``session_id`` with the raw topic's partition count (SPEC §4 Partitioning)."""
+    """Keyed by ``session_id`` with the raw topic's partition count (contract §4 Partitioning)."""
     public: bool = True
     """Part of the contract; internal topics are the processor's own and may change."""
 

@@ -1,4 +1,4 @@
-"""The raw Vonage Video API callbacks the pipeline accepts (SPEC §7), as one tagged union.
+"""The raw Vonage Video API callbacks the pipeline accepts (contract §7), as one tagged union.
 
 Session monitoring (``POST /video/sessions``) sends one flat camelCase object per session,
 connection and stream event; archive status (``POST /video/archives``) sends ``"event":
@@ -57,7 +57,7 @@ class BaseVideoCallback(
 
     @property
     def tenant_id(self) -> str | None:
-        """The one tenant id, whichever name carried it (SPEC §7), as a string."""
+        """The one tenant id, whichever name carried it (contract §7), as a string."""
         for value in (self.application_id, self.project_id, self.partner_id):
             if value is not None:
                 return str(value)

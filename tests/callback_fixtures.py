@@ -1,4 +1,5 @@
-"""Example callback bodies (SPEC §2, the Vonage docs and their irregular variants) as data files."""
+"""Example callback bodies (contract §2, the Vonage docs and their irregular variants) as data
+files."""
 
 from __future__ import annotations
 

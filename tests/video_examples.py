@@ -1,4 +1,4 @@
-"""Vonage Video API callback bodies (SPEC §7), as the Video docs show them: one body per
+"""Vonage Video API callback bodies (contract §7), as the Video docs show them: one body per
 constant, byte for byte as a test sends it. The session monitoring examples are those of the
 docs' connection and stream events; ``ARCHIVE_AVAILABLE`` is the docs' archive status example.
 """

@@ -4,7 +4,7 @@ Framework-free so that every peer runs the same job and the tests need no framew
 is what a key-value state store holds per session key (Quix Streams' store serialises it as
 JSON on every write): a dict of strings, numbers and one dict of participant ids.
 
-The rules follow the processor's (SPEC §5) in raw-topic order, without its derived events,
+The rules follow the processor's (contract §5) in raw-topic order, without its derived events,
 stint times and summaries:
 
 * a join while absent starts a stint (``joins`` + 1); a join while present changes nothing, so

@@ -1,4 +1,4 @@
-"""Cheap checks of a callback request before it is stored (SPEC §3, §7).
+"""Cheap checks of a callback request before it is stored (contract §3, §7).
 
 Ingest stores bodies byte-for-byte and leaves full decoding to the processor, so it only looks
 at what it needs: that the body is UTF-8 JSON holding an object (possibly double-encoded) with a
@@ -19,7 +19,7 @@ import msgspec
 from schemas.decoding import validation_error_path
 
 MAX_ID_LENGTH = 256
-"""SPEC §3, §7: a longer id (``session_id``, ``sessionId``, ``connection.id``...) is 400."""
+"""contract §3, §7: a longer id (``session_id``, ``sessionId``, ``connection.id``...) is 400."""
 
 BoundedId = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)]
 
@@ -46,7 +46,7 @@ class CallbackView(msgspec.Struct, frozen=True):
 
     @property
     def key(self) -> bytes | None:
-        """The raw topic's key: ``session_id``, else ``room_id`` (SPEC §4)."""
+        """The raw topic's key: ``session_id``, else ``room_id`` (contract §4)."""
         key = self.session_id or self.room_id
         return key.encode() if key else None
 
@@ -170,7 +170,7 @@ _TOO_LONG = f"Expected `str` of length <= {MAX_ID_LENGTH}"
 
 
 MEETINGS_BODY = BodyInspector(CallbackView, required={"$.event": "a string field `event`"})
-"""Meetings callbacks (SPEC §3)."""
+"""Meetings callbacks (contract §3)."""
 
 
 def inspect_body(body: bytes) -> CallbackView | Rejection:

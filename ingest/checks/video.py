@@ -1,4 +1,4 @@
-"""What a Vonage Video callback body must satisfy before it is stored (SPEC §7).
+"""What a Vonage Video callback body must satisfy before it is stored (contract §7).
 
 Session monitoring (``/video/sessions``) and archive status (``/video/archives``) callbacks are
 flat camelCase JSON objects: a string ``event`` and a string ``sessionId``, which is the raw
@@ -40,7 +40,7 @@ class VideoCallbackView(msgspec.Struct, frozen=True, rename="camel"):
 
     @property
     def key(self) -> bytes:
-        """The raw topic's key: ``sessionId`` (SPEC §7)."""
+        """The raw topic's key: ``sessionId`` (contract §7)."""
         return self.session_id.encode()
 
 
@@ -51,7 +51,7 @@ VIDEO_BODY = BodyInspector(
         "$.sessionId": "a non-empty string field `sessionId` (the record's key)",
     },
 )
-"""Video callbacks of both routes (SPEC §7)."""
+"""Video callbacks of both routes (contract §7)."""
 
 
 def inspect_video_body(body: bytes) -> VideoCallbackView | Rejection:

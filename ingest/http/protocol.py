@@ -1,4 +1,4 @@
-"""The server production runs (``IngestRunner``): aiohttp's, plus what SPEC §3 asks of hostile
+"""The server production runs (``IngestRunner``): aiohttp's, plus what contract §3 asks of hostile
 input.
 
 * Requests aiohttp cannot parse (garbage request line, bad or duplicate ``Content-Length``,

@@ -1,6 +1,6 @@
-"""JSON error bodies (SPEC §3: ``{"error": code, "detail": text}``) for every layer that answers:
-the handlers, the request observer, and the connection protocol that answers before any handler runs
-(unparseable requests, read timeouts, the connection cap)."""
+"""JSON error bodies (contract §3: ``{"error": code, "detail": text}``) for every layer that
+answers: the handlers, the request observer, and the connection protocol that answers before any
+handler runs (unparseable requests, read timeouts, the connection cap)."""
 
 from __future__ import annotations
 

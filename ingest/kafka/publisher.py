@@ -5,7 +5,7 @@ callbacks ride in the same batches. ``publish`` returns only once the broker ack
 record, or raises ``PublishError`` within the produce timeout. If Kafka is unreachable at
 start-up the service still starts, answers 503 and keeps trying to connect in the background.
 
-Ingest never causes the raw topic to be created (SPEC §3). aiokafka's producer, asked to send
+Ingest never causes the raw topic to be created (contract §3). aiokafka's producer, asked to send
 to a topic missing from its metadata, adds the topic to the names it tracks and asks the broker
 for that topic by name, with ``allow_auto_topic_creation`` set: a broker with
 ``auto.create.topics.enable=true`` would then create it with its default partition count and

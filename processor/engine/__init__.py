@@ -7,7 +7,7 @@ decides when a session is idle, publishes ``Applied.events`` and ``snapshot(sess
 ``changed_records(session)`` to the internal changelog and restores sessions from it with
 ``restore_sessions``.
 
-Design (SPEC §5): participants follow the stint rules in raw-topic order; session and recording
+Design (contract §5): participants follow the stint rules in raw-topic order; session and recording
 facts are combined so that duplicates and reordering converge (see ``session``); every published
 value derives from the facts alone, and every aggregate a snapshot needs is kept incrementally.
 Each derived event goes out exactly once, when the fact that triggers it first appears, except

@@ -55,7 +55,7 @@ def apply(session: Session | None, facts: Sequence[Fact], received_at_ms: int) -
     A session id whose platform reuses ids (Video) goes through instances: a begin timestamped
     after the current instance ended starts the next one (``Applied.session`` is then the new
     instance, the ended one kept as its ``previous``), and a callback timestamped at or before
-    the previous instance's end revises that instance (SPEC §7)."""
+    the previous instance's end revises that instance (contract §7)."""
     if not facts:
         raise ValueError("a callback with no facts has nothing to apply")
     origin = facts[0].origin

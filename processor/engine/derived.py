@@ -1,4 +1,4 @@
-"""Builders of the derived events (SPEC §4), each with its deterministic id."""
+"""Builders of the derived events (contract §4), each with its deterministic id."""
 
 from __future__ import annotations
 

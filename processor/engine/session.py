@@ -1,7 +1,7 @@
 """The facts the engine keeps about one session, as slotted dataclasses and msgspec structs.
 
 Everything published (the ``SessionState`` snapshot, summaries, derived events) is computed from
-these facts. Participants follow the stint rules of SPEC §5 in raw-topic order, so replaying the
+these facts. Participants follow the stint rules of contract §5 in raw-topic order, so replaying the
 raw topic rebuilds the same facts; session and recording times take the minimum over every copy
 seen (a Vonage retry is an exact duplicate that arrives later), flags only ever turn on.
 
@@ -84,7 +84,7 @@ class Participant(msgspec.Struct, array_like=True, gc=False):
     ``left``, are in ``earlier`` as ``[joined, left, joined, left, ...]``. States:
 
     * ``joined_at is None and left_at is None``: never the case once stored;
-    * ``joined_at is None``, ``left_at`` set: a ``left`` held from before any join (SPEC §5);
+    * ``joined_at is None``, ``left_at`` set: a ``left`` held from before any join (contract §5);
     * ``joined_at`` set, ``left_at is None``: present — or, once the session is closed, sent
       away by the closing (a later ``left`` still refines the stint's end);
     * both set: absent, its last stint closed by a ``left``.
@@ -370,7 +370,7 @@ class VideoSession:
 
     tenant_id: str | None = None
     instance: int = 1
-    """Which use of the session id (Video session ids are reusable; SPEC §7)."""
+    """Which use of the session id (Video session ids are reusable; contract §7)."""
     opened_at: int = 0
     """Event time of the callback that opened this instance: with ``instance``, what tells its
     events' ids from those of an instance of the same number after the session id's state

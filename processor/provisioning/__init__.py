@@ -1,4 +1,4 @@
-"""Topic provisioning: the SPEC §4 topics created where missing and checked where present.
+"""Topic provisioning: the contract §4 topics created where missing and checked where present.
 
 ``layout`` plans and creates the topics and checks partition counts and cleanup policies;
 ``replication`` checks replicas and ``min.insync.replicas``; ``compaction`` keeps the compacted

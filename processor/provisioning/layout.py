@@ -1,4 +1,4 @@
-"""Topic provisioning: create the SPEC §4 topics that are missing and check the ones that exist.
+"""Topic provisioning: create the contract §4 topics that are missing and check the ones that exist.
 
 Partition counts. Every topic keyed by ``session_id`` (``co_partitioned`` in ``schemas.topics``)
 must have the raw topic's partition count, because the processor writes the state of raw
@@ -50,7 +50,7 @@ _RETENTION_MS = "retention.ms"
 
 
 class TopicLayoutError(Exception):
-    """The topics on the cluster do not fit SPEC §4 (or cannot be created); not retriable:
+    """The topics on the cluster do not fit contract §4 (or cannot be created); not retriable:
     an operator has to act, the message says how."""
 
 
@@ -69,7 +69,7 @@ class TopicPlan:
     """Topic configs for creation (``cleanup.policy``, ``retention.ms``,
     ``min.insync.replicas``, and for compacted topics the compaction configs)."""
     co_partitioned: bool
-    """Must have the raw topic's partition count (SPEC §4 Partitioning)."""
+    """Must have the raw topic's partition count (contract §4 Partitioning)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,8 @@ def _retention_ms(settings: ProcessorSettings, retention: Retention) -> int:
 
 
 def plan_topics(settings: ProcessorSettings) -> list[TopicPlan]:
-    """Every topic of SPEC §4 with ``settings.topic_partitions`` partitions; the raw topic first."""
+    """Every topic of contract §4 with ``settings.topic_partitions`` partitions; the raw topic
+    first."""
     return [
         TopicPlan(
             name=settings.topics.of(contract),
@@ -213,8 +214,8 @@ async def _provision(admin: Any, settings: ProcessorSettings, timeout_s: float) 
         raise TopicLayoutError(
             "missing topics: "
             + ", ".join(f"{plan.name} ({plan.partitions} partitions)" for plan in missing)
-            + "; PROCESSOR_CREATE_TOPICS is off, so create them (cleanup policies as in SPEC §4) "
-            "or turn it on"
+            + "; PROCESSOR_CREATE_TOPICS is off, so create them (cleanup policies as in "
+            "contract §4) or turn it on"
         )
 
     created, raced = await _create(admin, missing, settings)
@@ -293,7 +294,7 @@ def _check_partitions(
         raise TopicLayoutError(
             f"partition counts do not match: {source} has {count} partitions but "
             + ", ".join(wrong)
-            + ". Every session-keyed topic must have the raw topic's partition count (SPEC §4: "
+            + ". Every session-keyed topic must have the raw topic's partition count (contract §4: "
             "state for raw partition p lives in partition p of the session-state topic). "
             f"Recreate the listed topics with {count} partitions (for the session-state topic "
             "this discards the stored state: reset the processor's consumer group to replay the "

@@ -162,7 +162,7 @@ class PartitionState:
         """Set when a record failed half-way: this state must be rebuilt, not used."""
         self.stream_time_ms: int | None = None
         """The latest timestamp of the records read: the partition's clock while it has a
-        backlog (SPEC §5); ``None`` until a record is read."""
+        backlog (contract §5); ``None`` until a record is read."""
         self._topics = topics
         self._max_listed = max_listed_participants
         self._topic_names = {topic: topics.of(topic) for topic in ALL_TOPICS}

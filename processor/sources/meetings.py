@@ -1,4 +1,4 @@
-"""Vonage Meetings callbacks (SPEC §2) as engine facts.
+"""Vonage Meetings callbacks (contract §2) as engine facts.
 
 Times: a callback's own time field when it has one, else the ingest receive time (joins,
 lefts and ``recording:started`` carry none).

@@ -1,4 +1,4 @@
-"""Vonage Video API callbacks (SPEC §7) as engine facts.
+"""Vonage Video API callbacks (contract §7) as engine facts.
 
 * A connection is not a person: ``ParticipantKey`` (``VIDEO_PARTICIPANT_KEY``) says who the
   participant behind a connection is — the connection itself, its whole token data, or a field

@@ -1,4 +1,4 @@
-"""Authentication: shared token and Vonage-style signed callbacks (SPEC §3). Broker-free."""
+"""Authentication: shared token and Vonage-style signed callbacks (contract §3). Broker-free."""
 
 from __future__ import annotations
 

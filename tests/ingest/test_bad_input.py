@@ -1,4 +1,4 @@
-"""Each bad input of SPEC §3 gets its status and a JSON error body, and is never published.
+"""Each bad input of contract §3 gets its status and a JSON error body, and is never published.
 
 Broker-free: the production server in this process on the fake publisher."""
 

@@ -1,4 +1,4 @@
-"""File descriptors never run out (SPEC §3): open connections are capped below the limit, the
+"""File descriptors never run out (contract §3): open connections are capped below the limit, the
 stalest idle or slow connection makes room for a new one, refusals and evictions are counted
 and logged, and the soft limit is raised at start-up where the hard limit allows.
 

@@ -1,4 +1,4 @@
-"""Hostile bytes get a JSON 4xx, never a 500 and never a traceback (SPEC §3 "Hostile input").
+"""Hostile bytes get a JSON 4xx, never a 500 and never a traceback (contract §3 "Hostile input").
 
 Every request here goes over a raw socket to the production server in this process (the fake
 publisher: broker-free) with a shared token and signed callbacks configured; authentic requests

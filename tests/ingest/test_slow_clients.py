@@ -1,4 +1,4 @@
-"""Slow clients cannot hold the service (SPEC §3): headers and body must arrive within
+"""Slow clients cannot hold the service (contract §3): headers and body must arrive within
 ``INGEST_READ_TIMEOUT_S``, then ``408`` and the connection closes; meanwhile a normal sender
 is answered as usual.
 

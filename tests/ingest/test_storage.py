@@ -1,4 +1,4 @@
-"""Accepted callbacks are in the raw topic byte-for-byte, keyed and labelled (SPEC §3, §4)."""
+"""Accepted callbacks are in the raw topic byte-for-byte, keyed and labelled (contract §3, §4)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.kafka_helpers import consume_count
 
 
 def expected_key(body: bytes) -> bytes:
-    """SPEC §4: the raw topic is keyed by ``session_id``, else ``room_id``."""
+    """contract §4: the raw topic is keyed by ``session_id``, else ``room_id``."""
     decoded = decode_callback(body)
     assert isinstance(decoded, BaseCallback)
     key = decoded.room_id if isinstance(decoded, RoomExpiredCallback) else decoded.session_id

@@ -1,4 +1,4 @@
-"""Ingest never causes the raw topic to be created (SPEC §3), even by a broker that would.
+"""Ingest never causes the raw topic to be created (contract §3), even by a broker that would.
 
 The broker here runs with ``auto.create.topics.enable=true``: a metadata request naming a
 missing topic creates it (with ``num.partitions=1``), which the control test proves. While the

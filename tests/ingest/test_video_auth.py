@@ -1,4 +1,4 @@
-"""Vonage Video secure callbacks (SPEC §7): each Video route verifies the JWT Vonage signs with
+"""Vonage Video secure callbacks (contract §7): each Video route verifies the JWT Vonage signs with
 that route's own secret, its ``payload_hash`` against the raw body bytes; a route without a
 secret takes unsigned callbacks, and the Meetings authentication never applies to them.
 Broker-free."""

@@ -1,5 +1,5 @@
 """Hostile bytes on the Vonage Video routes get a JSON 4xx, never a 500 and never a traceback
-(SPEC §3 "Hostile input", which §7 keeps). Raw sockets to the production server in this process
+(contract §3 "Hostile input", which §7 keeps). Raw sockets to the production server in this process
 (the fake publisher: broker-free), both Video routes signed; after each test its log holds no
 traceback and no error."""
 

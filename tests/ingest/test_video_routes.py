@@ -1,4 +1,4 @@
-"""The Vonage Video routes (SPEC §7): ``/video/sessions`` and ``/video/archives`` store each
+"""The Vonage Video routes (contract §7): ``/video/sessions`` and ``/video/archives`` store each
 callback byte for byte keyed by its ``sessionId``, answer ``200`` with an empty body, and
 refuse what they cannot key or bound with the same JSON ``400`` as every other route; the rest
 of the pipeline (limits, read timeout, ``503``, shutdown) is the Meetings routes'.

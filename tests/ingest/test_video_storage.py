@@ -1,4 +1,4 @@
-"""Vonage Video callbacks through ingest into the raw topic of the real broker (SPEC §7): stored
+"""Vonage Video callbacks through ingest into the raw topic of the real broker (contract §7): stored
 byte for byte, keyed by ``sessionId``, with the §4 headers and ``source-route`` naming the Video
 route, whether the route is signed or not."""
 

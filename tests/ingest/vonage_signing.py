@@ -1,4 +1,4 @@
-"""Vonage Video secure callbacks as Vonage signs them (SPEC §7): an HS256 JWT with the claims
+"""Vonage Video secure callbacks as Vonage signs them (contract §7): an HS256 JWT with the claims
 ``iat``, ``jti``, ``iss``, ``payload_hash``, ``api_key`` and ``application_id`` (no ``exp``), in
 the ``Authorization`` header with or without ``Bearer ``."""
 

@@ -1,4 +1,4 @@
-"""Engine properties over generated meetings, retried and delivered in any order (SPEC §5)."""
+"""Engine properties over generated meetings, retried and delivered in any order (contract §5)."""
 
 from __future__ import annotations
 

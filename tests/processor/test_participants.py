@@ -1,4 +1,4 @@
-"""Participant joins and lefts as stints (SPEC §5): rejoins, duplicates, crossings, lateness."""
+"""Participant joins and lefts as stints (contract §5): rejoins, duplicates, crossings, lateness."""
 
 from __future__ import annotations
 

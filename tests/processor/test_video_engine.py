@@ -1,4 +1,4 @@
-"""The engine on Vonage Video API callbacks (SPEC §7): people and connections, streams,
+"""The engine on Vonage Video API callbacks (contract §7): people and connections, streams,
 archives, through the same facts and rules as Meetings."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reused Video session ids (SPEC §7): instances, late callbacks revising an ended instance,
+"""Reused Video session ids (contract §7): instances, late callbacks revising an ended instance,
 the empty rule, and all of it across a restore from the changelog."""
 
 from __future__ import annotations

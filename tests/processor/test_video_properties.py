@@ -1,6 +1,6 @@
 """Property: a Video session's final summary and attendance do not depend on the order its
 callbacks arrive in, nor on retried copies, as long as each connection's own callbacks keep
-their order (SPEC §7 "Time and order")."""
+their order (contract §7 "Time and order")."""
 
 from __future__ import annotations
 

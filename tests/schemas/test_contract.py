@@ -1,4 +1,4 @@
-"""The committed contract files match the structs, and describe every SPEC §4 topic."""
+"""The committed contract files match the structs, and describe every contract §4 topic."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import msgspec
 from schemas.contract import CONTRACT_DIR, asyncapi_document, rendered_files, unused_derived_types
 from schemas.topics import DEFAULT_PREFIX, PUBLIC_TOPICS, CleanupPolicy
 
-SPEC_TOPICS = {
+CONTRACT_TOPICS = {
     "callbacks.raw": ("session_id, else room_id", CleanupPolicy.DELETE),
     "callbacks.dlq": ("as on the raw topic", CleanupPolicy.DELETE),
     "session-state": ("session_id", CleanupPolicy.COMPACT),
@@ -35,8 +35,10 @@ def test_committed_contract_files_are_up_to_date() -> None:
 
 
 def test_topics_are_the_spec_topics() -> None:
-    assert {t.suffix: (t.key, t.cleanup_policy) for t in PUBLIC_TOPICS} == SPEC_TOPICS
-    assert {t.name for t in PUBLIC_TOPICS} == {DEFAULT_PREFIX + suffix for suffix in SPEC_TOPICS}
+    assert {t.suffix: (t.key, t.cleanup_policy) for t in PUBLIC_TOPICS} == CONTRACT_TOPICS
+    assert {t.name for t in PUBLIC_TOPICS} == {
+        DEFAULT_PREFIX + suffix for suffix in CONTRACT_TOPICS
+    }
 
 
 def test_every_derived_event_type_is_published_on_a_topic() -> None:
@@ -47,9 +49,9 @@ def test_asyncapi_describes_every_topic_with_key_payload_and_cleanup_policy() ->
     document = asyncapi_document()
     assert document["asyncapi"].startswith("3.")
     channels = {channel["address"]: channel for channel in document["channels"].values()}
-    assert set(channels) == {DEFAULT_PREFIX + suffix for suffix in SPEC_TOPICS}
+    assert set(channels) == {DEFAULT_PREFIX + suffix for suffix in CONTRACT_TOPICS}
     messages = document["components"]["messages"]
-    for suffix, (key, policy) in SPEC_TOPICS.items():
+    for suffix, (key, policy) in CONTRACT_TOPICS.items():
         address = DEFAULT_PREFIX + suffix
         channel = channels[address]
         assert channel["bindings"]["kafka"]["topicConfiguration"]["cleanup.policy"] == [policy]

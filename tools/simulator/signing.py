@@ -1,4 +1,4 @@
-"""Vonage's secure callbacks, as the simulator sends them (SPEC §7).
+"""Vonage's secure callbacks, as the simulator sends them (contract §7).
 
 Each request carries ``Authorization: Bearer <JWT>``: HS256 under the callback type's own
 signature secret, with the claims Vonage sends (``iat``, ``jti``, ``iss``, ``payload_hash``,

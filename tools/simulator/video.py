@@ -1,4 +1,4 @@
-"""The callbacks of one realistic Vonage Video API session (SPEC §7), as Vonage would send them.
+"""The callbacks of one realistic Vonage Video API session (contract §7), as Vonage would send them.
 
 Session monitoring (``/video/sessions``): ``sessionCreated`` as the first person connects;
 people connecting with token data that is a JSON object (``{"userId":"u-17","name":"Ada"}``),
@@ -12,7 +12,7 @@ camelCase wire format, times in epoch milliseconds, every field as ``schemas.vid
 
 Like ``tools.simulator.meetings``, the output is a plain ``(send time, body)`` timeline. A
 connection's callbacks (its streams' included) are sent in the order they happened, whatever
-the latencies: SPEC §7 relies on that order and on no other (``order_key``).
+the latencies: contract §7 relies on that order and on no other (``order_key``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The archive status callbacks of one Video session (SPEC §7), as Vonage sends them.
+"""The archive status callbacks of one Video session (contract §7), as Vonage sends them.
 
 An archive starts some minutes in (``started``, listing the streams it records), may pause and
 resume (Vonage has no ``resumed`` status: resuming is a second ``started``), stops, and then is

@@ -107,7 +107,7 @@ async def test_a_scripted_meeting_yields_exactly_the_expected_records(
 
 
 def shuffled_keeping_each_participant_in_order(records: list[RawCallback]) -> list[RawCallback]:
-    """Any order in which no participant's join passes its own later left (SPEC §5)."""
+    """Any order in which no participant's join passes its own later left (contract §5)."""
 
     def participant(record: RawCallback) -> str | None:
         body = orjson.loads(record.body)
