@@ -3,15 +3,17 @@
 * Shared token (Meetings routes): the ``INGEST_AUTH_TOKEN`` value in a header
   (``X-Callback-Token`` by default) or a query parameter (``token`` by default; convenient in a
   callback URL).
-* Signed callback: a JWT in the ``Authorization`` header, signed HS256 with a signature secret;
-  ``exp``/``nbf``/``iat`` are checked with a clock-skew leeway, and the ``payload_hash`` claim
-  (hex SHA-256) is compared with the raw body bytes as received. With a maximum age, a token
-  must carry ``iat`` and be no older than that: it bounds how long a captured callback can be
-  replayed, but Vonage does not document re-signing a retried callback, so it is off by default
-  (a late retry would be refused). One ``SignatureVerifier`` per secret: the Meetings routes
-  share ``INGEST_JWT_SECRET`` (``Bearer <JWT>``, ``INGEST_JWT_PAYLOAD_HASH``), and each Vonage
-  Video route has its own secret, as Vonage signs each callback type with its own (the JWT with
-  or without ``Bearer ``, ``payload_hash`` required: Vonage always sends it).
+* Signed callback: a JWT in the ``Authorization`` header, signed HS256 with a signature secret
+  (verified by ``jws``, which accepts and refuses what PyJWT's ``jwt.decode`` does, without its
+  per-call cost); ``exp``/``nbf``/``iat`` are checked with a clock-skew leeway, and the
+  ``payload_hash`` claim (hex SHA-256) is compared with the raw body bytes as received. With a
+  maximum age, a token must carry ``iat`` and be no older than that: it bounds how long a
+  captured callback can be replayed, but Vonage does not document re-signing a retried
+  callback, so it is off by default (a late retry would be refused). One ``SignatureVerifier``
+  per secret: the Meetings routes share ``INGEST_JWT_SECRET`` (``Bearer <JWT>``,
+  ``INGEST_JWT_PAYLOAD_HASH``), and each Vonage Video route has its own secret, as Vonage signs
+  each callback type with its own (the JWT with or without ``Bearer ``, ``payload_hash``
+  required: Vonage always sends it).
 
 Each route has one ``Authenticator``; when it has both checks, both must pass. Comparisons are
 constant-time; secrets and tokens are never logged, and failure reasons name the check, not the
@@ -27,16 +29,14 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import jwt
+from jwt.algorithms import HMACAlgorithm
+from jwt.exceptions import InvalidKeyError
 from jwt.warnings import InsecureKeyLengthWarning
 
+from ingest.checks.jws import INVALID, HS256Verifier, registered_claims_failure
 from ingest.settings import IngestSettings
 from servicekit.env import Secret
-
-if TYPE_CHECKING:
-    from jwt.types import Options  # PyJWT 2.10+; annotations only
 
 logger = logging.getLogger(__name__)
 
@@ -80,22 +80,27 @@ class SignatureVerifier:
         payload_hash: str,
         bearer_optional: bool,
     ) -> None:
-        self._secret = secret.value
+        key = secret.value.encode()
+        try:
+            # PyJWT's own test of an HMAC secret, once: it refuses an asymmetric key, a
+            # certificate or a JWK, which it used to do on every request.
+            HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
+        except InvalidKeyError as refused:
+            raise ValueError(f"{setting}: {refused}") from None
+        self._verifier = HS256Verifier(key)
         self._leeway = leeway_s
         self._max_age_s = max_age_s
         self._payload_hash = payload_hash
         self._bearer_optional = bearer_optional
         self._missing = "missing signed token" if bearer_optional else "missing bearer token"
-        self._decode_options: Options = {"verify_aud": False}
-        if max_age_s > 0:
-            self._decode_options["require"] = ["iat"]
-        if len(self._secret.encode()) < RECOMMENDED_SECRET_BYTES:
-            # Said once here rather than by PyJWT on every request.
+        if len(key) < RECOMMENDED_SECRET_BYTES:
             logger.warning(
                 "%s is shorter than %d bytes; use a longer signature secret",
                 setting,
                 RECOMMENDED_SECRET_BYTES,
             )
+            # Said once, above: PyJWT, which signs with such a secret elsewhere in the
+            # process (the simulator, a test client), would otherwise warn on every token.
             warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
     def check(self, headers: Mapping[str, str], body: bytes) -> AuthFailure | None:
@@ -103,26 +108,18 @@ class SignatureVerifier:
         token = self._presented(headers.get("Authorization", ""))
         if token is None:
             return self._missing
-        if not token.isascii():  # a JWT is base64url and dots; PyJWT would fail to encode it
-            return "invalid token"
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=["HS256"],
-                leeway=self._leeway,
-                options=self._decode_options,
-            )
-        except jwt.MissingRequiredClaimError:
-            return "token has no iat"
-        except jwt.ExpiredSignatureError:
-            return "expired token"
-        except jwt.ImmatureSignatureError:
-            return "token not valid yet"
-        except jwt.InvalidTokenError:
-            return "invalid token"
-        if self._max_age_s > 0:
-            failure = self._check_age(claims["iat"])
+        claims = self._verifier.claims(token)
+        if claims is None:
+            return INVALID
+        now = time.time()
+        limited_age = self._max_age_s > 0
+        failure = registered_claims_failure(
+            claims, now=now, leeway=self._leeway, require_iat=limited_age
+        )
+        if failure:
+            return failure
+        if limited_age:
+            failure = self._check_age(claims["iat"], now)
             if failure:
                 return failure
         return self._check_payload_hash(claims, body)
@@ -138,12 +135,13 @@ class SignatureVerifier:
             token = value if self._bearer_optional else ""
         return token or None
 
-    def _check_age(self, issued_at: object) -> AuthFailure | None:
-        """The leeway covers clock skew. PyJWT accepts any ``iat`` that ``int()`` takes (even a
-        numeric string); only a JSON number is a time here."""
+    def _check_age(self, issued_at: object, now: float) -> AuthFailure | None:
+        """The leeway covers clock skew. The registered-claim check accepts any ``iat`` that
+        ``int()`` takes (even a numeric string), as PyJWT does; only a JSON number is a time
+        here."""
         if isinstance(issued_at, bool) or not isinstance(issued_at, int | float):
-            return "invalid token"
-        if time.time() - issued_at > self._max_age_s + self._leeway:
+            return INVALID
+        if now - issued_at > self._max_age_s + self._leeway:
             return "token too old"
         return None
 
