@@ -20,6 +20,7 @@ per key are exactly the sessions' latest facts, and reading a partition from the
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -249,6 +250,11 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
         encoded = _joined(session_id, HEADER_CHUNK, chunks, split)
     try:
         header = decode_header(encoded)
+        closed = (
+            header.ended_at is not None
+            or header.timed_out_at is not None
+            or header.empty_ended_at is not None
+        )
         participants: dict[str, Participant] = {}
         members: list[list[str]] = []
         active = 0
@@ -265,29 +271,42 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
                     _joined(session_id, chunk, chunks, split),
                     video=video_rows,
                 )
-            ids: list[str] = []
-            for participant_id, participant in rows:
-                if isinstance(participant, CrowdParticipant):
-                    participant.chunk = chunk  # one int object per chunk, not one per member
-                participant.name = shared_name(participant.name)
-                participant.participant_type = intern(participant.participant_type)
-                if participant.joined_at is not None and participant.left_at is None:
-                    active += 1
-                if tally is not None:
+            active += _shared_copies(rows)
+            participants.update(rows)
+            if tally is not None:
+                for participant_id, participant in rows:
                     tally.add(participant_id, participant)
-                participants[participant_id] = participant
-                ids.append(participant_id)
-            members.append(ids)
+            if header.chunks > 1:
+                for _, participant in rows:
+                    if isinstance(participant, CrowdParticipant):
+                        participant.chunk = chunk  # one int object per chunk, not one per member
+                members.append([participant_id for participant_id, _ in rows])
     except (msgspec.DecodeError, ValueError) as exc:
         raise ChangelogError(f"session {session_id}: {exc}") from exc
-    closed = (
-        header.ended_at is not None
-        or header.timed_out_at is not None
-        or header.empty_ended_at is not None
+    # Positional: calling a class with keywords passes them through a dict, once per session
+    # (the order of the fields is pinned by a test).
+    session = Session(
+        session_id,
+        header.room_id,
+        header.last_event_at,
+        header.last_received_at,
+        header.started_at,
+        header.session_started_seen,
+        header.ended_at,
+        header.timed_out_at,
+        participants,
+        0 if closed else active,  # active_count
+        None,  # crowd
+        header.total_joins,
+        header.live_peak,
+        _recording_facts(header.recordings),
+        _publication(header),
+        header.version,
     )
-    video = None
+    if split:
+        session.split_parts = split
     if tally is not None:
-        video = VideoSession(
+        session.video = VideoSession(
             tenant_id=header.tenant_id,
             instance=header.instance,
             end_reason=header.end_reason,
@@ -299,25 +318,6 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
             opened_at=header.opened_at,
             last_closed_at=tally.last_closed_at,
         )
-    session = Session(
-        session_id=session_id,
-        room_id=header.room_id,
-        last_event_at=header.last_event_at,
-        last_received_at=header.last_received_at,
-        started_at=header.started_at,
-        session_started_seen=header.session_started_seen,
-        ended_at=header.ended_at,
-        timed_out_at=header.timed_out_at,
-        participants=participants,
-        active_count=0 if closed else active,
-        total_joins=header.total_joins,
-        live_peak=header.live_peak,
-        recording_facts=_recording_facts(header.recordings),
-        published=_publication(header),
-        version=header.version,
-        split_parts=split or None,
-        video=video,
-    )
     if len(members) > 1:
         present_ids = [] if closed else sorted_present(participants)
         session.crowd = Crowd(
@@ -330,6 +330,20 @@ def _restored(session_id: str, first: bytes | None, chunks: dict[int, dict[int, 
             # Rewritten whole in the current format with its next change (``changelog_format``).
             session.crowd.dirty = (1 << len(members)) - 1
     return session
+
+
+def _shared_copies(rows: Sequence[ParticipantRecord]) -> int:
+    """Give the participants of ``rows`` the copies of their names and types the engine shares
+    (as ``Session.add_participant`` does); returns how many of them are present."""
+    present = 0
+    for _, participant in rows:
+        participant.name = shared_name(participant.name)
+        kind = participant.participant_type
+        if kind is not None:  # ``intern``, without one more call per participant
+            participant.participant_type = sys.intern(kind)
+        if participant.joined_at is not None and participant.left_at is None:
+            present += 1
+    return present
 
 
 def _publication(header: SessionHeader) -> Publication | None:

@@ -40,7 +40,7 @@ ParticipantRecord = tuple[str, Participant]
 chunk)."""
 
 
-class SummaryRow(msgspec.Struct, array_like=True, frozen=True):
+class SummaryRow(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """``SessionSummary`` as an array (its field names are most of its size as a map)."""
 
     started_at: Timestamp | None
@@ -62,10 +62,30 @@ class SummaryRow(msgspec.Struct, array_like=True, frozen=True):
         return cls(*msgspec.structs.astuple(summary))
 
     def summary(self) -> SessionSummary:
-        return SessionSummary(**msgspec.structs.asdict(self))
+        # Named one by one: building a dict of them to unpack takes several times as long,
+        # once per restored closed session.
+        return SessionSummary(
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            duration_s=self.duration_s,
+            unique_participants=self.unique_participants,
+            peak_concurrency=self.peak_concurrency,
+            total_joins=self.total_joins,
+            participant_seconds=self.participant_seconds,
+            recordings=self.recordings,
+            recorded_seconds=self.recorded_seconds,
+            ended_by=self.ended_by,
+            revision=self.revision,
+            screen_share_s=self.screen_share_s,
+            end_reason=self.end_reason,
+        )
 
 
-class SessionHeader(msgspec.Struct, array_like=True, frozen=True):
+class SessionHeader(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A session's header record. Untracked by the garbage collector, as ``SummaryRow``: one is
+    decoded for every restored session and dropped right after, and nothing in it can refer
+    back to it."""
+
     format_version: int
     room_id: str | None
     last_event_at: int
@@ -93,7 +113,7 @@ class SessionHeader(msgspec.Struct, array_like=True, frozen=True):
     opened_at: int = 0
 
 
-class _VideoSessionHeader(SessionHeader, array_like=True, frozen=True):
+class _VideoSessionHeader(SessionHeader, array_like=True, frozen=True, gc=False):
     """``SessionHeader`` of a Video session: its inline participants are Video ones."""
 
     inline: list[tuple[str, VideoParticipant]] | None  # type: ignore[assignment]

@@ -12,9 +12,11 @@ is laid over the kept sessions (``apply_delta``).
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
@@ -115,10 +117,25 @@ class RestoreError(Exception):
 def decode_sessions(partition: int, values: Mapping[bytes, bytes]) -> list[Session]:
     """The sessions in the latest changelog records of ``partition`` (by key);
     ``RestoreError`` names the partition and the first record that cannot be decoded."""
+    with _collection_paused():
+        try:
+            return restore_sessions(values.items())
+        except ChangelogError as exc:
+            raise RestoreError(partition, str(exc)) from exc
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """The garbage collector held off: decoding a partition makes a few objects per session
+    that all outlive it, which only lets the collector walk the growing heap again and again.
+    Collection resumes after (or as it was: a caller may have disabled it)."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        return restore_sessions(values.items())
-    except ChangelogError as exc:
-        raise RestoreError(partition, str(exc)) from exc
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def apply_delta(
