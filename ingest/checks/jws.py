@@ -1,4 +1,4 @@
-"""HS256 JSON Web Tokens in compact form, verified as PyJWT 2.15 verifies them for ingest.
+"""HS256 JSON Web Tokens in compact form, verified as PyJWT 2.15.1 verifies them for ingest.
 
 PyJWT checks each base64url character in a Python loop and re-examines the key (PEM, SSH, DER,
 JWK) on every call: most of the 80 to 90 µs a signed callback's check took. This module
