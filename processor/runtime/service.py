@@ -126,30 +126,33 @@ class ProcessorService:
         settings = self._settings
         consumer = self._clients.consumer()
         self._consumer = consumer
-        if settings.guarantee is Guarantee.AT_LEAST_ONCE:
-            self._shared_producer = self._clients.producer(None, "meetings-processor")
-            await self._shared_producer.start()
-        await consumer.start()
-        await unless_stopped(
-            stop,
-            warm_up(
-                topic=settings.topics.raw,
-                group=self._clients.group,
-                changelog=self._clients.changelog,
-                kept=self._kept,
-                clock=self._clock,
-                time_limit_s=self._restore_timeout_s,
-            ),
-        )
-        consumer.subscribe([settings.topics.raw], listener=_Rebalance(self))
-        self._running = True
-        logger.info(
-            "processor consuming %s as group %s (%s)",
-            settings.topics.raw,
-            settings.group_id,
-            settings.guarantee.value,
-        )
+        # Everything from the first start on is stopped in the finally: a start that fails, a
+        # warm-up that times out or a stop mid-start would otherwise leave the clients'
+        # connections and background tasks open.
         try:
+            if settings.guarantee is Guarantee.AT_LEAST_ONCE:
+                self._shared_producer = self._clients.producer(None, "meetings-processor")
+                await self._shared_producer.start()
+            await consumer.start()
+            await unless_stopped(
+                stop,
+                warm_up(
+                    topic=settings.topics.raw,
+                    group=self._clients.group,
+                    changelog=self._clients.changelog,
+                    kept=self._kept,
+                    clock=self._clock,
+                    time_limit_s=self._restore_timeout_s,
+                ),
+            )
+            consumer.subscribe([settings.topics.raw], listener=_Rebalance(self))
+            self._running = True
+            logger.info(
+                "processor consuming %s as group %s (%s)",
+                settings.topics.raw,
+                settings.group_id,
+                settings.guarantee.value,
+            )
             await self._loop(consumer, stop)
         finally:
             self._running = False
@@ -427,7 +430,8 @@ class ProcessorService:
         with contextlib.suppress(KafkaError):
             await consumer.stop()  # leaves the group
         if self._shared_producer is not None:
-            await self._shared_producer.stop()
+            with contextlib.suppress(KafkaError, OSError):
+                await self._shared_producer.stop()
         logger.info("processor stopped after %d records", self.processed_records)
 
 
