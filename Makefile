@@ -129,7 +129,7 @@ run: $(INSTALLED)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/python -m tools.devkafka --fetch-only; fi
 	$(BIN)/python -m tools.devkafka.stack --brokers $(BROKERS)
 
-# Throughput figures, each against a baseline measured in the same run (see README).
+# Throughput figures, each against a baseline measured in the same run (docs/performance.md).
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench
 

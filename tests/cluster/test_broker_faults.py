@@ -123,7 +123,7 @@ async def services(kafka_cluster: EmbeddedKafkaCluster, tmp_path: Path) -> Async
         tmp_path / "processor.log",
         f"{processor_url}/readyz",
     )
-    # The sender's own HTTP timeout, above INGEST_PRODUCE_TIMEOUT_S as the README advises.
+    # The sender's own HTTP timeout, above INGEST_PRODUCE_TIMEOUT_S as docs/operations.md advises.
     timeout = aiohttp.ClientTimeout(total=20)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         try:

@@ -42,7 +42,7 @@ def simulate(seed: int, sessions: int) -> None:
 
 def tail_sessions(records: int) -> list[str]:
     """The first ``records`` values of the sessions topic, read by ``meetings-tail`` on the host
-    through the broker's host listener (as the README shows)."""
+    through the broker's host listener (as docs/deployment.md shows)."""
     result = subprocess.run(
         [str(BIN / "meetings-tail"), SESSIONS.name, "--bootstrap", HOST_BOOTSTRAP,
          "--json", "--max", str(records), "--timeout", "120"],
