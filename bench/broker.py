@@ -3,10 +3,10 @@
 A Kafka broker memory-maps each log segment's offset and time indexes, files it first extends
 to ``segment.index.bytes`` without writing them. The first write into each page of such a file
 makes the kernel allocate its block inside a page fault, while the broker holds the partition's
-lock. On the virtual disks of some machines that fault takes milliseconds (2-27 ms on the
-ext4 where the README's figures were taken, against 0.01 ms on tmpfs), and a topic's first
-traffic pays it twice per partition: the first seconds into brand-new topics then measure the
-disk's allocator, not the pipeline. A broker in production pays it once per segment roll.
+lock. On the virtual disks of some machines that fault takes milliseconds (against about a
+hundredth of one on tmpfs), and a topic's first traffic pays it twice per partition: the first
+seconds into brand-new topics then measure the disk's allocator, not the pipeline. A broker in
+production pays it once per segment roll.
 
 So the benchmark's broker keeps its logs on tmpfs when there is one with room
 (``MEMORY_DIRECTORY``), or wherever ``BENCH_KAFKA_DIR`` says, and the report prints the cost of

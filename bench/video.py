@@ -65,7 +65,7 @@ def raw_video_callbacks(sessions: int, *, now_ms: int, seed: int = 11) -> list[R
                 archive=True,
                 upload_before_stop=rng.random() < UPLOAD_BEFORE_STOP_SHARE,
             )
-    # The sort is stable: a connection's callbacks, sent in order, stay in order (as contract §7
+    # The sort is stable: a connection's callbacks, sent in order, stay in order (as contract §7.4
     # requires of Vonage's).
     return in_receive_order(timeline, rng, now_ms, _raw)
 

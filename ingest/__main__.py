@@ -1,4 +1,9 @@
-"""``python -m ingest``: the ingest HTTP service (settings from the environment, see README)."""
+"""``python -m ingest``: the ingest HTTP service (contract §3), until SIGTERM/SIGINT.
+
+Settings come from the environment (docs/operations.md). With ``INGEST_WORKERS`` > 1 this process
+supervises that many workers sharing the port (``ingest.supervisor``). Exit status 0 after a
+graceful stop, 1 when it cannot start (the port is taken) or a worker died, 2 for bad settings.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ def main() -> int:
     if settings.workers > 1 and not is_worker:
         return supervise(settings)
     try:
-        # uvloop: the same asyncio API with a faster loop (about +15% callbacks/s here).
+        # uvloop: the same asyncio API with a faster loop, so more callbacks per core.
         uvloop.run(serve(settings, reuse_port=is_worker))
     except OSError as exc:  # e.g. the port is taken
         logger.error("ingest could not start: %s", exc)

@@ -17,7 +17,8 @@ MIN_SECRET_LENGTH = 16
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IngestSettings:
-    """Every ingest setting; the README's settings table is generated from these fields."""
+    """Every ingest setting; the settings tables of docs/operations.md are generated from these
+    fields (``python -m tools.settings_docs``)."""
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     host: str = setting("INGEST_HOST", "0.0.0.0", "listening address")

@@ -1,6 +1,11 @@
-"""``python -m processor``: the stream processor (settings from the environment, see README).
+"""``python -m processor``: the stream processor; ``topics`` and ``replay`` are its one-shot
+commands (``processor.provisioning.cli``, ``processor.replay``).
 
-``python -m processor topics`` creates or checks the topics and exits.
+The service provisions the topics, then serves ``/healthz``, ``/readyz`` and ``/metrics`` and
+runs the consumer group until SIGTERM/SIGINT. Settings come from the environment
+(docs/operations.md); exit status 0 after a graceful stop, 1 when Kafka is unreachable or a
+partition failed for good, 2 for bad settings or a topic layout that needs an operator
+(contract §6).
 """
 
 from __future__ import annotations

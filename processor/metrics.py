@@ -1,4 +1,8 @@
-"""Every processor metric, declared once with its meaning (Prometheus naming conventions)."""
+"""Every processor metric, declared once with its meaning (Prometheus naming conventions).
+
+Restores are counted by kind: ``full`` (a partition's changelog read whole), ``delta`` (kept
+sessions plus what others wrote to the changelog since) and ``warm_up`` (read ahead of joining).
+"""
 
 from __future__ import annotations
 

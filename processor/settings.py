@@ -22,7 +22,8 @@ class Guarantee(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProcessorSettings:
-    """Every processor setting; the README's settings table is generated from these fields."""
+    """Every processor setting; the settings tables of docs/operations.md are generated from these
+    fields (``python -m tools.settings_docs``)."""
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     group_id: str = setting(

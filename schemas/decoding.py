@@ -20,7 +20,7 @@ from schemas.video import VIDEO_EVENTS, VideoCallback
 
 class FailureReason(enum.StrEnum):
     """Why a body is not a callback; the values are the DLQ's ``dlq-reason`` header
-    (contract §4)."""
+    (contract §4.4)."""
 
     INVALID_JSON = "invalid_json"
     """Not parseable JSON (including invalid UTF-8 and a double-encoded string that is not)."""

@@ -18,7 +18,7 @@ EndedBy = Literal["callback", "timeout", "empty"]
 """``empty``: a Video session left without an open connection for ``VIDEO_EMPTY_SESSION_END_S``."""
 LeftReason = Literal["left", "session_ended", "timeout"]
 Source = Literal["meetings", "video"]
-"""Which platform's callbacks an event was derived from (contract §7)."""
+"""Which platform's callbacks an event was derived from (contract §7.3)."""
 VideoType = Literal["camera", "screen", "custom"]
 RecordingStorage = Literal["external", "vonage"]
 """Where a ready recording is: the customer's own bucket, or Vonage's cloud (for a while)."""

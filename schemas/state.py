@@ -98,7 +98,7 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     source: Source = "meetings"
     tenant_id: str | None = None
     instance: int = 1
-    """Which use of the session id this state describes (contract §7); always 1 for Meetings."""
+    """Which use of the session id this state describes (contract §7.6); always 1 for Meetings."""
     active_connections: int = 0
     """Open Video connections (a participant may have several); 0 for Meetings."""
     active_streams: int = 0

@@ -1,7 +1,8 @@
 """The Kafka topics of contract §4, declared once: names, keys, cleanup, retention, routing,
 headers.
 
-Everything here is public API: downstream teams subscribe by these names and headers. Every
+Everything here is public API except the processor's internal changelog (``SESSION_CHANGELOG``,
+what it restores its sessions from): downstream teams subscribe by these names and headers. Every
 other part of the pipeline (ingest, the processor's routing and topic provisioning, the published
 contract, the tools and the tests) reads topic knowledge from this module; a topic name is
 written nowhere else. Names are the suffixes below under a prefix (``DEFAULT_PREFIX``, or the
@@ -54,7 +55,8 @@ class Retention(enum.StrEnum):
     DERIVED = "derived"
     """Derived event topics: ``DERIVED_RETENTION_MS``."""
     NONE = "none"
-    """Never deleted by time (compacted changelogs): ``retention.ms=-1``."""
+    """Never deleted by time (the compacted session-state and changelog topics):
+    ``retention.ms=-1``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +69,13 @@ class TopicContract:
     retention: Retention
     description: str
     events: tuple[type[DerivedEvent], ...] = ()
-    """Derived event types published here (empty for raw, DLQ and state topics)."""
+    """Derived event types published here (empty for the raw, DLQ, state and changelog topics)."""
     key_field: str | None = None
     """For derived topics: the event field whose value is the record key."""
     payload: type[msgspec.Struct] | object | None = None
     """The payload type when it is not a derived event (state, raw callbacks)."""
     co_partitioned: bool = True
-    """Keyed by ``session_id`` with the raw topic's partition count (contract §4 Partitioning)."""
+    """Keyed by ``session_id`` with the raw topic's partition count (contract §4.2)."""
     public: bool = True
     """Part of the contract; internal topics are the processor's own and may change."""
 
@@ -244,7 +246,7 @@ class TopicNames:
     recordings: str
     rooms: str
     changelog: str
-    """Internal: the processor's restore data (``SESSION_CHANGELOG``)."""
+    """Internal: the processor's changelog, which its restores read (``SESSION_CHANGELOG``)."""
 
     @classmethod
     @functools.cache  # a handful of prefixes per process

@@ -57,7 +57,7 @@ class BaseVideoCallback(
 
     @property
     def tenant_id(self) -> str | None:
-        """The one tenant id, whichever name carried it (contract §7), as a string."""
+        """The one tenant id, whichever name carried it (contract §7.3), as a string."""
         for value in (self.application_id, self.project_id, self.partner_id):
             if value is not None:
                 return str(value)

@@ -1,11 +1,11 @@
-"""Kafka's default key partitioning (murmur2 of the key bytes), about twice as fast as aiokafka's.
+"""Kafka's default key partitioning (murmur2 of the key bytes), computed faster than aiokafka's.
 
-Which partition a key lands on is part of the pipeline's correctness: the raw topic and every
-session-keyed topic must agree with each other and with Java clients (Kafka Streams, Connect)
-that consumers may run. This is the same function as aiokafka's ``DefaultPartitioner`` and
-Java's ``Utils.murmur2`` (the tests compare it with aiokafka's on random keys); it only unpacks
-the key four bytes at a time and masks once per step, which halves the cost of the pure-Python
-hash that profiles showed at a tenth of ingest's CPU.
+Which partition a key lands on is part of the pipeline's correctness (contract §4.2): the raw
+topic and every session-keyed topic must agree with each other and with Java clients (Kafka
+Streams, Connect) that consumers may run. This is the same function as aiokafka's
+``DefaultPartitioner`` and Java's ``Utils.murmur2`` (the tests compare it with aiokafka's on
+random keys); it only unpacks the key four bytes at a time and masks once per step, because the
+pure-Python hash is a noticeable share of ingest's CPU.
 """
 
 from __future__ import annotations

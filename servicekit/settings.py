@@ -12,8 +12,9 @@ settings = load(IngestSettings, os.environ, what="ingest")
 ``load`` reads every declared field from the environment (the type comes from the annotation:
 ``str``, ``int``, ``float``, ``bool``, ``Secret | None`` or a ``StrEnum``), recurses into fields
 whose type is itself a settings dataclass (``kafka: KafkaSettings``), and raises one
-``SettingsError`` listing every problem. The README's settings tables are generated from the same
-declarations (``python -m servicekit.settings_docs``), so the three cannot drift apart.
+``SettingsError`` listing every problem. The settings tables of docs/operations.md are generated
+from the same declarations (``python -m tools.settings_docs``), so the variable, its default and
+its meaning are written once and cannot drift apart.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class SettingSpec:
     choices: tuple[str, ...] | None = None
     """Allowed values of a ``str`` setting (compared case-insensitively, stored lower case)."""
     default_text: str | None = None
-    """How the default is shown in the README when its value is not self-explanatory."""
+    """How the default is shown in the settings tables when its value is not
+    self-explanatory."""
 
 
 def setting(
@@ -73,7 +75,7 @@ def setting(
 
 @dataclass(frozen=True, slots=True)
 class DeclaredSetting:
-    """One setting as declared, for loading and for the README."""
+    """One setting as declared, for loading and for the settings tables."""
 
     spec: SettingSpec
     attribute: str

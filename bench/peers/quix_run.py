@@ -4,7 +4,7 @@ A fresh raw topic gets the same records as the processor's run (``bench.processo
 the peer starts in its own process with a fresh consumer group and state directory, and is
 timed from its first processed record (its own clock) until its group's committed offsets cover
 the whole raw topic, polled no earlier than when it has processed every record, as
-``bench.processor.until_committed`` does for the processor. Then it is stopped with SIGTERM,
+``bench.processor.until_covered`` does for the processor. Then it is stopped with SIGTERM,
 and its output is read back (``read_committed``): every session's last state record must be
 the one ``session_state`` gives for that session's callbacks, and there must be exactly as
 many records per key as callbacks, or the run fails: a peer that skips work is no baseline.

@@ -82,8 +82,8 @@ class SignatureVerifier:
     ) -> None:
         key = secret.value.encode()
         try:
-            # PyJWT's own test of an HMAC secret, once: it refuses an asymmetric key, a
-            # certificate or a JWK, which it used to do on every request.
+            # PyJWT's own test of an HMAC secret (``jwt.decode`` runs it on every call), run
+            # once here: it refuses an asymmetric key, a certificate or a JWK.
             HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
         except InvalidKeyError as refused:
             raise ValueError(f"{setting}: {refused}") from None

@@ -19,7 +19,7 @@ import msgspec
 from schemas.decoding import validation_error_path
 
 MAX_ID_LENGTH = 256
-"""contract §3, §7: a longer id (``session_id``, ``sessionId``, ``connection.id``...) is 400."""
+"""contract §3.3, §7.2: a longer id (``session_id``, ``sessionId``, ``connection.id``...) is 400."""
 
 BoundedId = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)]
 
@@ -46,7 +46,7 @@ class CallbackView(msgspec.Struct, frozen=True):
 
     @property
     def key(self) -> bytes | None:
-        """The raw topic's key: ``session_id``, else ``room_id`` (contract §4)."""
+        """The raw topic's key: ``session_id``, else ``room_id`` (contract §3.2)."""
         key = self.session_id or self.room_id
         return key.encode() if key else None
 

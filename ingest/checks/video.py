@@ -1,4 +1,4 @@
-"""What a Vonage Video callback body must satisfy before it is stored (contract §7).
+"""What a Vonage Video callback body must satisfy before it is stored (contract §7.2).
 
 Session monitoring (``/video/sessions``) and archive status (``/video/archives``) callbacks are
 flat camelCase JSON objects: a string ``event`` and a string ``sessionId``, which is the raw
@@ -40,7 +40,7 @@ class VideoCallbackView(msgspec.Struct, frozen=True, rename="camel"):
 
     @property
     def key(self) -> bytes:
-        """The raw topic's key: ``sessionId`` (contract §7)."""
+        """The raw topic's key: ``sessionId`` (contract §7.2)."""
         return self.session_id.encode()
 
 

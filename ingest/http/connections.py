@@ -1,4 +1,5 @@
-"""The cap on open connections, so stalled clients can never exhaust file descriptors (contract §3).
+"""The cap on open connections, so stalled clients can never exhaust file descriptors
+(contract §3.5).
 
 Every connection registers here when accepted. At the cap, the connection that has made no
 progress for the longest time (an idle keep-alive connection, or one still sending its headers

@@ -142,7 +142,7 @@ def json_response(exchange: Exchange, status: int, payload: dict[str, object]) -
 
 
 def refuse(exchange: Exchange, rejection: Rejection) -> web.Response:
-    """The JSON error answer (contract §3) for ``rejection``, remembered for the access log."""
+    """The JSON error answer (contract §3.3) for ``rejection``, remembered for the access log."""
     payload: dict[str, object] = {"error": rejection.error, "detail": rejection.detail}
     if rejection.path:
         payload["path"] = rejection.path

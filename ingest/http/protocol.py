@@ -1,5 +1,5 @@
-"""The server production runs (``IngestRunner``): aiohttp's, plus what contract §3 asks of hostile
-input.
+"""The server production runs (``IngestRunner``): aiohttp's, plus what contract §3.5 asks of
+hostile input.
 
 * Requests aiohttp cannot parse (garbage request line, bad or duplicate ``Content-Length``,
   ``Content-Length`` with ``Transfer-Encoding``, NUL in a header, too many or too long header

@@ -1,4 +1,4 @@
-"""JSON error bodies (contract §3: ``{"error": code, "detail": text}``) for every layer that
+"""JSON error bodies (contract §3.3: ``{"error": code, "detail": text}``) for every layer that
 answers: the handlers, the request observer, and the connection protocol that answers before any
 handler runs (unparseable requests, read timeouts, the connection cap)."""
 

@@ -5,17 +5,19 @@ callbacks ride in the same batches. ``publish`` returns only once the broker ack
 record, or raises ``PublishError`` within the produce timeout. If Kafka is unreachable at
 start-up the service still starts, answers 503 and keeps trying to connect in the background.
 
-Ingest never causes the raw topic to be created (contract §3). aiokafka's producer, asked to send
-to a topic missing from its metadata, adds the topic to the names it tracks and asks the broker
-for that topic by name, with ``allow_auto_topic_creation`` set: a broker with
-``auto.create.topics.enable=true`` would then create it with its default partition count and
-break co-partitioning for good. So ``send`` is only called for a topic already in the
-producer's metadata, which is refreshed with all-topics requests (which create nothing); while
-the topic is missing, callbacks get 503 and readiness is off.
+Records go out in record batches ingest builds itself (``ingest.kafka.batching``), handed to the
+producer with ``send_batch`` (per partition, one batch at a time); ``send`` is never called.
+Partitions are chosen by key as Kafka's default partitioner does, with the topic's partition
+count taken from every metadata update rather than looked up per callback.
 
-Records are sent in batches ingest builds itself (``ingest.kafka.batching``), partitioned by key as
-Kafka's default partitioner does; the topic's partition count is taken from every metadata
-update rather than looked up per callback.
+Ingest never causes the raw topic to be created (contract §3.3). aiokafka's producer, asked to
+send to a topic missing from its metadata, adds the topic to the names it tracks and asks the
+broker for that topic by name, with ``allow_auto_topic_creation`` set: a broker with
+``auto.create.topics.enable=true`` would then create it with its default partition count and
+break co-partitioning for good. So ``send_batch`` is only called for a topic already in the
+producer's metadata (``topic_known``, checked right before each batch is handed over), which is
+refreshed with all-topics requests (which create nothing); while the topic is missing,
+callbacks get 503 and readiness is off.
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ class RawPublisher:
         self._producer = None
         self._batches = None
         self._partitioner = None
-        self._unlisten()  # the retired producer's metadata no longer concerns us
+        self._unlisten()  # the retired producer's metadata concerns nobody
         if self._prober is not None:
             self._prober.cancel()
         retiring = asyncio.create_task(current.stop(), name="kafka-retire")

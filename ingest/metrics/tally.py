@@ -1,8 +1,8 @@
 """Per-request metric updates as plain integer arithmetic, published to prometheus-client in bulk.
 
 Every ``Counter.inc`` and ``Gauge.inc`` takes a lock (and, with several workers, writes to a
-memory-mapped file); on the callback path there were four of them per request, about a tenth of
-ingest's CPU per callback. A tally is a Python int the request path adds to; ``flush`` hands
+memory-mapped file); the callback path would take four of them per request, a noticeable share
+of ingest's CPU per callback. A tally is a Python int the request path adds to; ``flush`` hands
 what has accumulated to the metric. It runs before every scrape this process answers
 (``render_metrics``) and once a second (``flushing``), so this process's scrape is exact and
 another worker's counts are at most a second late; the flusher flushes once more when it is

@@ -2,10 +2,9 @@
 
 Facts (``facts``) are what the sources' adapters (``processor.sources``) make of callbacks,
 whatever the platform. No I/O, no clock reads, no Kafka: the runtime around it passes each
-record's receive time,
-decides when a session is idle, publishes ``Applied.events`` and ``snapshot(session)``, writes
-``changed_records(session)`` to the internal changelog and restores sessions from it with
-``restore_sessions``.
+record's receive time, decides when a session is idle, publishes ``Applied.events`` and
+``snapshot(session)``, writes ``changed_records(session)`` to the internal changelog and restores
+sessions from it with ``restore_sessions``.
 
 Design (contract §5): participants follow the stint rules in raw-topic order; session and recording
 facts are combined so that duplicates and reordering converge (see ``session``); every published

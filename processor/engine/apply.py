@@ -1,8 +1,14 @@
-"""The engine's transitions: a callback applied to a session, and a session expired by idleness.
+"""The engine's transitions: a callback applied to a session, and the closings and releases
+the runtime decides on (``expire_idle``, ``expire_empty``, ``release_previous``, ``settle``).
 
-Pure: no I/O and no clock. The runtime passes each record's receive time and decides when a
-session is idle. ``apply`` and ``expire_idle`` update the given ``Session`` in place (it is the
-engine's working state); a caller that must be able to roll back keeps a ``snapshot``.
+Pure: no I/O and no clock; the runtime passes each record's receive time and decides when a
+session is idle, empty or past retention. Every transition updates the given ``Session`` in place
+(the engine's working state) and returns in ``Applied`` the session now current (a new Video
+instance when one begins) with the events to publish. There is
+no rollback: a transition that raises may leave the session part-changed, and ``snapshot`` (the
+public ``SessionState``) cannot give it back. The runtime recovers by rebuilding the partition's
+sessions from its last commit (the changelog) and replaying the records since, the failing one
+dead-lettered unapplied (``processor.runtime.partition``).
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ def apply(session: Session | None, facts: Sequence[Fact], received_at_ms: int) -
     A session id whose platform reuses ids (Video) goes through instances: a begin timestamped
     after the current instance ended starts the next one (``Applied.session`` is then the new
     instance, the ended one kept as its ``previous``), and a callback timestamped at or before
-    the previous instance's end revises that instance (contract §7)."""
+    the previous instance's end revises that instance (contract §7.6)."""
     if not facts:
         raise ValueError("a callback with no facts has nothing to apply")
     origin = facts[0].origin

@@ -9,11 +9,11 @@ A Video session's participants are ``VideoParticipant``/``VideoCrowdParticipant`
 rows with one more element (their connections and streams); a header says its session's
 source, and its inline rows and its chunks are decoded accordingly.
 
-Format 1 (written by earlier versions, still read): the header repeated the session id and
-carried the summary as a map; participants were flat rows. A partition restored from format 1
-records is written back in format 2 as its sessions change: a session restored from format 1
-has every chunk marked changed, so its next commit rewrites them with its header (a header of
-either format reads chunks of the format it was written with).
+Format 1 (read, never written): the header repeats the session id and carries the summary as a
+map; participants are flat rows. A partition restored from format 1 records is written back in
+format 2 as its sessions change: a session restored from format 1 has every chunk marked
+changed, so its next commit rewrites them with its header (a header of either format reads
+chunks of its own format).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Builders of the derived events (contract §4), each with its deterministic id."""
+"""Builders of the derived events (contract §4), each with its deterministic id (§5.7)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ _STORAGES: dict[str | None, RecordingStorage] = {"external": "external", "vonage
 def _event_id(event_type: str, session: Session, *parts: str | int) -> str:
     """The id of an event of ``session``: what identifies the session is its id, and for Video
     its source and instance too, the instance as its number and the event time that opened it
-    (Meetings ids are as they always were: one instance, one source)."""
+    (a Meetings session has one source and one instance, so its ids name neither)."""
     video = session.video
     if video is None:
         return identity_digest([event_type, session.session_id, *parts])

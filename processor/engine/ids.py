@@ -1,4 +1,4 @@
-"""Deterministic event ids (contract §4).
+"""Deterministic event ids (contract §5.7).
 
 A derived event's id is a digest of the facts that identify it, never of when or how often it was
 computed, so whatever the processor re-sends after a crash or a rebalance carries the same id and

@@ -1,4 +1,4 @@
-"""Arrivals and departures: the stint rules of contract §5, in raw-topic order.
+"""Arrivals and departures: the stint rules of contract §5.4, in raw-topic order.
 
 Per ``session_id`` + ``participant_id``:
 
@@ -12,8 +12,8 @@ Per ``session_id`` + ``participant_id``:
   session a departure still refines the end of the stint the closing ended, and an arrival of
   an absent participant starts a stint that the closing ends at once.
 
-Where the platform names connections (Video, contract §7), a participant is a person who may hold
-several: the person arrives with their first open connection and departs with their last, a
+Where the platform names connections (Video, contract §7.4), a participant is a person who may
+hold several: the person arrives with their first open connection and departs with their last, a
 retried callback of a connection already seen changes nothing, and attendance is the union of
 the connections by event time (``Participant.attended_stints``), so it does not depend on the
 order they arrived in. A connection's open streams end with it (``streams``).

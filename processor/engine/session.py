@@ -1,17 +1,18 @@
 """The facts the engine keeps about one session, as slotted dataclasses and msgspec structs.
 
 Everything published (the ``SessionState`` snapshot, summaries, derived events) is computed from
-these facts. Participants follow the stint rules of contract §5 in raw-topic order, so replaying the
-raw topic rebuilds the same facts; session and recording times take the minimum over every copy
-seen (a Vonage retry is an exact duplicate that arrives later), flags only ever turn on.
+these facts. Participants follow the stint rules of contract §5.4 in raw-topic order, so
+replaying the raw topic rebuilds the same facts; session and recording times take the minimum
+over every copy seen (a Vonage retry is an exact duplicate that arrives later), flags only ever
+turn on.
 
 Sizes: a session keeps what it must remember and nothing twice. A participant's id is the key of
 ``Session.participants`` and appears elsewhere only as a reference to that same string; the
 aggregates the snapshot needs (present count, stint count, peak) are kept up to date
 incrementally, and a session of more than one changelog chunk also keeps its present
 participants sorted (``Crowd``), so no callback and no snapshot walks more than a chunk's worth
-of participants. Containers a session rarely needs are ``None`` until it does; about 1.5 kB per
-small active session, two thirds of it the decoded id strings (``bench.processor_state``).
+of participants. Containers a session rarely needs are ``None`` until it does; the decoded id
+strings are most of what a small session holds (``bench.processor_state`` measures it).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class Participant(msgspec.Struct, array_like=True, gc=False):
     ``left``, are in ``earlier`` as ``[joined, left, joined, left, ...]``. States:
 
     * ``joined_at is None and left_at is None``: never the case once stored;
-    * ``joined_at is None``, ``left_at`` set: a ``left`` held from before any join (contract §5);
+    * ``joined_at is None``, ``left_at`` set: a ``left`` held from before any join (contract §5.4);
     * ``joined_at`` set, ``left_at is None``: present — or, once the session is closed, sent
       away by the closing (a later ``left`` still refines the stint's end);
     * both set: absent, its last stint closed by a ``left``.
@@ -370,7 +371,7 @@ class VideoSession:
 
     tenant_id: str | None = None
     instance: int = 1
-    """Which use of the session id (Video session ids are reusable; contract §7)."""
+    """Which use of the session id (Video session ids are reusable; contract §7.6)."""
     opened_at: int = 0
     """Event time of the callback that opened this instance: with ``instance``, what tells its
     events' ids from those of an instance of the same number after the session id's state

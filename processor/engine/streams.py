@@ -1,4 +1,4 @@
-"""Streams a participant publishes (Video ``streamCreated``/``streamDestroyed``; contract §7).
+"""Streams a participant publishes (Video ``streamCreated``/``streamDestroyed``; contract §7.5).
 
 A stream belongs to the participant who opened its connection. It starts once (a retried
 ``streamCreated`` changes nothing) and ends once: by its own ``streamDestroyed``, or when its

@@ -49,8 +49,9 @@ def summarize(
 
 def attendance_digest(reports: list[Attendance]) -> bytes:
     """A digest of what the attendance reports say, to tell whether a revision changes them."""
-    # A screen share is in a row only when there is one: digests of Meetings sessions stay
-    # what earlier versions wrote to the changelog (no spurious revision after an upgrade).
+    # A screen share is in a row only when there is one, so a session without screen shares
+    # (every Meetings session) keeps the digest its changelog records already hold: restoring
+    # them publishes no spurious revision.
     rows = [
         (
             report.participant_id,

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     parser = argparse.ArgumentParser(
         prog="python -m processor topics",
         description="Create the missing contract §4 topics and check the existing ones "
-        "(settings from the environment, see README).",
+        "(settings from the environment, see docs/operations.md).",
     )
     parser.add_argument(
         "--timeout",

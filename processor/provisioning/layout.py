@@ -1,20 +1,22 @@
 """Topic provisioning: create the contract §4 topics that are missing and check the ones that exist.
 
-Partition counts. Every topic keyed by ``session_id`` (``co_partitioned`` in ``schemas.topics``)
-must have the raw topic's partition count, because the processor writes the state of raw
-partition *p* to partition *p* of the session-state topic. The raw topic is authoritative: when it
-already exists, the missing session-keyed topics are created with *its* count and
-``TOPIC_PARTITIONS`` only applies to topics that are not co-partitioned (a keyed topic cannot be
-resized without moving keys, so refusing to start would only force the operator to copy a number
-the cluster already knows). If the raw topic is missing but other session-keyed topics exist and
-agree, their count is used for it. Existing session-keyed topics whose count differs are an error
-nobody can repair automatically: ``TopicLayoutError`` names them and the way out.
+Partition counts (contract §4.2). Every topic keyed by ``session_id`` (``co_partitioned`` in
+``schemas.topics``) must have the raw topic's partition count, because the processor writes what
+it derives from raw partition *p* to partition *p* of the session-state topic and of its own
+changelog. The raw topic is authoritative: when it already exists, the missing session-keyed
+topics are created with *its* count and ``TOPIC_PARTITIONS`` only applies to topics that are not
+co-partitioned (a keyed topic cannot be resized without moving keys, so refusing to start would
+only force the operator to copy a number the cluster already knows). If the raw topic is missing
+but other session-keyed topics exist and agree, their count is used for it. Existing
+session-keyed topics whose count differs are an error nobody can repair automatically:
+``TopicLayoutError`` names them and the way out.
 
-Existing topics must also have the cleanup policy of their contract (above all the session-state
-topic, the processor's changelog, must be compacted and never deleted by time), and be at least as
-durable as configured: replicas and ``min.insync.replicas`` (``replication``).
-The compacted topics are created with the ``CHANGELOG_*`` compaction configs, and existing ones that
-differ are corrected or warned about, never refused (``compaction``).
+Existing topics must also have the cleanup policy of their contract (above all the two compacted
+topics, the session-state topic and the processor's changelog, which it restores its sessions
+from: compacted, never deleted by time), and be at least as durable as configured: replicas and
+``min.insync.replicas`` (``replication``). The compacted topics are created with the
+``CHANGELOG_*`` compaction configs, and existing ones that differ are corrected or warned about,
+never refused (``compaction``).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class TopicPlan:
     """Topic configs for creation (``cleanup.policy``, ``retention.ms``,
     ``min.insync.replicas``, and for compacted topics the compaction configs)."""
     co_partitioned: bool
-    """Must have the raw topic's partition count (contract §4 Partitioning)."""
+    """Must have the raw topic's partition count (contract §4.2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,12 +296,14 @@ def _check_partitions(
         raise TopicLayoutError(
             f"partition counts do not match: {source} has {count} partitions but "
             + ", ".join(wrong)
-            + ". Every session-keyed topic must have the raw topic's partition count (contract §4: "
-            "state for raw partition p lives in partition p of the session-state topic). "
-            f"Recreate the listed topics with {count} partitions (for the session-state topic "
-            "this discards the stored state: reset the processor's consumer group to replay the "
-            "raw topic), or recreate all session-keyed topics with one count. Kafka cannot "
-            "shrink a topic, and adding partitions to a keyed topic re-routes its keys."
+            + ". Every session-keyed topic must have the raw topic's partition count (contract "
+            "§4.2: what the processor derives from raw partition p is written to partition p of "
+            "the session-state topic and of its changelog). "
+            f"Recreate the listed topics with {count} partitions (for the processor's changelog "
+            "this discards the sessions it restores from: reset the processor's consumer group "
+            "to replay the raw topic), or recreate all session-keyed topics with one count. "
+            "Kafka cannot shrink a topic, and adding partitions to a keyed topic re-routes its "
+            "keys."
         )
 
 
@@ -329,8 +333,9 @@ def _check_cleanup_policies(
     if wrong:
         raise TopicLayoutError(
             "; ".join(wrong) + ". Fix it with kafka-configs.sh --alter --entity-type topics "
-            "--entity-name <topic> --add-config cleanup.policy=<expected> (the session-state "
-            "topic is the processor's changelog: anything but compact loses session state)."
+            "--entity-name <topic> --add-config cleanup.policy=<expected> (the processor "
+            "restores its sessions from its changelog, and the session-state topic holds each "
+            "session's latest state: for either, anything but compact loses session state)."
         )
 
 

@@ -106,7 +106,8 @@ async def read_sessions(
 
 
 class RestoreError(Exception):
-    """A partition's state cannot be read back; the message names the partition and why."""
+    """A partition's sessions cannot be read back from its changelog; the message names the
+    partition and why."""
 
     def __init__(self, partition: int, cause: str) -> None:
         super().__init__(f"partition {partition}: {cause}")

@@ -1,4 +1,5 @@
-"""Making a partition's batch durable: outputs, state snapshots and input offsets.
+"""Making a partition's batch durable: its outputs (derived events, dead letters, state
+snapshots, changelog records) and its input offset (contract §5.1).
 
 * Exactly-once: one transactional producer per input partition, ``transactional_id`` derived
   from group, topic and partition. aiokafka only supports group-based offset commits inside a
@@ -36,7 +37,7 @@ class Committer(Protocol):
         """Durable when it returns; raises (and leaves nothing half-visible) when it cannot.
 
         Returns, per topic partition written, the offset right after its last record: where
-        the partition's changelog stood after this commit's own writes (``keep``)."""
+        the partition's changelog stood after this commit's own writes (``kept``)."""
         ...
 
     async def stop(self) -> None: ...
@@ -93,8 +94,8 @@ class TransactionalCommitter:
             # verifies each transactional produce with the transaction coordinator (KIP-890);
             # one that arrives while the coordinator records AddOffsetsToTxn is refused as a
             # concurrent transaction (NOT_ENOUGH_REPLICAS to this client), and aiokafka resends
-            # it only after retry_backoff_ms (100 ms). In parallel, 2% of commits took that
-            # stall and set the end-to-end p99; in sequence, none does.
+            # it only after retry_backoff_ms (100 ms). Sent in parallel, some commits would
+            # take that stall and set the tail of the end-to-end latency; in sequence, none does.
             ends = await self._sender.deliver_all(producer, batch.outputs, deliveries)
             if batch.next_offset is not None:
                 await producer.send_offsets_to_transaction(

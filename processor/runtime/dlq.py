@@ -25,8 +25,8 @@ HEADER_DLQ_TRUNCATED = "dlq-truncated"
 
 DLQ_MAX_RECORD_BYTES = 1_000_000
 """Bound on a DLQ copy's key + value + headers: under Kafka's default 1 MiB message and request
-limits with room for the record and batch framing (contract §5: no record the processor writes
-exceeds 1 MB)."""
+limits with room for the record and batch framing (contract §5.9: no record the processor
+writes exceeds 1,000,000 bytes)."""
 
 DLQ_MAX_ERROR_BYTES = 1000
 

@@ -1,4 +1,5 @@
-"""Failures the processor cannot get past (contract §5): loud at once, fatal after a grace period.
+"""Failures the processor cannot get past (contract §5.10): loud at once, fatal after a grace
+period.
 
 A partition that cannot be restored (its changelog undecodable, its restore over the time limit,
 its producer impossible to create) is reported the moment it fails: ``/readyz`` turns 503 (the

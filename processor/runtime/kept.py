@@ -4,7 +4,7 @@ Kafka's eager rebalance revokes every partition of every member, and most of the
 back to the member that had them. A partition released cleanly (its last batch committed) leaves
 its sessions here with the changelog offset right after that commit's own records; when it is
 assigned again, only what another owner wrote to its changelog since is read and laid over them
-(a delta restore, ``recovery``): zero records when nobody else owned it in between.
+(a delta restore, ``rebuild``): zero records when nobody else owned it in between.
 
 Bounds:
 

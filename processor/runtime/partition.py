@@ -63,11 +63,11 @@ rolls (``roll_changelog_segment``). A tombstone of the header of the session wit
 which never exists: every reader takes it for what it is, a deletion of nothing."""
 
 EXPIRY_SLICE = 500
-"""Sessions of a partition looked at per expiry check. Looking at every session every check
-kept the event loop for 150-280 ms a second with 100,000 sessions in memory, which every
-callback in flight waited out; in slices of 500 a pass over 8,000 sessions of a partition takes
-16 checks (16 s by default), which idle timeouts of hours and retentions of an hour do not
-notice."""
+"""Sessions of a partition looked at per expiry check (contract §5.5). A check runs on the event
+loop, and every callback in flight waits it out, so it looks at a slice rather than at every
+session in memory; in slices of 500 a pass over 8,000 sessions of a partition takes 16 checks
+(16 s at the default ``EXPIRY_CHECK_INTERVAL_S``), which idle timeouts of hours and retentions
+of an hour do not notice."""
 
 # Labelled metric children looked up once, not per record.
 _APPLIED = RECORDS.labels(outcome="applied")
@@ -111,9 +111,10 @@ class Output(msgspec.Struct, frozen=True, gc=False):
     topic: str
     key: bytes | None
     value: bytes | None
-    """``None`` is a tombstone (compacted state topic)."""
+    """``None`` is a tombstone (on the compacted session-state and changelog topics)."""
     partition: int | None = None
-    """Explicit partition (state snapshots), else the key decides."""
+    """Explicit partition (state snapshots and changelog records: the raw partition's number),
+    else the key decides."""
     headers: Headers = ()
 
 
@@ -162,7 +163,7 @@ class PartitionState:
         """Set when a record failed half-way: this state must be rebuilt, not used."""
         self.stream_time_ms: int | None = None
         """The latest timestamp of the records read: the partition's clock while it has a
-        backlog (contract §5); ``None`` until a record is read."""
+        backlog (contract §5.5); ``None`` until a record is read."""
         self._topics = topics
         self._max_listed = max_listed_participants
         self._topic_names = {topic: topics.of(topic) for topic in ALL_TOPICS}
@@ -172,7 +173,7 @@ class PartitionState:
         self._batch = Batch()
         self._derived_counts: dict[type[DerivedEvent], int] = {}
         """Derived events of the batch by type, counted in the metric when it is drained (a
-        labelled counter's increment takes a lock: a few percent of the CPU per event)."""
+        labelled counter's increment takes a lock: once per type and batch, not per event)."""
         self._applied_records = 0
         """Records applied since the last drain, counted in the metric then (as above)."""
         self._expired_rooms: OrderedDict[tuple[str, str], None] = OrderedDict()

@@ -3,16 +3,16 @@
 ``producer.send`` per record costs more than the engine that made the record: each call looks up
 the topic's metadata, rebuilds the list of available partitions, hashes the key, creates a
 delivery future and, when the partition's 16 KiB batch is full, waits a whole produce round trip
-(one request in flight per broker) before accepting the next record. Profiles under a backlog put
-a third of the processor's CPU there, and most of its wall time in those waits. Here the records
-of each topic partition go into one record batch (``servicekit.record_batches``, as large as
+(one request in flight per broker) before accepting the next record. Under a backlog that is a
+large share of the processor's CPU, and those waits most of its wall time. So the records of
+each topic partition go into one record batch (``servicekit.record_batches``, as large as
 ``MAX_BATCH_BYTES``) handed over with ``send_batch``: one delivery future per partition, the
 partitions of a topic looked up once per commit, each key hashed once in a while rather than
 once per record.
 
-What reaches Kafka is unchanged: the same records, in the same order within each partition, on
-the partition ``producer.send`` would have chosen (Kafka's murmur2 of the key, as Java clients),
-in the same transaction; a record too large fails the commit with aiokafka's own
+What reaches Kafka is what ``producer.send`` per record would give: the same records, in the
+same order within each partition, on the partition it would choose (Kafka's murmur2 of the key,
+as Java clients), in the same transaction; a record too large fails the commit with aiokafka's own
 ``MessageSizeTooLargeError`` before it is appended (the transaction is aborted, or in
 at-least-once mode the offset is not committed).
 """

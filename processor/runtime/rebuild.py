@@ -1,7 +1,7 @@
 """Bringing a partition to its last commit: on assignment, after a failed commit, after a
 record the engine failed on.
 
-The order is what makes it exactly-once (contract §5, rebalance and restart):
+The order is what makes it exactly-once (contract §5.1, §5.11):
 
 1. the partition is already paused (the caller pauses it before anything can await), so no
    record of it is applied while it is rebuilt; records fetched anyway are dropped;
@@ -109,7 +109,7 @@ class Recovery:
                 ) from exc
             except RestoreError as exc:
                 raise RecoveryError(number, "restore", exc.cause) from exc
-            except Exception as exc:  # whatever it is, it must be loud (contract §5)
+            except Exception as exc:  # whatever it is, it must be loud (contract §5.10)
                 cause = "producer" if step == "starting its producer" else "restore"
                 raise RecoveryError(number, cause, f"{step}: {exc!r}") from exc
         restored = Restored(

@@ -1,16 +1,18 @@
 """The processor's Kafka runtime: a consumer group on the raw topic, one worker per owned
 partition, commits every interval, restores on assignment, drains on revocation and shutdown.
 
-Order of things for a partition:
+Order of things for a partition (contract §5.1, §5.10, §5.11):
+
 0. before joining the group, the partitions it is expected to get are read (``warmup``);
-1. assigned: it is paused at once, and restored in the background (``recovery``): its committer
-   starts (fencing any previous owner), its sessions are read back from the changelog (only what
-   others wrote since, when this processor kept them: ``kept``), the consumer seeks to its
-   committed offset, and only then does it resume. The other partitions go on meanwhile;
-   ``/readyz`` says ready once every assigned partition is restored;
+1. assigned: it is paused at once, and restored in the background (``rebuild``): its committer
+   starts (fencing any previous owner), its sessions are read back from the processor's internal
+   changelog topic (only what others wrote since, when this processor kept them: ``kept``), the
+   consumer seeks to its committed offset, and only then does it resume. The other partitions
+   go on meanwhile; ``/readyz`` says ready once every assigned partition is restored;
 2. records are applied as they arrive; every ``COMMIT_INTERVAL_MS`` (or ``COMMIT_MAX_RECORDS``)
-   its batch commits: derived events, one snapshot per touched session, the input offset. A
-   partition whose commits fall behind is paused on its own until its commit lands;
+   its batch commits: derived events, each touched session's state snapshot and changelog
+   records, the input offset. A partition whose commits fall behind is paused on its own until
+   its commit lands;
 3. a failed commit, or a record the engine fails on, pauses the partition and restores it again
    from its last commit (the poison record is then dead-lettered unapplied);
 4. a partition that cannot be restored turns ``/readyz`` 503, is logged and counted with its

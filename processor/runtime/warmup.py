@@ -1,13 +1,13 @@
 """Before joining its group, a processor reads the sessions of the partitions it will be given.
 
-A processor that joins (a scale-out, a restarted pod of a rolling deploy) used to get its
-partitions first and read them after: each one stood still, for every member, for a full read
-of its changelog (seconds with 100,000 live sessions), while the rest of the group had already
-resumed. The sticky assignor is deterministic, so the newcomer can work out its share before it
-joins: it describes the group (what each member owns now), runs the same assignment with itself
-added as a member that owns nothing, and reads those partitions' changelogs while the others go
-on processing. What it read is kept (``kept``) with the offset each read reached, so once the
-partitions are assigned, only what their owners wrote meanwhile is read (a delta restore).
+Why: were a joining processor (a scale-out, a restarted pod of a rolling deploy) to read its
+partitions only once assigned, each would stand still for a full read of its changelog while the
+rest of the group had resumed. The sticky assignor is deterministic, so the newcomer works out
+its share before it joins: it describes the group (what each member owns now), runs the same
+assignment with itself added as a member that owns nothing, and reads those partitions'
+changelogs while the others go on processing. What it read is kept (``kept``) with the offset
+each read reached, so once the partitions are assigned, only what their owners wrote meanwhile
+is read (a delta restore).
 
 Best effort: a group in the middle of a rebalance, a prediction that turns out wrong, or a read
 that fails only cost the full reads this replaces; nothing here decides what is restored.

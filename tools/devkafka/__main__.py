@@ -1,7 +1,7 @@
-"""``python -m devkafka``: run a Kafka broker (or ``--brokers 3``: a three-node cluster) in the
-foreground until Ctrl-C/SIGTERM.
+"""``python -m tools.devkafka``: run a Kafka broker (or ``--brokers 3``: a three-node cluster) in
+the foreground until Ctrl-C/SIGTERM.
 
-``python -m devkafka --fetch-only`` only makes sure the broker jars are in the cache.
+``python -m tools.devkafka --fetch-only`` only makes sure the broker jars are in the cache.
 """
 
 from __future__ import annotations

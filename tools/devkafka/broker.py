@@ -1,8 +1,8 @@
 """A real Apache Kafka node (KRaft, broker and controller in one JVM) run as a child process.
 
-Used by the test suite's session fixture and by ``make run``; ``devkafka.cluster`` joins three of
-them into one cluster. The broker is the genuine article, assembled from Maven Central jars (see
-``devkafka.jars``); only the packaging is ours.
+Used by the test suite's session fixture and by ``make run``; ``tools.devkafka.cluster`` joins
+three of them into one cluster. The broker is the genuine article, assembled from Maven Central
+jars (see ``tools.devkafka.jars``); only the packaging is ours.
 """
 
 from __future__ import annotations

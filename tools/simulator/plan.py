@@ -3,8 +3,8 @@
 Sessions come from ``tools.simulator.meetings`` (Vonage Meetings) or ``tools.simulator.video``
 (Vonage Video API). On top of their timeline the plan adds what Vonage's delivery does to it:
 exact re-sends (retries) and callbacks that arrive after later ones, neither ever carrying a
-Video connection's callback past a later one of the same connection (contract §7 relies on that
-order). Finally it paces the sends to the target rate. The same scenario always yields the same
+Video connection's callback past a later one of the same connection (contract §7.4 relies on
+that order). Finally it paces the sends to the target rate. The same scenario always yields the same
 deliveries, byte for byte and in the same order, which is what makes a run repeatable.
 """
 

@@ -9,7 +9,7 @@ as Vonage signs them, each request afresh.
 Callbacks are sent concurrently, so two sent a moment apart can reach ingest in either order.
 Deliveries that share an order key (a Video connection's callbacks) are therefore sent one
 after the other: each waits for the previous one's final outcome, and so reaches ingest after
-it, retries included, as contract §7's order guarantee needs.
+it, retries included, as contract §7.4's order guarantee needs.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ camelCase wire format, times in epoch milliseconds, every field as ``schemas.vid
 
 Like ``tools.simulator.meetings``, the output is a plain ``(send time, body)`` timeline. A
 connection's callbacks (its streams' included) are sent in the order they happened, whatever
-the latencies: contract §7 relies on that order and on no other (``order_key``).
+the latencies: contract §7.4 relies on that order and on no other (``order_key``).
 """
 
 from __future__ import annotations

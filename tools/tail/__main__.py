@@ -1,3 +1,5 @@
+"""``python -m tools.tail``: the same as ``meetings-tail``."""
+
 import sys
 
 from tools.tail.cli import main
