@@ -229,10 +229,7 @@ def test_every_alert_links_an_existing_runbook() -> None:
     [
         ("Processor: `python -m processor`", "processor-python--m-processor"),
         ("Settings shared by both services", "settings-shared-by-both-services"),
-        (
-            "4.11 `SessionState` on `meetings.session-state`",
-            "411-sessionstate-on-meetingssession-state",
-        ),
+        ("4.11 `SessionState` on `x.session-state`", "411-sessionstate-on-xsession-state"),
         ("Ingest answering 503", "ingest-answering-503"),
         ("Re-processing", "re-processing"),
         (
