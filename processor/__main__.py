@@ -21,6 +21,7 @@ from aiohttp import web
 from processor.http import init_http_app
 from processor.provisioning import KafkaUnreachableError, TopicLayoutError, ensure_topics
 from processor.provisioning.cli import main as topics_main
+from processor.replay import main as replay_main
 from processor.runtime import PartitionFailedError, ProcessorService
 from processor.settings import ProcessorSettings, load_settings
 from servicekit.env import SettingsError
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["topics"]:
         return topics_main(args[1:])
+    if args[:1] == ["replay"]:
+        return replay_main(args[1:])
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from processor.sources.video import ParticipantKey
-from schemas.topics import TopicNames
+from schemas.topics import RAW, TopicNames
 from servicekit.kafka import KafkaSettings, kafka_problems
 from servicekit.logs import LOG_LEVELS, LogFormat, log_format_setting
 from servicekit.settings import load, setting
@@ -217,9 +219,23 @@ class ProcessorSettings:
     )
     log_format: LogFormat = log_format_setting()
 
+    input_prefix: str | None = setting(
+        "PROCESSOR_RAW_TOPIC_PREFIX",
+        None,
+        "read the raw topic under this prefix instead of `MEETINGS_TOPIC_PREFIX` (unset: the "
+        "same): how processing goes on into the topics a replay wrote (docs/operations.md, "
+        "Re-processing)",
+    )
+    # Not read from the environment: what ``python -m processor replay`` sets.
+    stream_time_only: bool = False
+    """Idle expiry, the empty rule and retention on stream time even once caught up: a
+    replay's clock is its input's, whenever it runs."""
+
     @property
     def topics(self) -> TopicNames:
-        return self.kafka.topics
+        if self.input_prefix is None:
+            return self.kafka.topics
+        return _reading_from(self.kafka.topic_prefix, self.input_prefix)
 
     @property
     def min_insync_replicas(self) -> int:
@@ -239,6 +255,11 @@ class ProcessorSettings:
         could keep a session whose tombstone is already gone. Half leaves the other half as
         margin for the cleaner's timing and the read itself."""
         return self.changelog_delete_retention_ms / 2 / 1000
+
+
+@functools.cache  # a prefix or two per process; ``topics`` is read per batch
+def _reading_from(prefix: str, input_prefix: str) -> TopicNames:
+    return dataclasses.replace(TopicNames.with_prefix(prefix), raw=RAW.name_under(input_prefix))
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> ProcessorSettings:

@@ -264,4 +264,19 @@ class TopicNames:
         )
 
     def of(self, topic: TopicContract) -> str:
-        return topic.name_under(self.prefix)
+        """``topic``'s name here (a replay's names read the raw topic under another prefix)."""
+        name: str = getattr(self, _NAME_FIELDS[topic.suffix])
+        return name
+
+
+_NAME_FIELDS = {
+    RAW.suffix: "raw",
+    DLQ.suffix: "dlq",
+    SESSION_STATE.suffix: "session_state",
+    SESSIONS.suffix: "sessions",
+    PARTICIPANTS.suffix: "participants",
+    RECORDINGS.suffix: "recordings",
+    ROOMS.suffix: "rooms",
+    SESSION_CHANGELOG.suffix: "changelog",
+}
+"""The ``TopicNames`` field of each topic."""

@@ -65,6 +65,7 @@ def test_pipeline_services_use_the_image_and_its_commands(service: str, command:
         ("ingest", INGEST_VARIABLES),
         ("processor", PROCESSOR_VARIABLES),
         ("topics", PROCESSOR_VARIABLES),
+        ("replay", PROCESSOR_VARIABLES),
     ],
 )
 def test_every_compose_variable_is_a_setting_the_service_reads(
@@ -78,6 +79,7 @@ def test_compose_values_are_valid_settings() -> None:
     ingest = load_ingest_settings(environment("ingest"))
     processor = load_processor_settings(environment("processor"))
     load_processor_settings(environment("topics"))
+    load_processor_settings(environment("replay"))
     assert ingest.port == 8080
     assert SERVICES["ingest"]["ports"] == [f"{ingest.port}:{ingest.port}"]
     for service, port in (("ingest", ingest.port), ("processor", processor.http_port)):
@@ -100,10 +102,25 @@ def test_processor_can_scale_and_waits_for_its_topics() -> None:
     assert SERVICES["topics"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
 
 
+def test_the_replay_runs_only_when_asked_for_and_never_restarts() -> None:
+    replay = SERVICES["replay"]
+    assert replay["profiles"] == ["replay"]  # `docker compose up` leaves it out
+    assert replay["command"] == [
+        "python",
+        "-m",
+        "processor",
+        "replay",
+        "--to-prefix",
+        "${REPLAY_PREFIX:-}",  # unset: the replay refuses the empty prefix, naming it
+    ]
+    assert replay["restart"] == "no"
+    assert replay["depends_on"] == {"topics": {"condition": "service_completed_successfully"}}
+
+
 def test_no_host_paths_are_mounted_and_the_root_is_read_only() -> None:
     for name, spec in SERVICES.items():
         assert "volumes" not in spec, name
-    for name in ("topics", "ingest", "processor"):
+    for name in ("topics", "ingest", "processor", "replay"):
         assert SERVICES[name]["read_only"] is True, name
         assert SERVICES[name]["tmpfs"] == ["/tmp"], name  # ingest workers' metrics files
 

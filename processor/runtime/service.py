@@ -221,9 +221,10 @@ class ProcessorService:
             live = await caught_up(consumer, worker)
             if not worker.active:
                 continue  # revoked or rebuilding meanwhile
+            on_wall_clock = live and not self._settings.stream_time_only
             housekeep(
                 worker,
-                now_ms=wall_ms if live else worker.state.stream_time_ms,
+                now_ms=wall_ms if on_wall_clock else worker.state.stream_time_ms,
                 monotonic=self._clock.monotonic(),
                 idle_timeout_ms=idle_ms,
                 retention_ms=retention_ms,

@@ -1,0 +1,110 @@
+"""``python -m processor replay --to-prefix PREFIX``: re-derive the live raw topic's history
+into every derived topic under ``PREFIX`` (see ``processor.replay.run``), then compare it with
+``meetings-diff``.
+
+Settings come from the environment as for the service (docs/operations.md). Exit status 0 once
+the replay has reached the raw topic's end as of its start (run it again to go on where it
+stopped), 1 when Kafka is unreachable or the processor fails, 2 for bad settings, a refused
+prefix or a topic layout that needs an operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping
+
+import uvloop
+from aiokafka.errors import KafkaError
+
+from processor.provisioning import KafkaUnreachableError, TopicLayoutError
+from processor.replay.run import (
+    ReplayRefusedError,
+    ReplayStoppedError,
+    ReplaySummary,
+    replay,
+    replay_settings,
+)
+from processor.settings import ProcessorSettings, load_settings
+from servicekit.env import SettingsError
+from servicekit.logs import configure_logging
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        live = load_settings(environ)
+        settings = replay_settings(live, args.to_prefix)
+    except (SettingsError, ReplayRefusedError) as exc:
+        sys.stderr.write(f"processor replay: {exc}\n")
+        return 2
+    configure_logging(live.log_level, live.log_format)
+
+    def report(line: str) -> None:
+        sys.stderr.write(f"processor replay: {line}\n")
+        sys.stderr.flush()
+
+    try:
+        summary = uvloop.run(_until_signalled(settings, report, args.report_every))
+    except (ReplayRefusedError, TopicLayoutError) as exc:
+        sys.stderr.write(f"processor replay: {exc}\n")
+        return 2
+    except (KafkaUnreachableError, ReplayStoppedError, KafkaError, OSError) as exc:
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        sys.stderr.write(f"processor replay: {exc}{cause}\n")
+        return 1
+    sys.stdout.write(
+        f"{summary.describe()}\n"
+        f"compare: meetings-diff {live.kafka.topic_prefix} {args.to_prefix}\n"
+        "go on from here, live (stop the replay first): MEETINGS_TOPIC_PREFIX="
+        f"{settings.kafka.topic_prefix} PROCESSOR_RAW_TOPIC_PREFIX={settings.input_prefix} "
+        f"PROCESSOR_GROUP_ID={settings.group_id}\n"
+    )
+    return 0
+
+
+async def _until_signalled(
+    settings: ProcessorSettings, report: Callable[[str], None], report_every_s: float
+) -> ReplaySummary:
+    """The replay; SIGTERM or Ctrl-C stops it cleanly (the processor commits and leaves)."""
+    interrupt = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Handlers can only be installed from the main thread (tests run main() in another one).
+    handled = (
+        (signal.SIGINT, signal.SIGTERM)
+        if threading.current_thread() is threading.main_thread()
+        else ()
+    )
+    for signum in handled:
+        loop.add_signal_handler(signum, interrupt.set)
+    try:
+        return await replay(
+            settings, report=report, report_every_s=report_every_s, interrupt=interrupt
+        )
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m processor replay",
+        description="Re-derive the raw topic's history: run the processor, as a group of its "
+        "own, from the start of the raw topic to its current end, writing every derived topic "
+        "under PREFIX (never the live prefix). Stopped and started again, it goes on where it "
+        "stopped.",
+    )
+    parser.add_argument(
+        "--to-prefix", required=True, metavar="PREFIX", help="e.g. replay-2026-12. (with its dot)"
+    )
+    parser.add_argument(
+        "--report-every",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds between progress lines (default 5)",
+    )
+    return parser
