@@ -101,8 +101,8 @@ async def test_a_restore_error_is_reported_with_its_cause(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     backend = FakeBackend()
-    backend.kafka.fail_restore[1] = RestoreError(1, "the state topic is gone")
-    assert await fails_loudly(backend, "restore", caplog) == "the state topic is gone"
+    backend.kafka.fail_restore[1] = RestoreError(1, "the changelog topic is gone")
+    assert await fails_loudly(backend, "restore", caplog) == "the changelog topic is gone"
 
 
 async def test_stopping_during_the_grace_period_exits_cleanly() -> None:

@@ -64,7 +64,7 @@ async def test_a_restarted_processor_resumes_from_restored_state(
         await wait_until(ended, what="session.ended after the restart")
 
     summary = (await summaries(settings))[session_id].summary
-    # Only possible if the joins seen by the first processor came back from the state topic.
+    # Only possible if the joins seen by the first processor came back from the changelog.
     assert (summary.unique_participants, summary.total_joins, summary.peak_concurrency) == (3, 3, 3)
     assert summary.participant_seconds == 99 + 60 + 97
     joined = [e for e in await events_of(settings, settings.topics.participants)]
@@ -298,7 +298,7 @@ async def test_a_fenced_processor_rebuilds_its_partitions_and_carries_on(
 ) -> None:
     """Another producer takes the processor's transactional ids (a zombie, or an operator's
     mistake): its next commits fail, it replaces its producers, restores the partitions from
-    the state topic, rewinds to the committed offsets, and the output stays exactly-once."""
+    its changelog, rewinds to the committed offsets, and the output stays exactly-once."""
     sessions = [unique_name("2_MX40-fenced") for _ in range(12)]
     records = [r for s in sessions for r in scripted_meeting(s, unique_name("room"))[:-1]]
     half = len(records) // 2
