@@ -75,6 +75,8 @@ class ProcessorService:
         self._workers: dict[int, PartitionWorker] = {}
         self._assigned = False
         self._running = False
+        self._leaving = False
+        """Shutting down: partitions assigned from now on are not taken."""
         self._consumer: Consumer | None = None
         self._shared_producer: Producer | None = None
         self._kept = KeptPartitions(
@@ -343,6 +345,9 @@ class ProcessorService:
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Take new partitions: paused at once, restored in the background."""
+        if self._leaving:
+            logger.debug("leaving the group: not taking partitions %s", partitions)
+            return
         self._assigned = True
         assert self._consumer is not None
         partitions = list(partitions)
@@ -428,10 +433,14 @@ class ProcessorService:
         )
 
     async def _shutdown(self, consumer: Consumer) -> None:
-        """aiokafka does not call the rebalance listener on stop(): release partitions here."""
+        """aiokafka does not call the rebalance listener on stop(): release partitions here.
+        But stop() lets a rebalance under way finish first, which can assign partitions while
+        the processor leaves: those are not taken (``assign``)."""
+        self._leaving = True
         await self.revoke([worker.partition for worker in list(self._workers.values())])
         with contextlib.suppress(KafkaError):
             await consumer.stop()  # leaves the group
+        await self.revoke([worker.partition for worker in list(self._workers.values())])
         if self._shared_producer is not None:
             with contextlib.suppress(KafkaError, OSError):
                 await self._shared_producer.stop()

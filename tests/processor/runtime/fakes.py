@@ -163,6 +163,7 @@ class FakeConsumer:
         self._listener: Any = None
         self._assignment: set[TopicPartition] = set()
         self._pending: set[TopicPartition] | None = None
+        self._leaving_rebalance: set[TopicPartition] | None = None
         if kafka.assign_at_start:
             self.rebalance(range(kafka.partitions))
         self._positions: dict[TopicPartition, int] = {}
@@ -173,10 +174,18 @@ class FakeConsumer:
         return None
 
     async def stop(self) -> None:
+        if self._leaving_rebalance is not None:
+            # aiokafka lets its coordination task finish a rebalance under way before leaving
+            # the group: the listener can be called from inside stop().
+            await self._rebalance(self._leaving_rebalance)
         self.stopped = True
 
     def subscribe(self, topics: list[str], *, listener: Any) -> None:
         self._listener = listener
+
+    def rebalance_while_leaving(self, partitions: Iterable[int]) -> None:
+        """``stop()`` first completes a rebalance that assigns ``partitions``."""
+        self._leaving_rebalance = {TopicPartition(self._topic, p) for p in partitions}
 
     def rebalance(self, partitions: Iterable[int]) -> None:
         """The next ``getmany`` revokes everything and assigns ``partitions`` (eager)."""

@@ -1,6 +1,7 @@
-"""A processor whose start fails stops every client it had started: no connection or
-background task outlives the failed ``run`` (a real process would exit and drop them, but a
-service embedded in a longer-lived process, or restarted in one, must not leak them)."""
+"""No client outlives the processor: a start that fails stops what it had started, and a
+rebalance completed while leaving the group starts nothing (a real process would exit and drop
+them, but a service embedded in a longer-lived process, or restarted in one, must not leak
+connections or background tasks)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from aiokafka.errors import KafkaConnectionError
 
 from processor.runtime import ProcessorService
 from processor.settings import Guarantee
-from tests.processor.runtime.fakes import FakeKafka, fake_settings
+from tests.kafka_helpers import wait_until
+from tests.processor.runtime.fakes import FakeKafka, fake_settings, running_on
 
 
 @pytest.mark.parametrize("guarantee", list(Guarantee))
@@ -36,3 +38,18 @@ async def test_a_consumer_that_cannot_start_leaves_no_client_open(guarantee: Gua
     if guarantee is Guarantee.AT_LEAST_ONCE:
         assert len(kafka.producers) == 1, "the shared producer was started first"
     assert not service.ready
+
+
+async def test_partitions_assigned_while_leaving_the_group_are_released_too() -> None:
+    """aiokafka finishes a rebalance under way inside ``consumer.stop()``: partitions it
+    assigns then get no restore, and no producer outlives the processor."""
+    kafka = FakeKafka()
+    settings = fake_settings()
+    async with running_on(kafka, settings) as run:
+        await wait_until(lambda: run.service.ready, what="the processor ready")
+        [consumer] = kafka.consumers
+        consumer.rebalance_while_leaving(range(kafka.partitions))
+    assert consumer.stopped
+    assert kafka.producers
+    assert [p.transactional_id for p in kafka.producers if not p.stopped] == []
+    assert run.service.assigned_partitions == []
