@@ -4,7 +4,7 @@
 import os
 import sys
 
-from bench import decode, e2e, ingest, processor, restore_churn, scale_out, scaling
+from bench import decode, e2e, ingest, processor, replay, restore_churn, scale_out, scaling
 from bench.broker import BOOTSTRAP_VARIABLE, kafka
 from bench.docs import DOCUMENT, write_report
 from bench.goals import Goal, summary
@@ -30,6 +30,8 @@ def main() -> int:
             goals += processor.run()
             emit()
             goals += restore_churn.run()
+            emit()
+            goals += replay.run()
             emit()
             goals.append(compare.run().goal())
             emit()
