@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 
+import msgspec
 import uvloop
 from aiokafka.errors import KafkaError
 
@@ -29,6 +30,7 @@ from processor.replay.run import (
     replay_settings,
 )
 from processor.settings import ProcessorSettings, load_settings
+from schemas.timestamps import parse_timestamp, to_epoch_ms
 from servicekit.env import SettingsError
 from servicekit.logs import configure_logging
 
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         sys.stderr.flush()
 
     try:
-        summary = uvloop.run(_until_signalled(settings, report, args.report_every))
+        summary = uvloop.run(_until_signalled(settings, report, args.report_every, args.from_time))
     except (ReplayRefusedError, TopicLayoutError) as exc:
         sys.stderr.write(f"processor replay: {exc}\n")
         return 2
@@ -67,7 +69,10 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
 
 
 async def _until_signalled(
-    settings: ProcessorSettings, report: Callable[[str], None], report_every_s: float
+    settings: ProcessorSettings,
+    report: Callable[[str], None],
+    report_every_s: float,
+    from_ms: int | None,
 ) -> ReplaySummary:
     """The replay; SIGTERM or Ctrl-C stops it cleanly (the processor commits and leaves)."""
     interrupt = asyncio.Event()
@@ -82,7 +87,11 @@ async def _until_signalled(
         loop.add_signal_handler(signum, interrupt.set)
     try:
         return await replay(
-            settings, report=report, report_every_s=report_every_s, interrupt=interrupt
+            settings,
+            report=report,
+            report_every_s=report_every_s,
+            interrupt=interrupt,
+            from_ms=from_ms,
         )
     finally:
         for signum in handled:
@@ -101,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
         "--to-prefix", required=True, metavar="PREFIX", help="e.g. replay-2026-12. (with its dot)"
     )
     parser.add_argument(
+        "--from-time",
+        type=_epoch_ms,
+        default=None,
+        metavar="TIME",
+        help="start a new replay at the callbacks received from TIME on (RFC 3339, e.g. "
+        "2026-12-01T00:00:00Z, or epoch milliseconds); sessions begun earlier are then seen "
+        "part-way",
+    )
+    parser.add_argument(
         "--report-every",
         type=float,
         default=5.0,
@@ -108,3 +126,14 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between progress lines (default 5)",
     )
     return parser
+
+
+def _epoch_ms(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    try:
+        return to_epoch_ms(parse_timestamp(text))
+    except (msgspec.ValidationError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an RFC 3339 time with a zone nor epoch milliseconds"
+        ) from None

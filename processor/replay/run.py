@@ -92,9 +92,13 @@ async def replay(
     report: Report,
     report_every_s: float = 5.0,
     interrupt: asyncio.Event | None = None,
+    from_ms: int | None = None,
 ) -> ReplaySummary:
     """Run the replay of ``settings`` (from ``replay_settings``) to its end, or until
-    ``interrupt`` is set (``ReplayStoppedError`` once the processor has stopped cleanly)."""
+    ``interrupt`` is set (``ReplayStoppedError`` once the processor has stopped cleanly).
+
+    ``from_ms``: a new replay starts each partition at its first record received at or after
+    that time rather than at its start (a replay under way goes on from its offsets)."""
     raw = settings.topics.raw
     began = time.monotonic()
     async with _OffsetView(settings) as view:
@@ -110,6 +114,11 @@ async def replay(
         partitions = list(range(topics[raw]))
         ends = await view.ends(raw, partitions)
         committed = await view.committed(settings.group_id, raw)
+        if from_ms is not None:
+            if committed:
+                report("going on from the replay's own offsets: --from-time starts a new one only")
+            else:
+                committed = await view.start_at(settings.group_id, raw, partitions, from_ms)
         beginnings = await view.beginnings(raw, partitions)
         starts = {p: committed.get(p, beginnings[p]) for p in partitions}
         progress = Progress(starts, ends, committed)
@@ -174,7 +183,7 @@ class _OffsetView:
     """Offsets of the raw topic and of the replay's group, read without joining it."""
 
     def __init__(self, settings: ProcessorSettings) -> None:
-        options = settings.kafka.client_options()
+        options = self._options = settings.kafka.client_options()
         self._admin: Any = AIOKafkaAdminClient(**options, client_id="meetings-replay")
         self._consumer: Any = AIOKafkaConsumer(
             **options,
@@ -228,6 +237,29 @@ class _OffsetView:
         numbers = list(range(partitions))
         ends, starts = await self.ends(topic, numbers), await self.beginnings(topic, numbers)
         return sum(ends[p] - starts[p] for p in numbers)
+
+    async def start_at(
+        self, group: str, topic: str, partitions: list[int], at_ms: int
+    ) -> dict[int, int]:
+        """Commit, for ``group``, each partition's first offset whose record timestamp is at
+        or after ``at_ms`` (its end when there is none): where its first member starts."""
+        positioned: Any = AIOKafkaConsumer(
+            **self._options,
+            group_id=group,
+            enable_auto_commit=False,
+            client_id="meetings-replay",
+        )
+        try:
+            await start_or_close(positioned.start, positioned.stop)
+            tps = [TopicPartition(topic, p) for p in partitions]
+            positioned.assign(tps)
+            found = await positioned.offsets_for_times(dict.fromkeys(tps, at_ms))
+            ends = await positioned.end_offsets(tps)
+            offsets = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in tps}
+            await positioned.commit(offsets)
+        finally:
+            await positioned.stop()  # created, it is stopped, started or not
+        return {tp.partition: offset for tp, offset in offsets.items()}
 
     async def committed(self, group: str, topic: str) -> dict[int, int]:
         found = await self._admin.list_consumer_group_offsets(group)

@@ -195,3 +195,22 @@ async def _summary_of(settings: ProcessorSettings, prefix: str, session_id: str)
         r.value for r in records if r.key == session_id.encode() and b"session.ended" in r.value
     ]
     return bytes(last)
+
+
+async def test_from_time_starts_a_new_replay_at_the_callbacks_received_since(
+    settings: ProcessorSettings,
+) -> None:
+    earlier, later = recent_ms(40), recent_ms(20)
+    old = [r for n in range(4) for r in scripted_meeting(f"old-{n}", f"room-old-{n}", t0=earlier)]
+    new = [r for n in range(4) for r in scripted_meeting(f"new-{n}", f"room-new-{n}", t0=later)]
+    await feed(settings, [*old, *new])
+    to_prefix = unique_name("recent") + "."
+    status, out, err = await in_thread(
+        replay_main,
+        ["--to-prefix", to_prefix, "--from-time", str(later)],
+        environment(settings),
+    )
+    assert status == 0, err
+    assert f"replayed {len(new):,} records" in out
+    records = await read_all(settings.kafka.bootstrap_servers, SESSIONS.name_under(to_prefix))
+    assert {r.key.decode() for r in records if r.key} == {f"new-{n}" for n in range(4)}
