@@ -15,18 +15,23 @@ LOCK_BENCH := requirements/bench.txt
 BENCH_INSTALLED := $(VENV)/.bench-installed
 
 # The Helm chart: lint, render for each Kubernetes version and validate every object against the
-# strict schemas and the KEDA / Prometheus-operator CRDs (tools/chartcheck). helm is built with
-# `go install` and the CRDs come from their Go modules, once, into the cache; later runs are
-# offline. `make chart CHART=path` checks another chart folder.
+# strict schemas and the KEDA / Prometheus-operator CRDs, and check its alerting rules with
+# promtool (`check rules`, and `test rules` on the chart's rules-tests/) (tools/chartcheck). helm
+# and promtool are built with `go install` and the CRDs come from their Go modules, once, into
+# the cache; later runs are offline. `make chart CHART=path` checks another chart folder.
 CACHE_DIR ?= $(or $(MEETINGS_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/meetings-pipeline)
 HELM_VERSION := v3.22.0
 KEDA_VERSION := v2.21.0
 PROMETHEUS_OPERATOR_VERSION := v0.85.0
+# Prometheus's Go module numbers release 3.X.Y as v0.3XX.Y.
+PROMETHEUS_VERSION := 3.16.0
+PROMETHEUS_MODULE_VERSION := v0.316.0
 HELM ?= $(CACHE_DIR)/helm-$(HELM_VERSION)/helm
+PROMTOOL ?= $(CACHE_DIR)/promtool-$(PROMETHEUS_VERSION)/promtool
 CRDS := $(CACHE_DIR)/crds-keda-$(KEDA_VERSION)-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)
 CHART ?= deploy/helm/meetings
 
-.PHONY: test lint typecheck pytest lock test-deps test-containers chart chart-dry-run helm kafka-jars kafka run bench bench-docs clean
+.PHONY: test lint typecheck pytest lock test-deps test-containers chart chart-dry-run helm promtool kafka-jars kafka run bench bench-docs clean
 
 test: lint typecheck chart pytest
 
@@ -56,15 +61,15 @@ lock: $(INSTALLED)
 # (everything not marked kafka). Needs PyPI; not part of `make test`. Run it before widening a
 # range, after `make lock UPGRADE=1`, and when a dependency ships a release.
 DEPS_ENDS ?= lowest-direct highest
-test-deps: $(INSTALLED) kafka-jars $(HELM) $(CRDS)/.complete
+test-deps: $(INSTALLED) kafka-jars $(HELM) $(PROMTOOL) $(CRDS)/.complete
 	@set -e; for end in $(DEPS_ENDS); do \
 	  venv=$(VENV)-$$end; \
 	  echo "== dependencies at their $$end versions ($$venv)"; \
 	  rm -rf $$venv; $(PYTHON) -m venv $$venv; \
 	  $(BIN)/uv pip install --quiet --python $$venv/bin/python --resolution $$end -e '.[dev]'; \
 	  $(BIN)/uv pip list --python $$venv/bin/python | grep -Ei '^(aiohttp|aiokafka|yarl|msgspec|orjson) '; \
-	  MEETINGS_HELM=$(HELM) MEETINGS_CHART_CRDS=$(CRDS) $$venv/bin/pytest -q -p no:cacheprovider tests/contracts; \
-	  MEETINGS_HELM=$(HELM) MEETINGS_CHART_CRDS=$(CRDS) $$venv/bin/pytest -q -p no:cacheprovider -m 'not kafka and not containers'; \
+	  $(CHART_TOOLS) $$venv/bin/pytest -q -p no:cacheprovider tests/contracts; \
+	  $(CHART_TOOLS) $$venv/bin/pytest -q -p no:cacheprovider -m 'not kafka and not containers'; \
 	done
 
 kafka-jars: $(INSTALLED)
@@ -77,11 +82,15 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
-pytest: $(INSTALLED) kafka-jars $(HELM) $(CRDS)/.complete
-	MEETINGS_HELM=$(HELM) MEETINGS_CHART_CRDS=$(CRDS) $(BIN)/pytest $(PYTEST_ARGS)
+pytest: $(INSTALLED) kafka-jars $(HELM) $(PROMTOOL) $(CRDS)/.complete
+	$(CHART_TOOLS) $(BIN)/pytest $(PYTEST_ARGS)
+
+# What the chart tests (tests/deploy) use, found in the cache by the same names when unset.
+CHART_TOOLS = MEETINGS_HELM=$(HELM) MEETINGS_PROMTOOL=$(PROMTOOL) MEETINGS_CHART_CRDS=$(CRDS)
 
 # The Helm chart: see the variables above.
 helm: $(HELM)
+promtool: $(PROMTOOL)
 
 $(HELM):
 	@command -v go >/dev/null || { echo "building helm needs Go (or set HELM=/path/to/helm)" >&2; exit 1; }
@@ -90,12 +99,21 @@ $(HELM):
 	  -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" \
 	  helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
+# remove_all_sd leaves out Prometheus's service-discovery plugins (the cloud providers' SDKs),
+# which `check rules` and `test rules` never use: they are most of a full build's time.
+$(PROMTOOL):
+	@command -v go >/dev/null || { echo "building promtool needs Go (or set PROMTOOL=/path/to/promtool)" >&2; exit 1; }
+	mkdir -p $(@D)
+	GOBIN=$(abspath $(@D)) go install -tags remove_all_sd \
+	  -ldflags "-X github.com/prometheus/common/version.Version=$(PROMETHEUS_VERSION)" \
+	  github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_MODULE_VERSION)
+
 $(CRDS)/.complete: | $(INSTALLED)
 	$(BIN)/python -m tools.chartcheck.crds $(CRDS) --keda $(KEDA_VERSION) \
 	  --prometheus-operator $(PROMETHEUS_OPERATOR_VERSION)
 
-chart: $(INSTALLED) $(HELM) $(CRDS)/.complete
-	$(BIN)/python -m tools.chartcheck $(CHART) --helm $(HELM) --crds $(CRDS)
+chart: $(INSTALLED) $(HELM) $(PROMTOOL) $(CRDS)/.complete
+	$(BIN)/python -m tools.chartcheck $(CHART) --helm $(HELM) --crds $(CRDS) --promtool $(PROMTOOL)
 
 # A server-side dry run of the chart's defaults and every ci/*.yaml against the cluster of the
 # current kubeconfig (KUBECTL=..., NAMESPACE=...): the API server's own decoding, validation and

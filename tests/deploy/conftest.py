@@ -1,7 +1,8 @@
-"""Helm and the CRDs for the chart tests: the ones ``make`` fetched (``make helm``).
+"""Helm, promtool and the CRDs for the chart tests: the ones ``make`` fetched (``make helm``,
+``make promtool``).
 
-``make test`` passes them as ``MEETINGS_HELM`` and ``MEETINGS_CHART_CRDS``; run directly, the
-tests look in the cache folder the Makefile uses.
+``make test`` passes them as ``MEETINGS_HELM``, ``MEETINGS_PROMTOOL`` and ``MEETINGS_CHART_CRDS``;
+run directly, the tests look in the cache folder the Makefile uses.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import yaml
 
 from tools.chartcheck import Rendered, SchemaSet, load_manifests
 from tools.chartcheck.helm import Helm
+from tools.chartcheck.promtool import Promtool
 from tools.chartcheck.schemas import load_crds
 
 ROOT = Path(__file__).parent.parent.parent
 CHART = ROOT / "deploy" / "helm" / "meetings"
 HELM_VERSION = "v3.22.0"
+PROMETHEUS_VERSION = "3.16.0"
 CRDS_NAME = "crds-keda-v2.21.0-prometheus-operator-v0.85.0"
 
 
@@ -39,6 +42,17 @@ def helm() -> Helm:
     if not binary.is_file():
         pytest.fail(f"no helm at {binary}: `make helm` builds it (needs Go)")
     return Helm(binary)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Promtool:
+    binary = Path(
+        os.environ.get("MEETINGS_PROMTOOL")
+        or _cache_dir() / f"promtool-{PROMETHEUS_VERSION}" / "promtool"
+    )
+    if not binary.is_file():
+        pytest.fail(f"no promtool at {binary}: `make promtool` builds it (needs Go)")
+    return Promtool(binary)
 
 
 @pytest.fixture(scope="session")

@@ -78,3 +78,15 @@ def test_rendered_text_names_its_template_and_refuses_duplicate_keys() -> None:
     assert (rendered.source, rendered.label) == ("meetings/templates/a.yaml", "A/a")
     with pytest.raises(ManifestError, match=r"duplicate key 'kind'.*meetings/templates/b.yaml"):
         load_manifests("---\n# Source: meetings/templates/b.yaml\nkind: A\nkind: B\n")
+
+
+def test_a_json_key_of_a_configmap_must_hold_json() -> None:
+    """A Grafana sidecar skips a dashboard that does not parse, with a log line nobody reads."""
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "dashboards"},
+        "data": {"good.json": '{"panels": []}', "bad.json": '{"panels": [}', "notes.txt": "{"},
+    }
+    (error,) = semantic_errors(configmap, [configmap])
+    assert error.startswith("data.bad.json: not valid JSON")

@@ -134,6 +134,24 @@ def test_compaction_values_reach_the_topics_job_and_the_processor(render: Render
     assert not [name for name in defaults if name.startswith("CHANGELOG_")]
 
 
+def test_a_replay_job_runs_only_when_enabled_with_the_processors_settings(
+    render: Render,
+) -> None:
+    assert not [r for r in render({}) if r.kind == "Job" and "replay" in r.name]
+    rendered = render(
+        {"replay": {"enabled": True, "toPrefix": "Replay_2026.12.", "fromTime": "1700000000000"}}
+    )
+    job = one(rendered, "Job", "meetings-replay-replay-2026-12")
+    assert "helm.sh/hook" not in job["metadata"].get("annotations", {})  # not on every upgrade
+    spec = container(job)
+    assert spec["command"] == [
+        "python", "-m", "processor", "replay", "--to-prefix", "Replay_2026.12.",
+        "--report-every", "30", "--from-time", "1700000000000",
+    ]  # fmt: skip
+    assert spec["envFrom"] == [{"configMapRef": {"name": "meetings-processor"}}]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
 def test_keda_scales_on_the_group_lag_up_to_the_partition_count(render: Render) -> None:
     rendered = render(
         {
@@ -179,6 +197,11 @@ def test_keda_scales_on_the_group_lag_up_to_the_partition_count(render: Render) 
             "INGEST_VIDEO_ARCHIVES_SECRET is a secret",
         ),
         ({"autoscalling": {}}, "additional properties 'autoscalling' not allowed"),
+        ({"replay": {"enabled": True}}, "replay.toPrefix is required with replay.enabled"),
+        (
+            {"replay": {"enabled": True, "toPrefix": "meetings."}},
+            'replay.toPrefix "meetings." is topics.prefix',
+        ),
     ],
 )
 def test_the_chart_refuses_values_that_cannot_work(
@@ -195,7 +218,7 @@ def test_every_pod_is_locked_down(render: Render) -> None:
     rendered = render(FULL)
     pods = [r.obj["spec"]["template"]["spec"] for r in rendered if r.kind in ("Deployment", "Job")]
     pods += [r.obj["spec"] for r in rendered if r.kind == "Pod"]  # `helm test`
-    assert len(pods) == 4
+    assert len(pods) == 5  # ingest, processor, the topics and replay Jobs, the helm test
     for pod in pods:
         assert pod["securityContext"]["runAsUser"] == 10001  # the image's user is a name
         assert pod["securityContext"]["runAsNonRoot"] is True

@@ -4,8 +4,10 @@
 template`` for the chart's default values and every ``ci/*.yaml``, for each Kubernetes version
 asked for, and validates each rendered object against that version's strict OpenAPI schema
 (kubernetes-validate), KEDA and Prometheus-operator objects against their CRDs, plus rules the API
-server enforces that no schema expresses (``rules``). ``make chart`` (part of ``make test``) runs
-it with a helm and CRDs fetched once into the cache.
+server enforces that no schema expresses (``rules``). With ``--promtool``, the alerting rules of
+every rendered PrometheusRule go through ``promtool check rules``, and the chart's
+``rules-tests/<case>.yaml`` through ``promtool test rules`` (``promtool``). ``make chart`` (part
+of ``make test``) runs it with a helm, a promtool and CRDs fetched once into the cache.
 """
 
 from tools.chartcheck.manifests import Rendered, load_manifests

@@ -1,4 +1,5 @@
-"""``python -m tools.chartcheck CHART [VALUES...] --helm PATH [--crds DIR]``; see the package."""
+"""``python -m tools.chartcheck CHART [VALUES...] --helm PATH [--crds DIR] [--promtool PATH]``;
+see the package."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from tools.chartcheck.check import check_chart
 from tools.chartcheck.helm import Helm
+from tools.chartcheck.promtool import Promtool
 from tools.chartcheck.schemas import SchemaSet, load_crds
 
 DEFAULT_KUBE_VERSIONS = ("latest", "1.29")
@@ -20,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("values", type=Path, nargs="*", help="more values files to check")
     parser.add_argument("--helm", type=Path, required=True, help="the helm binary")
     parser.add_argument("--crds", type=Path, help="a folder of CRD manifests (*.yaml)")
+    parser.add_argument(
+        "--promtool",
+        type=Path,
+        help="Prometheus's promtool: checks the rendered PrometheusRules and runs the chart's "
+        "rules-tests/ (without it, rules are only validated against the CRD)",
+    )
     parser.add_argument(
         "--kube-version",
         action="append",
@@ -43,14 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         sys.stderr.write(f"chartcheck: {exc}\n")
         return 2
+    if args.promtool is not None and not args.promtool.is_file():
+        sys.stderr.write(f"chartcheck: no promtool at {args.promtool} (make promtool builds it)\n")
+        return 2
     helm = Helm(args.helm)
+    promtool = Promtool(args.promtool) if args.promtool is not None else None
     versions = " ".join(s.kube_version for s in schema_sets)
     custom = ", ".join(sorted({kind for _, kind in crds})) or "none (custom resources skipped)"
+    rules = f"promtool {promtool.version()}" if promtool else "no promtool"
     sys.stdout.write(
         f"chartcheck: chart {args.chart}; helm {helm.version()}; Kubernetes {versions}; "
-        f"CRDs: {custom}\n"
+        f"CRDs: {custom}; {rules}\n"
     )
-    report = check_chart(args.chart, helm, schema_sets, sys.stdout, args.values)
+    report = check_chart(args.chart, helm, schema_sets, sys.stdout, args.values, promtool)
     if report.ok:
         sys.stdout.write(f"chartcheck: all {report.steps} steps pass\n")
         return 0

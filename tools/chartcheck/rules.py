@@ -4,6 +4,7 @@ PodDisruptionBudget that selects no pod of the chart, an autoscaler aimed at not
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from typing import Any
@@ -241,4 +242,19 @@ def semantic_errors(obj: Obj, everything: list[Obj]) -> list[str]:
             errors.append("spec.selector: selects no pod template rendered by this chart")
     if kind in ("HorizontalPodAutoscaler", "ScaledObject"):
         errors += _scaler_errors(kind, spec, everything)
+    if kind == "ConfigMap":
+        errors += _json_data_errors(obj)
+    return errors
+
+
+def _json_data_errors(configmap: Obj) -> list[str]:
+    """A ``*.json`` key must hold JSON: its reader (a Grafana dashboard sidecar, say) would
+    otherwise skip it with no more than a log line."""
+    errors = []
+    for key, value in _dict(configmap.get("data")).items():
+        if str(key).endswith(".json"):
+            try:
+                json.loads(str(value))
+            except ValueError as exc:
+                errors.append(f"data.{key}: not valid JSON ({exc})")
     return errors

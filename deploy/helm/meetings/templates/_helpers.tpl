@@ -303,3 +303,22 @@ PROCESSOR_HTTP_PORT: {{ $p.port | quote }}
 {{ $name }}: {{ $value | toString | quote }}
 {{- end }}
 {{- end }}
+
+{{/* What the counter series picked by `.series` (a PromQL selector) grew by over `.window`,
+series by series. prometheus_client creates a labelled child at its first increment, so a series
+born within the window starts at what it counted already, an increase `increase()` cannot see:
+such series count with their whole value. Pass (dict "series" "x{...}" "window" "10m"). */}}
+{{- define "meetings.counterIncrease" -}}
+(
+  (increase({{ .series }}[{{ .window }}]) and {{ .series }} offset {{ .window }})
+  or
+  ({{ .series }} unless {{ .series }} offset {{ .window }})
+)
+{{- end }}
+
+{{/* The callback routes as a PromQL regex (anchored): Vonage Meetings' /callbacks and its
+sub-paths, Vonage Video's /video/sessions and /video/archives; not the probes, /metrics or
+"unparsed" (requests refused before routing). */}}
+{{- define "meetings.callbackRoutesRegex" -}}
+/callbacks(/.+)?|/video/.+
+{{- end }}
