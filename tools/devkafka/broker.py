@@ -11,6 +11,7 @@ import base64
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -56,11 +57,36 @@ _PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A TCP port on loopback that nothing listens on right now, outside the kernel's range of
+    ephemeral ports.
+
+    A port the kernel hands out for ``bind(0)`` is an ephemeral one, which any outgoing
+    connection on the machine can be given too: between this probe and the broker's own bind
+    (a JVM start later), or while a killed node waits to take its port back, a busy test run's
+    clients took it ("Address already in use"). Ports below or above that range are never
+    given to outgoing connections. Each is handed out once per process."""
+    low, high = _ephemeral_ports()
+    for _ in range(1000):
+        port = random.randrange(_LOWEST_PORT, 65536)
+        if (low <= port <= high) or port in _handed_out or not port_is_free(port):
+            continue
+        _handed_out.add(port)
         return port
+    raise BrokerStartError(f"no free port outside the ephemeral range {low}-{high}")
+
+
+_LOWEST_PORT = 10_000
+"""Below are well-known and registered services' usual ports."""
+_handed_out: set[int] = set()
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux; IANA's range elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535
 
 
 def new_cluster_id() -> str:

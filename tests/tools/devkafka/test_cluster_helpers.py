@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tools.devkafka import free_port
+from tools.devkafka.broker import port_is_free
 from tools.devkafka.cluster import EmbeddedKafkaCluster, live_broker_count
 
 
@@ -29,3 +30,13 @@ def test_a_fresh_cluster_shares_one_new_id_and_lists_every_broker(tmp_path: Path
 
 def test_no_broker_answers_on_a_closed_port() -> None:
     assert live_broker_count(free_port(), timeout=0.3) == -1
+
+
+def test_free_ports_are_never_ephemeral_ones_and_never_handed_out_twice() -> None:
+    """An ephemeral port can be given to any outgoing connection before a broker binds it, or
+    while a killed node waits to take it back."""
+    low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    assert not [port for port in ports if low <= port <= high]
+    assert all(port_is_free(port) for port in ports)
