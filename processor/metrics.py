@@ -92,6 +92,11 @@ SESSIONS_EXPIRED = Counter(
     "connection (empty), or dropped and tombstoned after retention.",
     ["reason"],
 )
+READY = Gauge(
+    "processor_ready",
+    "1 while /readyz answers 200: consuming, assigned its partitions by the group (none is "
+    "ready too), each of them restored; else 0.",
+)
 ASSIGNED_PARTITIONS = Gauge(
     "processor_assigned_partitions",
     "Raw-topic partitions this processor owns.",

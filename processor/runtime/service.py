@@ -41,6 +41,7 @@ from processor.metrics import (
     CONSUMER_LAG,
     PARTITION_REBUILDS,
     PARTITION_THROTTLES,
+    READY,
     SESSIONS_IN_MEMORY,
 )
 from processor.runtime.clients import Consumer, Producer, RuntimeClients, kafka_clients
@@ -233,6 +234,7 @@ class ProcessorService:
                 empty_end_ms=empty_ms,
             )
         self._kept.trim(self._workers, self._clock.monotonic())
+        READY.set(1 if self.ready else 0)
         states = [worker.state for worker in self._workers.values()]
         SESSIONS_IN_MEMORY.set(sum(len(state.sessions) for state in states))
         ACTIVE_SESSIONS.set(sum(state.active_sessions for state in states))
@@ -437,6 +439,7 @@ class ProcessorService:
         But stop() lets a rebalance under way finish first, which can assign partitions while
         the processor leaves: those are not taken (``assign``)."""
         self._leaving = True
+        READY.set(0)
         await self.revoke([worker.partition for worker in list(self._workers.values())])
         with contextlib.suppress(KafkaError):
             await consumer.stop()  # leaves the group

@@ -38,6 +38,10 @@ def failed_metric(partition: int, cause: str) -> float | None:
     )
 
 
+def ready_metric() -> float | None:
+    return REGISTRY.get_sample_value("processor_ready")
+
+
 @pytest.fixture(autouse=True)
 def fresh_failure_metric() -> None:
     PARTITION_FAILED.clear()
@@ -125,9 +129,12 @@ async def test_ready_only_once_the_assigned_partitions_are_restored() -> None:
         await wait_until(lambda: run.service.assigned_partitions == [0, 1], what="assigned")
         await wait_until(lambda: run.service.restoring_partitions == [0], what="1 restored")
         assert not run.service.ready
+        await wait_until(lambda: ready_metric() == 0, what="processor_ready 0 while restoring")
         gate.set()
         await wait_until(lambda: run.service.ready, what="ready")
         assert run.service.restoring_partitions == []
+        await wait_until(lambda: ready_metric() == 1, what="processor_ready 1")
+    assert ready_metric() == 0  # stopped
 
 
 async def test_a_member_assigned_nothing_is_ready() -> None:
@@ -137,6 +144,7 @@ async def test_a_member_assigned_nothing_is_ready() -> None:
         kafka.consumers[0].rebalance([])
         await wait_until(lambda: run.service.ready, what="ready with no partitions")
         assert run.service.assigned_partitions == []
+        await wait_until(lambda: ready_metric() == 1, what="processor_ready 1, standing by")
 
 
 async def test_a_process_that_cannot_restore_a_partition_says_so_over_http_then_exits_1(
