@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
-import threading
 from collections.abc import Callable, Mapping
 
 import msgspec
@@ -33,6 +31,7 @@ from processor.settings import ProcessorSettings, load_settings
 from schemas.timestamps import parse_timestamp, to_epoch_ms
 from servicekit.env import SettingsError
 from servicekit.logs import configure_logging
+from servicekit.signals import stop_on_signals
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -76,16 +75,7 @@ async def _until_signalled(
 ) -> ReplaySummary:
     """The replay; SIGTERM or Ctrl-C stops it cleanly (the processor commits and leaves)."""
     interrupt = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    # Handlers can only be installed from the main thread (tests run main() in another one).
-    handled = (
-        (signal.SIGINT, signal.SIGTERM)
-        if threading.current_thread() is threading.main_thread()
-        else ()
-    )
-    for signum in handled:
-        loop.add_signal_handler(signum, interrupt.set)
-    try:
+    with stop_on_signals(interrupt):
         return await replay(
             settings,
             report=report,
@@ -93,9 +83,6 @@ async def _until_signalled(
             interrupt=interrupt,
             from_ms=from_ms,
         )
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -17,16 +17,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from processor.provisioning import ensure_topics
 from processor.replay.progress import Progress, describe
 from processor.runtime import ProcessorService
-from processor.runtime.starting import start_or_close
+from processor.runtime.offsets import OffsetView
 from processor.settings import ProcessorSettings
 from schemas.topics import RAW
 
@@ -101,7 +96,7 @@ async def replay(
     that time rather than at its start (a replay under way goes on from its offsets)."""
     raw = settings.topics.raw
     began = time.monotonic()
-    async with _OffsetView(settings) as view:
+    async with OffsetView(settings.kafka, client_id="meetings-replay") as view:
         topics = await view.partition_counts()
         if raw not in topics:
             raise ReplayRefusedError(f"the raw topic {raw} does not exist: nothing to replay")
@@ -111,7 +106,7 @@ async def replay(
                 f"{own_raw} holds callbacks: {settings.kafka.topic_prefix!r} is a live "
                 "pipeline's prefix, and a replay never writes into live topics"
             )
-        partitions = list(range(topics[raw]))
+        partitions = topics[raw]
         ends = await view.ends(raw, partitions)
         committed = await view.committed(settings.group_id, raw)
         if from_ms is not None:
@@ -120,7 +115,7 @@ async def replay(
             else:
                 committed = await view.start_at(settings.group_id, raw, partitions, from_ms)
         beginnings = await view.beginnings(raw, partitions)
-        starts = {p: committed.get(p, beginnings[p]) for p in partitions}
+        starts = {p: committed.get(p, beginnings[p]) for p in range(partitions)}
         progress = Progress(starts, ends, committed)
         if not progress.finished:
             provisioned = await ensure_topics(settings)
@@ -138,13 +133,13 @@ async def replay(
                 interrupt or asyncio.Event(),
             )
     return ReplaySummary(
-        raw, settings.kafka.topic_prefix, progress.total, len(partitions), time.monotonic() - began
+        raw, settings.kafka.topic_prefix, progress.total, partitions, time.monotonic() - began
     )
 
 
 async def _run_until(
     settings: ProcessorSettings,
-    view: _OffsetView,
+    view: OffsetView,
     progress: Progress,
     report: Report,
     report_every_s: float,
@@ -177,94 +172,3 @@ async def _run_until(
         await asyncio.wait({running})
         if not running.cancelled() and running.exception() is not None and progress.finished:
             raise ReplayStoppedError("the processor failed while stopping") from running.exception()
-
-
-class _OffsetView:
-    """Offsets of the raw topic and of the replay's group, read without joining it."""
-
-    def __init__(self, settings: ProcessorSettings) -> None:
-        options = self._options = settings.kafka.client_options()
-        self._admin: Any = AIOKafkaAdminClient(**options, client_id="meetings-replay")
-        self._consumer: Any = AIOKafkaConsumer(
-            **options,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            client_id="meetings-replay",
-        )
-
-    async def __aenter__(self) -> Self:
-        try:
-            await start_or_close(self._admin.start, self._admin.close)
-            await start_or_close(self._consumer.start, self._consumer.stop)
-        except BaseException:
-            await self._close()  # a client created is stopped, started or not
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._close()
-
-    async def _close(self) -> None:
-        try:
-            await self._consumer.stop()
-        finally:
-            await self._admin.close()
-
-    async def partition_counts(self) -> dict[str, int]:
-        # Every topic: a metadata request naming a missing one can create it.
-        described = await self._admin.describe_topics()
-        return {t["topic"]: len(t["partitions"]) for t in described if t["partitions"]}
-
-    async def ends(self, topic: str, partitions: list[int]) -> dict[int, int]:
-        found = await self._consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return {tp.partition: offset for tp, offset in found.items()}
-
-    async def beginnings(self, topic: str, partitions: list[int]) -> dict[int, int]:
-        found = await self._consumer.beginning_offsets(
-            [TopicPartition(topic, p) for p in partitions]
-        )
-        return {tp.partition: offset for tp, offset in found.items()}
-
-    async def records_in(self, topic: str, partitions: int) -> int:
-        if partitions == 0:
-            return 0
-        numbers = list(range(partitions))
-        ends, starts = await self.ends(topic, numbers), await self.beginnings(topic, numbers)
-        return sum(ends[p] - starts[p] for p in numbers)
-
-    async def start_at(
-        self, group: str, topic: str, partitions: list[int], at_ms: int
-    ) -> dict[int, int]:
-        """Commit, for ``group``, each partition's first offset whose record timestamp is at
-        or after ``at_ms`` (its end when there is none): where its first member starts."""
-        positioned: Any = AIOKafkaConsumer(
-            **self._options,
-            group_id=group,
-            enable_auto_commit=False,
-            client_id="meetings-replay",
-        )
-        try:
-            await start_or_close(positioned.start, positioned.stop)
-            tps = [TopicPartition(topic, p) for p in partitions]
-            positioned.assign(tps)
-            found = await positioned.offsets_for_times(dict.fromkeys(tps, at_ms))
-            ends = await positioned.end_offsets(tps)
-            offsets = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in tps}
-            await positioned.commit(offsets)
-        finally:
-            await positioned.stop()  # created, it is stopped, started or not
-        return {tp.partition: offset for tp, offset in offsets.items()}
-
-    async def committed(self, group: str, topic: str) -> dict[int, int]:
-        found = await self._admin.list_consumer_group_offsets(group)
-        return {
-            tp.partition: meta.offset
-            for tp, meta in found.items()
-            if tp.topic == topic and meta.offset >= 0
-        }

@@ -30,7 +30,8 @@ from tools.diff.compare import (
     in_pass,
     plan_passes,
 )
-from tools.diff.reading import Record, TopicReader
+from tools.diff.reading import TopicReader
+from tools.tail.lines import Record
 
 
 class Kind(enum.Enum):
