@@ -11,15 +11,14 @@ import asyncio
 import contextlib
 import os
 import secrets
-import signal
 import sys
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 
 from schemas.sources import VIDEO_ARCHIVES_ROUTE, VIDEO_SESSIONS_ROUTE
 from schemas.timestamps import parse_timestamp, to_epoch_ms
+from servicekit.signals import stop_on_signals
 from tools.simulator.plan import SOURCES, Plan, Scenario, build_plan
 from tools.simulator.progress import Progress
 from tools.simulator.sender import RetryPolicy, Sender, Target
@@ -92,18 +91,12 @@ async def _send(sender: Sender, *, show_progress: bool) -> tuple[Tally, bool]:
     """Run the sender with live progress; Ctrl-C or SIGTERM stops sending, in-flight requests
     finish, and the summary still follows."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    # Signal handlers can only be installed from the main thread (tests run main() elsewhere).
-    handled = (signal.SIGINT, signal.SIGTERM) if _in_main_thread() else ()
-    for signum in handled:
-        loop.add_signal_handler(signum, stop.set)
     progress = Progress(sender.tally, sys.stderr) if show_progress else None
     display = asyncio.create_task(progress.run()) if progress else None
     try:
-        tally = await sender.run(stop)
+        with stop_on_signals(stop):
+            tally = await sender.run(stop)
     finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
         if display is not None:
             display.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -112,10 +105,6 @@ async def _send(sender: Sender, *, show_progress: bool) -> tuple[Tally, bool]:
             progress.show()
             progress.close()
     return tally, stop.is_set()
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,9 +14,7 @@ import argparse
 import asyncio
 import os
 import re
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import TextIO
@@ -25,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from schemas.topics import DLQ, SESSIONS
+from servicekit.signals import stop_on_signals
 from tools.tail.lines import LineFormat, Record
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -149,20 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 async def _until_signalled(options: TailOptions) -> int:
     """``tail`` to stdout; Ctrl-C or SIGTERM (how a follow normally ends) stops it cleanly."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    # Handlers can only be installed from the main thread (tests run main() in another one).
-    handled = (
-        (signal.SIGINT, signal.SIGTERM)
-        if threading.current_thread() is threading.main_thread()
-        else ()
-    )
-    for signum in handled:
-        loop.add_signal_handler(signum, stop.set)
-    try:
+    with stop_on_signals(stop):
         return await tail(options, sys.stdout, stop)
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
 
 
 def _parser() -> argparse.ArgumentParser:
