@@ -98,8 +98,10 @@ async def warm_up(
                     Restored(RestoreKind.WARM_UP, read.records, len(restored), seconds)
                 )
     except _NO_COORDINATOR_YET as exc:
-        # A cluster's first group: the coordinator appears as the consumer joins.
-        logger.info("no group coordinator yet (%s): joining without reading ahead", exc)
+        # A cluster's first group: the coordinator appears as the consumer joins. Expected on
+        # every fresh start, so the broker's error name stays out of the info line.
+        logger.info("the group is new (no coordinator yet): joining without reading ahead")
+        logger.debug("group coordinator lookup: %r", exc)
         return []
     except (TimeoutError, RestoreError, KafkaError, OSError) as exc:
         logger.warning("reading ahead before joining failed, joining without: %r", exc)
