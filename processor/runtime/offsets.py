@@ -5,11 +5,18 @@ reading a topic whole, which ``consumer`` lends). Used by ``python -m processor 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from types import TracebackType
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorForGroupError,
+)
 
 from processor.runtime.starting import start_or_close
 from servicekit.kafka import KafkaSettings
@@ -81,8 +88,19 @@ class OffsetView:
         return sum(ends[p] - starts[p] for p in ends)
 
     async def committed(self, group: str, topic: str) -> dict[int, int]:
-        """``group``'s committed offsets on ``topic``'s partitions that have one."""
-        found = await self._admin.list_consumer_group_offsets(group)
+        """``group``'s committed offsets on ``topic``'s partitions that have one.
+
+        A cluster's offsets topic gets its leaders only when a group first needs them: until
+        then the coordinator lookup fails, and it is asked again (for ``_COORDINATOR_WAIT_S``)."""
+        deadline = time.monotonic() + _COORDINATOR_WAIT_S
+        while True:
+            try:
+                found = await self._admin.list_consumer_group_offsets(group)
+                break
+            except NO_COORDINATOR_YET:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)  # the coordinator's election, polled
         return {
             tp.partition: meta.offset
             for tp, meta in found.items()
@@ -106,6 +124,16 @@ class OffsetView:
         finally:
             await positioned.stop()  # created, it is stopped, started or not
         return {tp.partition: offset for tp, offset in offsets.items()}
+
+
+_COORDINATOR_WAIT_S = 30.0
+NO_COORDINATOR_YET = (
+    GroupCoordinatorNotAvailableError,
+    CoordinatorLoadInProgressError,
+    NotCoordinatorForGroupError,
+)
+"""What a group's coordinator lookup raises until the coordinator is elected (a new cluster's
+first group, a coordinator moving): worth asking again, not a failure."""
 
 
 def _partitions(topic: str, count: int) -> list[TopicPartition]:

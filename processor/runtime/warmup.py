@@ -20,18 +20,14 @@ import logging
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from aiokafka.errors import (
-    GroupCoordinatorNotAvailableError,
-    GroupLoadInProgressError,
-    KafkaError,
-    NotCoordinatorForGroupError,
-)
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from processor.runtime.assignor import MemberClaim, sticky_assignment
 from processor.runtime.changelog_read import RestoreError, decode_sessions
 from processor.runtime.clients import ChangelogReader, Clock, GroupView
 from processor.runtime.kept import KeptPartition, KeptPartitions
+from processor.runtime.offsets import NO_COORDINATOR_YET
 from processor.runtime.rebalance import Restored, RestoreKind
 
 logger = logging.getLogger(__name__)
@@ -39,13 +35,6 @@ logger = logging.getLogger(__name__)
 NEWCOMER = "\U0010ffff-joining"
 """The member id the newcomer is given in the prediction: it owns nothing, so only where it
 falls among ties of empty members could its id matter, and it sorts after every real one."""
-
-
-_NO_COORDINATOR_YET = (
-    GroupCoordinatorNotAvailableError,
-    GroupLoadInProgressError,
-    NotCoordinatorForGroupError,
-)
 
 
 def expected_share(topic: str, partitions: int, owners: Mapping[str, frozenset[int]]) -> list[int]:
@@ -97,7 +86,7 @@ async def warm_up(
                 read_ahead.append(
                     Restored(RestoreKind.WARM_UP, read.records, len(restored), seconds)
                 )
-    except _NO_COORDINATOR_YET as exc:
+    except NO_COORDINATOR_YET as exc:
         # A cluster's first group: the coordinator appears as the consumer joins. Expected on
         # every fresh start, so the broker's error name stays out of the info line.
         logger.info("the group is new (no coordinator yet): joining without reading ahead")
