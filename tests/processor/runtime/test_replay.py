@@ -13,6 +13,7 @@ import random
 import pytest
 
 from processor.replay import main as replay_main
+from processor.replay.run import ReplayStoppedError, replay, replay_settings
 from processor.runtime import ProcessorService
 from processor.settings import ProcessorSettings
 from schemas.topics import RAW, SESSIONS
@@ -214,3 +215,36 @@ async def test_from_time_starts_a_new_replay_at_the_callbacks_received_since(
     assert f"replayed {len(new):,} records" in out
     records = await read_all(settings.kafka.bootstrap_servers, SESSIONS.name_under(to_prefix))
     assert {r.key.decode() for r in records if r.key} == {f"new-{n}" for n in range(4)}
+
+
+async def test_a_stopped_replay_goes_on_where_it_stopped(settings: ProcessorSettings) -> None:
+    """SIGTERM or Ctrl-C (``interrupt``) stops the replay cleanly, saying so; run again, it
+    reads only what is left, and the result is what one uninterrupted replay gives."""
+    sent = traffic(sessions=6, seed=7)
+    await feed(settings, sent)
+    to_prefix = unique_name("resumed") + "."
+    replaying = replay_settings(dataclasses.replace(settings, create_topics=True), to_prefix)
+    interrupt = asyncio.Event()
+    interrupt.set()  # asked to stop as soon as it is under way
+    lines: list[str] = []
+    with pytest.raises(ReplayStoppedError, match="the same command goes on from there"):
+        await replay(replaying, report=lines.append, report_every_s=0.05, interrupt=interrupt)
+    assert lines[0].endswith(f"{len(sent):,} records")  # "replaying ... into ...: N records"
+    summary = await replay(replaying, report=lines.append)
+    assert 0 < summary.records <= len(sent)  # what was left; the diff shows nothing was lost
+
+    async with running(settings) as live:
+        await wait_until(lambda: live.processed_records >= len(sent), what="the live run")
+    status, out, _ = await in_thread(
+        diff_main,
+        [settings.kafka.topic_prefix, to_prefix, "--bootstrap", settings.kafka.bootstrap_servers],
+        {},
+    )
+    assert status == 0, out
+
+
+async def test_kafka_out_of_reach_is_exit_1_naming_it(settings: ProcessorSettings) -> None:
+    environ = environment(settings) | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    status, _, err = await in_thread(replay_main, ["--to-prefix", "elsewhere."], environ)
+    assert status == 1
+    assert "processor replay:" in err
