@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from processor.provisioning import ensure_topics
@@ -164,6 +164,10 @@ async def kill_and_restart(
 
 
 async def read_all(bootstrap: str, topics: list[str], done: Any, what: str) -> list[dict[str, Any]]:
+    """Committed events of ``topics`` until ``done(events)`` holds, then on to the committed end
+    of every partition: a fetch from one partition's leader can run ahead of another's, so the
+    ``session.ended`` that satisfies ``done`` may arrive before the same meeting's earlier
+    ``participant.left`` on the other topic."""
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -181,6 +185,18 @@ async def read_all(bootstrap: str, topics: list[str], done: Any, what: str) -> l
             return bool(done(events))
 
         await wait_until(complete, what=what, within=180)
+        assigned = list(consumer.assignment())
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(assigned)
+
+        async def at_end() -> bool:
+            behind = [tp for tp in assigned if await consumer.position(tp) < ends[tp]]
+            if not behind:
+                return True
+            for records in (await consumer.getmany(*behind, timeout_ms=500)).values():
+                events.extend(json.loads(record.value) for record in records)
+            return False
+
+        await wait_until(at_end, what=f"{what}: every partition read to its committed end")
     finally:
         await consumer.stop()
     return events
