@@ -37,10 +37,24 @@ item below against the installed aiokafka and fails naming its version and what 
 6. ``DefaultRecordBatchBuilder.estimate_size_in_bytes`` is *not* used: the record-size bound is
    computed from Kafka's protocol in ``servicekit.record_batches``; the contract test only
    compares the two.
+7. A defect, and its repair: ``CoordinatorGroupRebalance.perform_group_join``
+   (``aiokafka.consumer.group_coordinator``) sends one JoinGroup per configured assignor, the
+   first naming one protocol, the next two, and so on (its request loop sits inside the loop
+   over assignors; aio-libs/aiokafka#1168). Each JoinGroup after the first changes the member's
+   protocols, which makes the coordinator start another rebalance, so with two assignors (the
+   processor's sticky one and round-robin, for rolling upgrades) every join costs two
+   generations and members joining together can keep failing each other's SyncGroup for tens of
+   seconds. ``join_with_all_protocols`` replaces the method with the same code sending a single
+   JoinGroup that names every protocol; it refuses to install over any other code than the one
+   it was derived from (``PERFORM_GROUP_JOIN_SHA256``), so the release that changes the method
+   is a loud failure at start-up and in the contract test, not a silent regression.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -60,10 +74,12 @@ __all__ = [
     "ClusterMetadata",
     "ConsumerProtocolMemberAssignment",
     "ConsumerProtocolMemberMetadata",
+    "JoinRepairRefused",
     "LogLine",
     "RoundRobinPartitionAssignor",
     "cluster_metadata",
     "decode_member_assignment",
+    "join_with_all_protocols",
     "refresh_metadata",
     "topic_known",
     "unwatch_connections",
@@ -234,3 +250,152 @@ CHATTER_LINES = frozenset(
 
 def all_lines() -> Iterable[LogLine]:
     return CONNECT_FAILURE_LINES | TRANSIENT_LINES | CHATTER_LINES
+
+
+# -- 7. one JoinGroup per join -------------------------------------------------------------------
+
+PERFORM_GROUP_JOIN_SHA256 = "ff2c2109b2e9868dc23f43643160ea3d87c40093adc03e5e8c9a45c81844ea75"
+"""The source of the ``perform_group_join`` (aiokafka 0.13.0 and 0.14.0) the repair replaces."""
+
+
+class JoinRepairRefused(RuntimeError):
+    """The installed aiokafka's ``perform_group_join`` is not the one the repair was made for."""
+
+
+def perform_group_join_digest() -> str:
+    """The SHA-256 of the source of the installed aiokafka's own ``perform_group_join`` (the
+    original, also once the repair is installed)."""
+    from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
+
+    method = _repaired[0] if _repaired else CoordinatorGroupRebalance.perform_group_join
+    return hashlib.sha256(inspect.getsource(method).encode()).hexdigest()
+
+
+_repaired: list[Any] = []
+"""The original ``perform_group_join``, once replaced."""
+
+
+def join_with_all_protocols() -> None:
+    """Make every consumer group member of this process send one JoinGroup per join, naming
+    all its assignors' protocols (item 7). Idempotent; raises ``JoinRepairRefused`` when the
+    installed aiokafka's method is not the one the repair was derived from."""
+    if _repaired:
+        return
+    from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
+
+    original = CoordinatorGroupRebalance.perform_group_join
+    found = hashlib.sha256(inspect.getsource(original).encode()).hexdigest()
+    if found != PERFORM_GROUP_JOIN_SHA256:
+        raise JoinRepairRefused(
+            f"aiokafka {AIOKAFKA_VERSION} changed CoordinatorGroupRebalance.perform_group_join "
+            f"(source SHA-256 {found}): see whether it still sends one JoinGroup per assignor "
+            "(aio-libs/aiokafka#1168) and derive the repair in servicekit/aiokafka_internals.py "
+            "from the new code, or drop it"
+        )
+    _repaired.append(original)
+    CoordinatorGroupRebalance.perform_group_join = _perform_group_join
+
+
+async def _perform_group_join(self: Any) -> Any:
+    """aiokafka 0.14.0's ``CoordinatorGroupRebalance.perform_group_join`` (Apache License 2.0)
+    with its JoinGroup loop taken out of the loop over assignors: the protocols are collected
+    first, then joined with once. Nothing else differs, log lines included."""
+    import asyncio
+
+    import aiokafka.errors as errors
+    from aiokafka.coordinator.protocol import ConsumerProtocol
+    from aiokafka.protocol.group import JoinGroupRequest
+
+    log = logging.getLogger("aiokafka.consumer.group_coordinator")
+    log.info("(Re-)joining group %s", self.group_id)
+
+    topics = self._subscription.topics
+    metadata_list = []
+    for assignor in self._assignors:
+        metadata = assignor.metadata(topics)
+        if not isinstance(metadata, bytes):
+            metadata = metadata.encode()
+        metadata_list.append((assignor.name, metadata))
+
+    # for KIP-394 we may have to send a second join request
+    try_join = True
+    while try_join:
+        try_join = False
+        request = JoinGroupRequest(
+            self.group_id,
+            self._session_timeout_ms,
+            self._rebalance_timeout_ms,
+            self._coordinator.member_id,
+            self._coordinator._group_instance_id,
+            ConsumerProtocol.PROTOCOL_TYPE,
+            metadata_list,
+        )
+        log.debug("Sending JoinGroup (%s) to coordinator %s", request, self.coordinator_id)
+        try:
+            response = await self._coordinator._send_req(request)
+        except errors.KafkaError:
+            # A connection error: the coordinator lookup backs off.
+            return None
+        if not self._subscription.active:
+            # Subscription changed: ignore the response and restart the join.
+            return None
+        error_type = errors.for_code(response.error_code)
+        if error_type is errors.MemberIdRequired:
+            self._coordinator.member_id = response.member_id
+            try_join = True
+
+    if error_type is errors.NoError:
+        log.debug("Join group response %s", response)
+        self._coordinator.member_id = response.member_id
+        self._coordinator.generation = response.generation_id
+        protocol = response.group_protocol
+        log.info(
+            "Joined group '%s' (generation %s) with member_id %s",
+            self.group_id,
+            response.generation_id,
+            response.member_id,
+        )
+        if response.leader_id == response.member_id:
+            log.info("Elected group leader -- performing partition assignments using %s", protocol)
+            assignment_bytes = await self._on_join_leader(response)
+        else:
+            assignment_bytes = await self._on_join_follower()
+        if assignment_bytes is None:
+            return None
+        return (protocol, assignment_bytes)
+    elif error_type is errors.GroupLoadInProgressError:
+        log.debug(
+            "Attempt to join group %s rejected since coordinator %s is loading the group.",
+            self.group_id,
+            self.coordinator_id,
+        )
+        await asyncio.sleep(self._retry_backoff_ms / 1000)
+    elif error_type is errors.UnknownMemberIdError:
+        self._coordinator.reset_generation()
+        log.debug("Attempt to join group %s failed due to unknown member id", self.group_id)
+    elif error_type in (
+        errors.GroupCoordinatorNotAvailableError,
+        errors.NotCoordinatorForGroupError,
+    ):
+        err = error_type()
+        self._coordinator.coordinator_dead()
+        log.debug(
+            "Attempt to join group %s failed due to obsolete coordinator information: %s",
+            self.group_id,
+            err,
+        )
+    elif error_type in (
+        errors.InconsistentGroupProtocolError,
+        errors.InvalidSessionTimeoutError,
+        errors.InvalidGroupIdError,
+    ):
+        err = error_type()
+        log.error("Attempt to join group failed due to fatal error: %s", err)
+        raise err
+    elif error_type is errors.GroupAuthorizationFailedError:
+        raise error_type(self.group_id)
+    else:
+        err = error_type()
+        log.error("Unexpected error in join group '%s' response: %s", self.group_id, err)
+        raise errors.KafkaError(repr(err))
+    return None

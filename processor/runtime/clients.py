@@ -22,7 +22,11 @@ from processor.runtime.changelog_read import ChangelogRead, read_changelog
 from processor.runtime.partition import RawRecord
 from processor.runtime.starting import start_or_close
 from processor.settings import ProcessorSettings
-from servicekit.aiokafka_internals import RoundRobinPartitionAssignor, decode_member_assignment
+from servicekit.aiokafka_internals import (
+    RoundRobinPartitionAssignor,
+    decode_member_assignment,
+    join_with_all_protocols,
+)
 from servicekit.record_batches import DEFAULT_MAX_REQUEST_BYTES, BatchProducer
 from servicekit.record_batches import RecordBatch as RecordBatch  # the tests' fakes name it here
 
@@ -181,8 +185,15 @@ _SETTLED = {"Stable", "Empty", "Dead"}
 """Group states in which what each member owns is known (``Dead``: no such group yet)."""
 
 
+def assignment_strategy() -> tuple[object, ...]:
+    """Sticky first; round-robin while members of an older version are in the group."""
+    return (StickyAssignor(), RoundRobinPartitionAssignor)
+
+
 def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
     """The real clients, configured from ``settings``."""
+    # Two assignors: without the repair each join would cost two rebalances.
+    join_with_all_protocols()
 
     def consumer() -> Consumer:
         consumer: Consumer = AIOKafkaConsumer(
@@ -195,8 +206,7 @@ def kafka_clients(settings: ProcessorSettings) -> RuntimeClients:
             max_poll_records=settings.commit_max_records,
             session_timeout_ms=settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
-            # Sticky first; round-robin while members of an older version are in the group.
-            partition_assignment_strategy=(StickyAssignor(), RoundRobinPartitionAssignor),
+            partition_assignment_strategy=assignment_strategy(),
         )
         return consumer
 

@@ -9,6 +9,8 @@ batch API (the record-size bound, and that a hand-built batch is what ``send`` w
 from __future__ import annotations
 
 import ast
+import asyncio
+import contextlib
 import importlib
 import logging
 import pathlib
@@ -20,11 +22,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from processor.runtime.clients import assignment_strategy
 from servicekit import aiokafka_internals as internals
 from servicekit.logs import KafkaNoiseFilter
 from servicekit.record_batches import append_record, check_record_size, record_size_bound
 from tests.conftest import TopicFactory
-from tests.kafka_helpers import consume_count
+from tests.kafka_helpers import consume_count, unique_name, wait_until
 from tools.devkafka import free_port
 
 VERSION = aiokafka.__version__
@@ -336,3 +339,100 @@ async def test_a_built_batch_is_what_send_would_have_written(
     assert results[1] == [
         (1, key, value, headers, timestamp, 0) for key, value, headers, timestamp in records
     ]
+
+
+# -- 7. one JoinGroup per join ------------------------------------------------------------------
+
+
+def test_perform_group_join_is_the_code_the_repair_was_derived_from() -> None:
+    assert internals.perform_group_join_digest() == internals.PERFORM_GROUP_JOIN_SHA256, moved(
+        "CoordinatorGroupRebalance.perform_group_join changed: see whether it still sends one "
+        "JoinGroup per assignor (aio-libs/aiokafka#1168), then re-derive or drop the repair"
+    )
+
+
+class JoinedGenerations(logging.Handler):
+    """The generations aiokafka's group coordinator says it joined ("Joined group ...")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.generations: list[int] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "Joined group '%s' (generation %s) with member_id %s":
+            _, generation, _ = tuple(record.args or ())
+            self.generations.append(int(str(generation)))
+
+
+@contextlib.contextmanager
+def joined_generations() -> Iterator[JoinedGenerations]:
+    logger = logging.getLogger("aiokafka.consumer.group_coordinator")
+    handler, level = JoinedGenerations(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def group_member(bootstrap: str, topic: str, group: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        partition_assignment_strategy=assignment_strategy(),
+    )
+
+
+async def test_a_member_with_two_assignors_joins_in_one_generation(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    # Unrepaired, its second JoinGroup (two protocols instead of one) starts generation 2.
+    internals.join_with_all_protocols()
+    topic = await new_topic("contract-join", partitions=2)
+    consumer = group_member(kafka_bootstrap, topic, unique_name("contract-join"))
+    with joined_generations() as joined:
+        await consumer.start()
+        try:
+            await wait_until(lambda: len(consumer.assignment()) == 2, what="both partitions")
+        finally:
+            await consumer.stop()
+    assert joined.generations == [1]
+
+
+async def test_members_starting_together_settle_within_two_generations(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    internals.join_with_all_protocols()
+    topic = await new_topic("contract-join-two", partitions=4)
+    group = unique_name("contract-join-two")
+    members = [group_member(kafka_bootstrap, topic, group) for _ in range(2)]
+    with joined_generations() as joined:
+        await asyncio.gather(*(member.start() for member in members))
+        try:
+            await wait_until(
+                lambda: [len(member.assignment()) for member in members] == [2, 2],
+                what="two partitions each",
+            )
+        finally:
+            await asyncio.gather(*(member.stop() for member in members))
+    # Whether the second arrives before the first generation completes or after, one join
+    # each is enough; every extra JoinGroup would add a generation.
+    assert max(joined.generations) <= 2, joined.generations
+
+
+def test_the_repair_refuses_other_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(internals, "PERFORM_GROUP_JOIN_SHA256", "0" * 64)
+    monkeypatch.setattr(internals, "_repaired", [])
+    from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
+
+    monkeypatch.setattr(
+        CoordinatorGroupRebalance,
+        "perform_group_join",
+        CoordinatorGroupRebalance.perform_group_join,
+    )
+    with pytest.raises(internals.JoinRepairRefused, match="aio-libs/aiokafka#1168"):
+        internals.join_with_all_protocols()
