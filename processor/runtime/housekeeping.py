@@ -29,24 +29,11 @@ async def caught_up(consumer: Consumer, worker: PartitionWorker) -> bool:
     return bool(position >= end)
 
 
-def housekeep(
-    worker: PartitionWorker,
-    *,
-    now_ms: int | None,
-    monotonic: float,
-    idle_timeout_ms: int,
-    retention_ms: int,
-    empty_end_ms: int | None = None,
-) -> None:
+def housekeep(worker: PartitionWorker, *, now_ms: int | None, monotonic: float) -> None:
     """Expiry and retention at ``now_ms``, the partition's clock (``None``: no record read
     yet); a changelog roll marker once ``changelog_roll_due`` has passed."""
     if now_ms is not None:
-        worker.state.expire(
-            now_ms,
-            idle_timeout_ms=idle_timeout_ms,
-            retention_ms=retention_ms,
-            empty_end_ms=empty_end_ms,
-        )
+        worker.state.expire(now_ms)
     roll_due = worker.changelog_roll_due
     if roll_due is not None and monotonic >= roll_due:
         worker.changelog_roll_due = None

@@ -142,6 +142,16 @@ class PoisonRecord:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiryRules:
+    """When a session closes or leaves memory without a callback saying so (contract §5.5)."""
+
+    idle_timeout_ms: int
+    retention_ms: int
+    empty_end_ms: int | None = None
+    """The Video empty-session rule's delay; ``None``: never."""
+
+
 class PartitionState:
     """Sessions of one raw partition and the uncommitted work on them."""
 
@@ -154,8 +164,11 @@ class PartitionState:
         poison_offsets: dict[int, str] | None = None,
         max_listed_participants: int = DEFAULT_MAX_LISTED_PARTICIPANTS,
         reader: CallbackReader | None = None,
+        expiry: ExpiryRules | None = None,
     ) -> None:
         self.partition = partition
+        self._expiry = expiry
+        """``None``: sessions never expire (``expire`` does nothing)."""
         self._reader = CallbackReader() if reader is None else reader
         self.poison_offsets: dict[int, str] = {} if poison_offsets is None else poison_offsets
         """Offsets known to fail in the engine, with their error: dead-lettered unapplied."""
@@ -227,7 +240,17 @@ class PartitionState:
                 self._room_expired(read)
             elif read:  # a callback that states no fact (a Video sessionNotification) is done
                 session_id = read[0].origin.session_id
-                applied = apply(self.sessions.get(session_id), read, record.timestamp)
+                session = self.sessions.get(session_id)
+                if session is not None and self._expiry is not None:
+                    # What the expiry pass would have done to this session by now, before the
+                    # record: when the pass ran cannot change what the record finds. Not the
+                    # empty rule: it measures emptiness in event time, which only the record's
+                    # facts know; it waits for the pass (contract §7.6).
+                    self._housekeep(
+                        session_id, session, self.stream_time_ms, self._expiry, empty_rule=False
+                    )
+                    session = self.sessions.get(session_id)
+                applied = apply(session, read, record.timestamp)
                 if applied.changed:
                     self.sessions[session_id] = applied.session
                     self._dirty[session_id] = None
@@ -243,28 +266,27 @@ class PartitionState:
             return
         self._applied_records += 1
 
-    def expire(
-        self,
-        now_ms: int,
-        *,
-        idle_timeout_ms: int,
-        retention_ms: int,
-        empty_end_ms: int | None = None,
-        budget: int = EXPIRY_SLICE,
-    ) -> None:
-        """Close sessions idle for too long, and Video sessions empty for ``empty_end_ms``
-        (``None``: never); let ended Video instances go and drop finished sessions past
-        retention (tombstoned).
+    def expire(self, now_ms: int, *, budget: int = EXPIRY_SLICE) -> None:
+        """Close sessions idle for too long, and Video sessions empty for too long; let ended
+        Video instances go and drop finished sessions past retention (tombstoned), by the
+        ``ExpiryRules`` the state was made with.
 
         Idleness and retention are measured from the session's last receive time to ``now_ms``
-        (emptiness from the event time its last connection closed), the partition's
-        clock: wall-clock time once it has caught up, so they happen even when no further
-        record arrives, and ``stream_time_ms`` while it has a backlog, so a replay or a
-        restart after an outage never times out a session whose next callbacks are waiting.
+        (emptiness from the event time its last connection closed), the partition's clock:
+        wall-clock time once it has caught up, so they happen even when no further record
+        arrives, and ``stream_time_ms`` while it has a backlog, so a replay or a restart after
+        an outage never times out a session whose next callbacks are waiting.
+
+        A record is applied only after the same rules have been applied to its session at the
+        partition's stream time (``process``), so where in the stream a pass happens to run
+        changes nothing a record finds: a replay derives what live processing derived.
 
         Each call looks at the next ``budget`` sessions of a pass over all of them
         (``EXPIRY_SLICE``); ``active_sessions`` is the count of the last complete pass.
         """
+        rules = self._expiry
+        if rules is None:
+            return
         queue = self._expiry_queue
         if not queue:
             self.active_sessions, self._active_in_pass = self._active_in_pass, 0
@@ -274,45 +296,64 @@ class PartitionState:
             session = self.sessions.get(session_id)
             if session is None:
                 continue  # dropped since the pass began
-            idle_ms = now_ms - session.last_received_at
-            status = session.status
-            previous = session.previous
-            if previous is not None and now_ms - previous.last_received_at > retention_ms:
-                self._publish(release_previous(session).events)
+            if self._housekeep(session_id, session, now_ms, rules):
+                self._active_in_pass += 1
+
+    def _housekeep(
+        self,
+        session_id: str,
+        session: Session,
+        now_ms: int | None,
+        rules: ExpiryRules,
+        *,
+        empty_rule: bool = True,
+    ) -> bool:
+        """Apply the expiry and retention rules to one session at ``now_ms`` (the Video empty
+        rule too, unless ``empty_rule`` is false); whether it is still active afterwards."""
+        if now_ms is None:
+            return session.status == "active"
+        idle_ms = now_ms - session.last_received_at
+        status = session.status
+        previous = session.previous
+        if previous is not None and now_ms - previous.last_received_at > rules.retention_ms:
+            self._publish(release_previous(session).events)
+            self._dirty[session_id] = None
+        if status == "active":
+            video = session.video
+            if idle_ms > rules.idle_timeout_ms:
+                applied = expire_idle(session)
                 self._dirty[session_id] = None
-            if status == "active":
-                video = session.video
-                if idle_ms > idle_timeout_ms:
-                    applied = expire_idle(session)
-                    self._dirty[session_id] = None
-                    self._publish(applied.events)
-                    _IDLE_EXPIRED.inc()
-                elif (
-                    empty_end_ms is not None
-                    and video is not None
-                    and video.emptied_at is not None
-                    and not video.open_connections
-                    and now_ms - video.emptied_at > empty_end_ms
-                ):
-                    applied = expire_empty(session)
-                    self._dirty[session_id] = None
-                    self._publish(applied.events)
-                    _EMPTY_EXPIRED.inc()
-                else:
-                    self._active_in_pass += 1
-                continue
-            # A timed-out session starts its retention when the timeout fired.
-            keep_ms = retention_ms + (idle_timeout_ms if status == "timed_out" else 0)
-            if session.empty_ended and empty_end_ms is not None:
-                keep_ms += empty_end_ms  # its retention starts when the rule fired
-            if idle_ms > keep_ms:
-                # The summary revision still owed for late changes goes out first.
-                self._publish(settle(session).events)
-                del self.sessions[session_id]
-                # A snapshot not yet committed is superseded: the tombstone is the latest state.
-                self._dirty.pop(session_id, None)
-                self._tombstones[session_id] = session
-                _RETENTION_EXPIRED.inc()
+                self._publish(applied.events)
+                _IDLE_EXPIRED.inc()
+            elif (
+                empty_rule
+                and rules.empty_end_ms is not None
+                and video is not None
+                and video.emptied_at is not None
+                and not video.open_connections
+                and now_ms - video.emptied_at > rules.empty_end_ms
+            ):
+                applied = expire_empty(session)
+                self._dirty[session_id] = None
+                self._publish(applied.events)
+                _EMPTY_EXPIRED.inc()
+            else:
+                return True
+            # Closed just now, and maybe past its retention already (a record after days).
+            status = session.status
+        # A timed-out session starts its retention when the timeout fired.
+        keep_ms = rules.retention_ms + (rules.idle_timeout_ms if status == "timed_out" else 0)
+        if session.empty_ended and rules.empty_end_ms is not None:
+            keep_ms += rules.empty_end_ms  # its retention starts when the rule fired
+        if idle_ms > keep_ms:
+            # The summary revision still owed for late changes goes out first.
+            self._publish(settle(session).events)
+            del self.sessions[session_id]
+            # A snapshot not yet committed is superseded: the tombstone is the latest state.
+            self._dirty.pop(session_id, None)
+            self._tombstones[session_id] = session
+            _RETENTION_EXPIRED.inc()
+        return False
 
     # -- output ----------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ from processor.runtime.committer import AtLeastOnceCommitter, Committer, Transac
 from processor.runtime.failures import FatalFailures
 from processor.runtime.housekeeping import caught_up, housekeep
 from processor.runtime.kept import KeptPartition, KeptPartitions
-from processor.runtime.partition import PartitionState, RawRecord
+from processor.runtime.partition import ExpiryRules, PartitionState, RawRecord
 from processor.runtime.rebalance import RebalanceReport
 from processor.runtime.rebuild import Recovery, RecoveryError
 from processor.runtime.warmup import unless_stopped, warm_up
@@ -215,9 +215,6 @@ class ProcessorService:
     async def _tick(self, consumer: Consumer) -> None:
         """Each partition's housekeeping on its own clock, and the gauges."""
         wall_ms = self._clock.wall_ms()
-        idle_ms = int(self._settings.session_idle_timeout_s * 1000)
-        retention_ms = int(self._settings.session_retention_s * 1000)
-        empty_ms = int(self._settings.video_empty_session_end_s * 1000)
         for worker in list(self._workers.values()):
             if worker.status is not Status.ACTIVE:
                 continue
@@ -229,9 +226,6 @@ class ProcessorService:
                 worker,
                 now_ms=wall_ms if on_wall_clock else worker.state.stream_time_ms,
                 monotonic=self._clock.monotonic(),
-                idle_timeout_ms=idle_ms,
-                retention_ms=retention_ms,
-                empty_end_ms=empty_ms,
             )
         self._kept.trim(self._workers, self._clock.monotonic())
         READY.set(1 if self.ready else 0)
@@ -432,6 +426,11 @@ class ProcessorService:
             poison_offsets=poison_offsets,
             max_listed_participants=self._settings.state_max_listed_participants,
             reader=CallbackReader(ParticipantKey(self._settings.video_participant_key)),
+            expiry=ExpiryRules(
+                idle_timeout_ms=int(self._settings.session_idle_timeout_s * 1000),
+                retention_ms=int(self._settings.session_retention_s * 1000),
+                empty_end_ms=int(self._settings.video_empty_session_end_s * 1000),
+            ),
         )
 
     async def _shutdown(self, consumer: Consumer) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import orjson
 
 from processor.engine import restore_sessions
-from processor.runtime.partition import Output, PartitionState
+from processor.runtime.partition import ExpiryRules, Output, PartitionState
 from schemas.codec import decode_event, decode_state
 from schemas.events import ParticipantAttendanceEvent, SessionEndedEvent
 from schemas.timestamps import format_epoch_ms
@@ -17,6 +17,7 @@ from tests.processor.builders import SESSION_ID, T0
 
 TOPICS = TopicNames.with_prefix("t.")
 HOUR_MS = 3_600_000
+RULES = ExpiryRules(idle_timeout_ms=HOUR_MS, retention_ms=HOUR_MS)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ def _at(offset_ms: int) -> str:
 
 
 def fed(*bodies: bytes, max_listed: int = 1000) -> PartitionState:
-    state = PartitionState(3, TOPICS, room_dedup_capacity=10, max_listed_participants=max_listed)
+    state = PartitionState(
+        3, TOPICS, room_dedup_capacity=10, max_listed_participants=max_listed, expiry=RULES
+    )
     for offset, value in enumerate(bodies):
         state.process(Record(value=value, timestamp=T0 + 1_000 * offset, offset=offset))
     return state
@@ -81,7 +84,7 @@ def test_a_dropped_session_settles_its_revision_then_tombstones_everything() -> 
     state.process(Record(value=late_left, timestamp=T0 + 30_000, offset=len(crowd) + 1))
     written = state.drain().outputs
     assert len(on(written, TOPICS.sessions)) == 1
-    state.expire(T0 + 10 * HOUR_MS, idle_timeout_ms=HOUR_MS, retention_ms=HOUR_MS)
+    state.expire(T0 + 10 * HOUR_MS)
     outputs = state.drain().outputs
 
     [revision] = [decode_event(o.value or b"") for o in on(outputs, TOPICS.sessions)]
@@ -96,7 +99,7 @@ def test_a_dropped_session_settles_its_revision_then_tombstones_everything() -> 
 def test_a_session_back_after_its_tombstone_overwrites_it_in_the_same_commit() -> None:
     state = fed(person("participant:joined", "a"), ended())
     state.drain()
-    state.expire(T0 + 10 * HOUR_MS, idle_timeout_ms=HOUR_MS, retention_ms=HOUR_MS)
+    state.expire(T0 + 10 * HOUR_MS)
     state.process(
         Record(value=person("participant:joined", "b"), timestamp=T0 + 10 * HOUR_MS, offset=9)
     )
@@ -122,7 +125,7 @@ def test_the_summary_and_its_attendance_reports_go_to_their_topics() -> None:
 
 
 def test_expiry_looks_at_a_slice_of_the_sessions_per_check_and_covers_them_all() -> None:
-    state = PartitionState(3, TOPICS, room_dedup_capacity=10)
+    state = PartitionState(3, TOPICS, room_dedup_capacity=10, expiry=RULES)
     for number in range(1_200):
         value = orjson.dumps(
             {"event": "session:started", "session_id": f"s{number}", "room_id": "r",
@@ -134,12 +137,13 @@ def test_expiry_looks_at_a_slice_of_the_sessions_per_check_and_covers_them_all()
     state.drain()
     now = T0 + 5 * HOUR_MS + 1_000
 
-    state.expire(now, idle_timeout_ms=HOUR_MS, retention_ms=HOUR_MS, budget=500)
-    state.expire(now, idle_timeout_ms=HOUR_MS, retention_ms=HOUR_MS, budget=500)
+    state.expire(now, budget=500)
+    state.expire(now, budget=500)
     oldest = state.sessions["s1199"]
     assert oldest.status == "active"  # not looked at yet
     assert state.active_sessions == 0  # no pass complete yet
-    state.expire(now, idle_timeout_ms=HOUR_MS, retention_ms=HOUR_MS, budget=500)
-    assert state.sessions["s1199"].timed_out_at is not None  # timed out
-    state.expire(now, idle_timeout_ms=HOUR_MS, retention_ms=HOUR_MS, budget=500)  # a new pass
+    state.expire(now, budget=500)
+    assert oldest.timed_out_at is not None  # timed out, and 5 h idle: past its retention too
+    assert "s1199" not in state.sessions
+    state.expire(now, budget=500)  # a new pass
     assert state.active_sessions == 1_199
