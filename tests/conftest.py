@@ -7,6 +7,7 @@ automatically; when one fails, the broker's log tail is attached to its report.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,17 @@ class KafkaOrigin:
 
 
 _ORIGIN = pytest.StashKey[KafkaOrigin]()
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    """Entry points run in-process (``main()``) configure the root logger, and its handler's
+    filter lowers aiokafka's records in place: undone after each test, so none sees another's."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
-import pytest
 from aiokafka.errors import GroupCoordinatorNotAvailableError, NotLeaderForPartitionError
 
 from servicekit.logs import (
@@ -22,15 +20,6 @@ from servicekit.logs import (
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture(autouse=True)
-def restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_auto_is_text_on_a_terminal_and_json_elsewhere() -> None:
