@@ -10,21 +10,18 @@ links. Alerts and other documents link to these anchors, so a renamed heading fa
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 
+from tests.markdown import anchors_of, github_slug, prose_lines
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _INLINE_CODE = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
 _INLINE_LINK = re.compile(
     r"""
@@ -38,8 +35,6 @@ _INLINE_LINK = re.compile(
 )
 _REFERENCE = re.compile(r"^ {0,3}\[(?!\^)[^\]]+\]:[ \t]*(<[^>]*>|\S+)", re.MULTILINE)
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-_LINK_TEXT = re.compile(r"!?\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\([^)]*\)")
-_HTML_TAG = re.compile(r"<[^>]+>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,30 +50,6 @@ class Link:
 def documents() -> list[Path]:
     """README.md and every Markdown file of docs/."""
     return [README, *sorted(DOCS.glob("*.md"))]
-
-
-def prose_lines(text: str) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` of every line outside fenced code blocks."""
-    fence: str | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        opening = _FENCE.match(line)
-        if fence is None:
-            if opening:
-                fence = opening.group(1)
-                continue
-            yield number, line
-        elif opening and _closes(fence, opening.group(1), line):
-            fence = None
-
-
-def _closes(fence: str, marker: str, line: str) -> bool:
-    """Whether ``line``, starting with ``marker``, closes the block ``fence`` opened: the same
-    character, at least as many, and nothing after."""
-    return (
-        marker[0] == fence[0]
-        and len(marker) >= len(fence)
-        and not line.strip()[len(marker) :].strip()
-    )
 
 
 def prose(text: str) -> str:
@@ -102,37 +73,6 @@ def links_in(document: Path) -> list[Link]:
             line = text.count("\n", 0, match.start(1)) + 1
             found.append(Link(document, line, target))
     return found
-
-
-def github_slug(heading: str) -> str:
-    """GitHub's anchor of a heading: the text as rendered (links become their text, markup and
-    tags go), lower case, keeping letters, digits, spaces, ``-`` and ``_``; spaces become
-    ``-``."""
-    text = _LINK_TEXT.sub(r"\1", heading)
-    text = _HTML_TAG.sub("", text)
-    kept = "".join(
-        char
-        for char in text.lower()
-        if char in " -_" or unicodedata.category(char)[0] in ("L", "N")
-    )
-    return kept.replace(" ", "-")
-
-
-@cache
-def anchors_of(document: Path) -> frozenset[str]:
-    """The anchors GitHub gives the headings of ``document``; a repeated heading gets ``-1``,
-    ``-2``, ... after the first."""
-    anchors: set[str] = set()
-    seen: dict[str, int] = {}
-    for _, line in prose_lines(document.read_text(encoding="utf-8")):
-        heading = _HEADING.match(line)
-        if heading is None:
-            continue
-        slug = github_slug(heading.group(2) or "")
-        count = seen.get(slug, 0)
-        seen[slug] = count + 1
-        anchors.add(slug if count == 0 else f"{slug}-{count}")
-    return frozenset(anchors)
 
 
 def problem(link: Link) -> str | None:

@@ -23,6 +23,9 @@ from tools.chartcheck.schemas import load_crds
 
 ROOT = Path(__file__).parent.parent.parent
 CHART = ROOT / "deploy" / "helm" / "meetings"
+FULL: dict[str, Any] = yaml.safe_load((CHART / "ci" / "full.yaml").read_text())
+"""The values of ``ci/full.yaml``: every feature of the chart on."""
+DASHBOARD = CHART / "dashboards" / "meetings.json"
 HELM_VERSION = "v3.22.0"
 PROMETHEUS_VERSION = "3.16.0"
 CRDS_NAME = "crds-keda-v2.21.0-prometheus-operator-v0.85.0"

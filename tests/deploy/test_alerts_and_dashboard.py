@@ -11,20 +11,18 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ingest.routes import CALLBACK_ROUTES, VIDEO_ROUTES
+from tests.markdown import anchors_of
 from tools.chartcheck import SchemaSet
 from tools.chartcheck.helm import Helm
 from tools.chartcheck.promtool import Promtool
 
-from .conftest import CHART, ROOT, Render
+from .conftest import CHART, DASHBOARD, FULL, ROOT, Render
 from .promql import alert_rules, dashboard_queries
 from .rendered import one
 
-FULL = yaml.safe_load((CHART / "ci" / "full.yaml").read_text())
 RUNBOOK = FULL["prometheusRule"]["runbookBaseUrl"]
-DASHBOARD_FILE = CHART / "dashboards" / "meetings.json"
 # The headings of docs/operations.md the alerts link to, one alert each.
 ANCHORS = {
     "#lag-rising",
@@ -75,27 +73,9 @@ def test_every_alert_links_its_section_of_the_operations_guide(render: Render) -
     assert sorted(anchors) == sorted(ANCHORS)
 
 
-def github_anchor(heading: str) -> str:
-    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to
-    hyphens."""
-    return "#" + re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-
-
 def test_every_runbook_anchor_is_a_heading_of_the_operations_guide() -> None:
-    guide = (ROOT / "docs" / "operations.md").read_text()
-    headings = {github_anchor(h) for h in re.findall(r"^#+ (.+)$", guide, re.M)}
+    headings = {f"#{anchor}" for anchor in anchors_of(ROOT / "docs" / "operations.md")}
     assert headings >= ANCHORS, sorted(ANCHORS - headings)
-
-
-def test_alerts_need_the_runbook_address(helm: Helm, tmp_path: Path) -> None:
-    """No repository address ships with the chart: a default would link nowhere."""
-    values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump({"prometheusRule": {"enabled": True}}))
-    outcome = helm.template(CHART, values, "1.37")
-    assert not outcome.ok
-    assert "prometheusRule.runbookBaseUrl: set it to where docs/operations.md is published" in (
-        outcome.output
-    )
 
 
 def test_thresholds_selectors_and_switches_come_from_the_values(render: Render) -> None:
@@ -124,7 +104,8 @@ def test_thresholds_selectors_and_switches_come_from_the_values(render: Render) 
 def test_alerts_on_callbacks_count_only_the_callback_routes(render: Render) -> None:
     """ingest_requests_total counts the probes and /metrics too: a readiness probe answered 503
     while a pod drains is not a callback refused."""
-    expressions = [alert["expr"] for alert in alert_rules(render(FULL))]
+    alerts = alert_rules(render(FULL))
+    expressions = [alert["expr"] for alert in alerts]
     regexes = {m for e in expressions for m in re.findall(r'route=~"([^"]+)"', e)}
     assert len(regexes) == 1
     # PromQL regexes are RE2 and anchored at both ends; this one is plain enough for Python's.
@@ -133,7 +114,7 @@ def test_alerts_on_callbacks_count_only_the_callback_routes(render: Render) -> N
         assert routes.match(route), route
     for other in ("/healthz", "/readyz", "/metrics", "unparsed", "/callbacksx", "/video"):
         assert not routes.match(other), other
-    by_alert = {alert["alert"]: alert["expr"] for alert in alert_rules(render(FULL))}
+    by_alert = {alert["alert"]: alert["expr"] for alert in alerts}
     for name in ("MeetingsIngestAnswering503", "MeetingsNoCallbacks"):
         assert all(
             "route=~" in selector
@@ -155,7 +136,7 @@ def test_the_dashboard_ships_as_the_file_for_the_grafana_sidecar(render: Render)
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert configmap["metadata"]["labels"]["team"] == "meetings"
     assert configmap["metadata"]["annotations"] == {"grafana_folder": "Meetings"}
-    assert configmap["data"] == {"meetings.json": DASHBOARD_FILE.read_text().rstrip("\n")}
+    assert configmap["data"] == {"meetings.json": DASHBOARD.read_text().rstrip("\n")}
     other = render(
         {
             "grafanaDashboard": {
@@ -189,7 +170,7 @@ def test_the_packaged_chart_has_the_dashboard_and_not_the_rule_tests(
 
 
 def test_the_dashboard_has_its_panels_and_a_datasource_variable() -> None:
-    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    dashboard = json.loads(DASHBOARD.read_text())
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
@@ -219,7 +200,7 @@ def test_the_dashboard_queries_are_promql(promtool: Promtool) -> None:
         "$processor_job": "meetings-processor",
     }
     rules = []
-    for i, (_, query) in enumerate(dashboard_queries(DASHBOARD_FILE)):
+    for i, (_, query) in enumerate(dashboard_queries(DASHBOARD)):
         for variable, value in replacements.items():
             query = query.replace(variable, value)
         assert "$" not in query, f"a variable the dashboard does not define: {query}"
@@ -233,7 +214,8 @@ def test_the_dashboard_and_the_alerts_select_by_the_same_labels(
     render: Render, metric: str
 ) -> None:
     """The default selectors (namespace, job) are what the dashboard's variables choose."""
-    expressions = [alert["expr"] for alert in alert_rules(render(FULL))]
+    alerts = alert_rules(render(FULL))
+    expressions = [alert["expr"] for alert in alerts]
     selectors = {s for e in expressions for s in re.findall(rf"{metric}\{{([^}}]*)\}}", e)}
     assert selectors
     for selector in selectors:

@@ -18,10 +18,9 @@ from servicekit.settings import declared
 from tools.chartcheck import Rendered
 from tools.chartcheck.helm import Helm
 
-from .conftest import CHART, Render
+from .conftest import CHART, FULL, Render
 from .rendered import container, container_environment, one
 
-FULL = yaml.safe_load((CHART / "ci" / "full.yaml").read_text())
 SECRET_VARIABLES = {
     "INGEST_AUTH_TOKEN",
     "INGEST_JWT_SECRET",
@@ -198,6 +197,11 @@ def test_keda_scales_on_the_group_lag_up_to_the_partition_count(render: Render) 
         ),
         ({"autoscalling": {}}, "additional properties 'autoscalling' not allowed"),
         ({"replay": {"enabled": True}}, "replay.toPrefix is required with replay.enabled"),
+        # No repository address ships with the chart: a default would link nowhere.
+        (
+            {"prometheusRule": {"enabled": True}},
+            "prometheusRule.runbookBaseUrl: set it to where docs/operations.md is published",
+        ),
         (
             {"replay": {"enabled": True, "toPrefix": "meetings."}},
             'replay.toPrefix "meetings." is topics.prefix',

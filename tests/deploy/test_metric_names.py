@@ -12,11 +12,11 @@ import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 import ingest.metrics.defs
@@ -26,11 +26,9 @@ from tests.kafka_helpers import unique_name, wait_until
 from tests.service_process import ServiceProcess
 from tools.devkafka import free_port
 
-from .conftest import CHART, Render
+from .conftest import DASHBOARD, FULL, Render
 from .promql import alert_rules, dashboard_queries, grouping_labels, metric_names, selectors
 
-FULL = yaml.safe_load((CHART / "ci" / "full.yaml").read_text())
-DASHBOARD = CHART / "dashboards" / "meetings.json"
 # What Prometheus attaches to every series it scrapes through the chart's ServiceMonitor.
 TARGET_LABELS = {"namespace", "job", "pod", "instance", "service", "endpoint", "container"}
 # Series Prometheus makes itself for each target, exported by no service.
@@ -61,6 +59,7 @@ def series_names(exposition: str) -> set[str]:
     }
 
 
+@cache
 def declared_labels() -> dict[str, set[str]]:
     """Series name -> label names, from the services' metric declarations.
 
@@ -156,7 +155,9 @@ def service_of(metric: str, job: str | None) -> str | None:
 def problems_of(where: str, expression: str, scrapes: Scrapes) -> list[str]:
     problems = []
     declared = declared_labels()
-    jobs = {s.metric: s.matchers.get("job") for s in selectors(expression)}
+    found = selectors(expression)
+    jobs = {s.metric: s.matchers.get("job") for s in found}
+    exported = {service: series_names(scrapes.of(service)) for service in ("ingest", "processor")}
     used_labels = set(TARGET_LABELS)
     for metric in sorted(metric_names(expression)):
         if metric in PROMETHEUS_OWN:
@@ -165,10 +166,10 @@ def problems_of(where: str, expression: str, scrapes: Scrapes) -> list[str]:
         if service is None:
             problems.append(f"{where}: {metric}: neither service's, and selected by no job")
             continue
-        if metric not in series_names(scrapes.of(service)):
+        if metric not in exported[service]:
             problems.append(f"{where}: {metric} is not in {service}'s /metrics")
         used_labels |= declared.get(metric, set())
-    for selector in selectors(expression):
+    for selector in found:
         allowed = TARGET_LABELS | declared.get(selector.metric, set())
         unknown = set(selector.matchers) - allowed
         if unknown:
