@@ -151,6 +151,12 @@ class ExpiryRules:
     empty_end_ms: int | None = None
     """The Video empty-session rule's delay; ``None``: never."""
 
+    @property
+    def quiet_ms(self) -> int:
+        """How long a Meetings session can go without a callback before any rule applies to
+        it (a Video one may have an earlier instance due to go at any time)."""
+        return min(self.idle_timeout_ms, self.retention_ms)
+
 
 class PartitionState:
     """Sessions of one raw partition and the uncommitted work on them."""
@@ -169,6 +175,7 @@ class PartitionState:
         self.partition = partition
         self._expiry = expiry
         """``None``: sessions never expire (``expire`` does nothing)."""
+        self._quiet_ms = 0 if expiry is None else expiry.quiet_ms
         self._reader = CallbackReader() if reader is None else reader
         self.poison_offsets: dict[int, str] = {} if poison_offsets is None else poison_offsets
         """Offsets known to fail in the engine, with their error: dead-lettered unapplied."""
@@ -223,8 +230,9 @@ class PartitionState:
             return  # the runtime rebuilds this state and the record is read again
         self._batch.next_offset = record.offset + 1
         self._batch.input_records += 1
-        if self.stream_time_ms is None or record.timestamp > self.stream_time_ms:
-            self.stream_time_ms = record.timestamp
+        now_ms = self.stream_time_ms
+        if now_ms is None or record.timestamp > now_ms:
+            now_ms = self.stream_time_ms = record.timestamp
         if self.poison_offsets and record.offset in self.poison_offsets:
             self._dead_letter(record, PROCESSING_ERROR, self.poison_offsets[record.offset])
             return
@@ -241,14 +249,20 @@ class PartitionState:
             elif read:  # a callback that states no fact (a Video sessionNotification) is done
                 session_id = read[0].origin.session_id
                 session = self.sessions.get(session_id)
-                if session is not None and self._expiry is not None:
+                expiry = self._expiry
+                if (
+                    session is not None
+                    and expiry is not None
+                    and (
+                        session.video is not None  # an earlier instance may be due to go
+                        or now_ms - session.last_received_at > self._quiet_ms
+                    )
+                ):
                     # What the expiry pass would have done to this session by now, before the
                     # record: when the pass ran cannot change what the record finds. Not the
                     # empty rule: it measures emptiness in event time, which only the record's
                     # facts know; it waits for the pass (contract §7.6).
-                    self._housekeep(
-                        session_id, session, self.stream_time_ms, self._expiry, empty_rule=False
-                    )
+                    self._housekeep(session_id, session, now_ms, expiry, empty_rule=False)
                     session = self.sessions.get(session_id)
                 applied = apply(session, read, record.timestamp)
                 if applied.changed:
@@ -303,15 +317,13 @@ class PartitionState:
         self,
         session_id: str,
         session: Session,
-        now_ms: int | None,
+        now_ms: int,
         rules: ExpiryRules,
         *,
         empty_rule: bool = True,
     ) -> bool:
         """Apply the expiry and retention rules to one session at ``now_ms`` (the Video empty
         rule too, unless ``empty_rule`` is false); whether it is still active afterwards."""
-        if now_ms is None:
-            return session.status == "active"
         idle_ms = now_ms - session.last_received_at
         status = session.status
         previous = session.previous
