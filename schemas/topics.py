@@ -253,30 +253,26 @@ class TopicNames:
     def with_prefix(cls, prefix: str = DEFAULT_PREFIX) -> TopicNames:
         return cls(
             prefix=prefix,
-            raw=RAW.name_under(prefix),
-            dlq=DLQ.name_under(prefix),
-            session_state=SESSION_STATE.name_under(prefix),
-            sessions=SESSIONS.name_under(prefix),
-            participants=PARTICIPANTS.name_under(prefix),
-            recordings=RECORDINGS.name_under(prefix),
-            rooms=ROOMS.name_under(prefix),
-            changelog=SESSION_CHANGELOG.name_under(prefix),
+            **{field: topic.name_under(prefix) for topic, field in _NAME_FIELDS.values()},
         )
 
     def of(self, topic: TopicContract) -> str:
         """``topic``'s name here (a replay's names read the raw topic under another prefix)."""
-        name: str = getattr(self, _NAME_FIELDS[topic.suffix])
+        name: str = getattr(self, _NAME_FIELDS[topic.suffix][1])
         return name
 
 
 _NAME_FIELDS = {
-    RAW.suffix: "raw",
-    DLQ.suffix: "dlq",
-    SESSION_STATE.suffix: "session_state",
-    SESSIONS.suffix: "sessions",
-    PARTICIPANTS.suffix: "participants",
-    RECORDINGS.suffix: "recordings",
-    ROOMS.suffix: "rooms",
-    SESSION_CHANGELOG.suffix: "changelog",
+    topic.suffix: (topic, field)
+    for topic, field in (
+        (RAW, "raw"),
+        (DLQ, "dlq"),
+        (SESSION_STATE, "session_state"),
+        (SESSIONS, "sessions"),
+        (PARTICIPANTS, "participants"),
+        (RECORDINGS, "recordings"),
+        (ROOMS, "rooms"),
+        (SESSION_CHANGELOG, "changelog"),
+    )
 }
-"""The ``TopicNames`` field of each topic."""
+"""Each topic and its ``TopicNames`` field, by suffix: ``with_prefix`` and ``of`` both read it."""

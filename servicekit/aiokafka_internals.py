@@ -283,8 +283,7 @@ def join_with_all_protocols() -> None:
         return
     from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
 
-    original = CoordinatorGroupRebalance.perform_group_join
-    found = hashlib.sha256(inspect.getsource(original).encode()).hexdigest()
+    found = perform_group_join_digest()
     if found != PERFORM_GROUP_JOIN_SHA256:
         raise JoinRepairRefused(
             f"aiokafka {AIOKAFKA_VERSION} changed CoordinatorGroupRebalance.perform_group_join "
@@ -292,7 +291,7 @@ def join_with_all_protocols() -> None:
             "(aio-libs/aiokafka#1168) and derive the repair in servicekit/aiokafka_internals.py "
             "from the new code, or drop it"
         )
-    _repaired.append(original)
+    _repaired.append(CoordinatorGroupRebalance.perform_group_join)
     CoordinatorGroupRebalance.perform_group_join = _perform_group_join
 
 
