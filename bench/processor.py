@@ -37,6 +37,7 @@ from typing import Any
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import TopicPartition
 
 from bench import processor_video
@@ -188,7 +189,10 @@ async def until_covered(bootstrap: str, group: str, ends: Ends, worker: asyncio.
     try:
 
         async def covered() -> bool:
-            offsets = await admin.list_consumer_group_offsets(group)
+            try:
+                offsets = await admin.list_consumer_group_offsets(group)
+            except GroupCoordinatorNotAvailableError:
+                return False  # on a fresh broker: the offsets topic is being created
             return all(tp in offsets and offsets[tp].offset >= end for tp, end in ends.items())
 
         await _poll(covered, worker, interval=0.01)

@@ -19,7 +19,6 @@ import time
 from collections.abc import Sequence
 
 import uvloop
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.broker import kafka
 from bench.goals import Goal
@@ -41,9 +40,9 @@ from processor.runtime import ProcessorService
 from processor.settings import Guarantee, ProcessorSettings
 
 
-async def measure_live(settings: ProcessorSettings, records: int) -> float:
-    """Records/s of the live processor over the pre-loaded raw topic of ``settings``."""
-    ends = await _ends(settings)
+async def measure_live(settings: ProcessorSettings, records: int, ends: Ends) -> float:
+    """Records/s of the live processor over the pre-loaded raw topic of ``settings``, whose
+    end offsets are ``ends``."""
     service = ProcessorService(settings)
     stop = asyncio.Event()
     began = time.perf_counter()
@@ -69,21 +68,10 @@ async def measure_replay(live: ProcessorSettings, records: int, to_prefix: str) 
     return records / (time.perf_counter() - began)
 
 
-async def _ends(settings: ProcessorSettings) -> Ends:
-    consumer = AIOKafkaConsumer(**settings.kafka.client_options())
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(settings.topics.raw, p) for p in range(PARTITIONS)]
-        found: Ends = await consumer.end_offsets(partitions)
-        return found
-    finally:
-        await consumer.stop()
-
-
 def _round(bootstrap: str, callbacks: Sequence[RawCallback], number: int) -> tuple[float, float]:
     settings = bench_settings(bootstrap, Guarantee.EXACTLY_ONCE)
-    uvloop.run(preload(settings, callbacks))
-    live = uvloop.run(measure_live(settings, len(callbacks)))
+    ends = uvloop.run(preload(settings, callbacks))
+    live = uvloop.run(measure_live(settings, len(callbacks), ends))
     replayed = uvloop.run(
         measure_replay(settings, len(callbacks), f"{settings.kafka.topic_prefix}replay-{number}.")
     )

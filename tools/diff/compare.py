@@ -65,7 +65,6 @@ class TopicDiff:
     suffix: str
     records_a: int = 0
     records_b: int = 0
-    passes: int = 1
     types: dict[str, TypeDiff] = field(default_factory=dict)
 
     def of(self, type_name: str) -> TypeDiff:

@@ -95,7 +95,7 @@ async def _compare_topic(
 ) -> TopicDiff:
     size = max(await reader.size(name_a), await reader.size(name_b))
     passes = plan_passes(size, max_entries)
-    outcome = TopicDiff(contract.suffix, passes=passes)
+    outcome = TopicDiff(contract.suffix)
     say(
         f"{contract.suffix}: {kind.value}; up to {size:,} records a side"
         + (f", in {passes} passes" if passes > 1 else "")
