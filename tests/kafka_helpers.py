@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -71,3 +73,19 @@ async def consume_count(
     return await consume_until(
         consumer, lambda records: len(records) >= count, what=f"{count} records", within=within
     )
+
+
+async def in_thread(
+    main: object, args: list[str], environ: dict[str, str] | None = None, *, within: float = 180
+) -> tuple[int, str, str]:
+    """A command's ``main(args, environ)`` in a thread (it runs its own event loop): its
+    status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+
+    def run() -> int:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status: int = main(args, environ)  # type: ignore[operator]
+            return status
+
+    status = await asyncio.wait_for(asyncio.to_thread(run), within)
+    return status, out.getvalue(), err.getvalue()

@@ -3,9 +3,6 @@ they hold the same data, in bounded memory (passes) whatever their size."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import io
 from collections.abc import Iterator, Sequence
 
 import msgspec
@@ -27,7 +24,7 @@ from schemas.topics import (
     SESSIONS,
     TopicContract,
 )
-from tests.kafka_helpers import create_topic, unique_name
+from tests.kafka_helpers import create_topic, in_thread, unique_name
 from tools.diff import main
 from tools.diff.compare import (
     Entry,
@@ -36,6 +33,7 @@ from tools.diff.compare import (
     TopicDiff,
     compare_sides,
     content_digest,
+    event_identity,
     in_pass,
     plan_passes,
 )
@@ -189,15 +187,9 @@ async def provisioned(bootstrap: str, name: str) -> str:
 
 
 async def diff(bootstrap: str, *args: str) -> tuple[int, str]:
-    """``meetings-diff`` in a thread (it runs its own event loop), its status and stdout."""
-    out = io.StringIO()
-
-    def run() -> int:
-        with contextlib.redirect_stdout(out):
-            return main([*args, "--bootstrap", bootstrap], environ={})
-
-    status = await asyncio.to_thread(run)
-    return status, out.getvalue()
+    """``meetings-diff`` in a thread, its status and stdout."""
+    status, out, _ = await in_thread(main, [*args, "--bootstrap", bootstrap], {})
+    return status, out
 
 
 @pytest.fixture
@@ -269,19 +261,14 @@ async def test_a_topic_under_one_prefix_only_cannot_be_compared(
 
 
 def test_unreadable_values_are_matched_only_by_identical_bytes() -> None:
-    from tools.diff.compare import event_identity
-
     assert event_identity(b"junk") == event_identity(b"junk")
     assert event_identity(b"junk") != event_identity(b"junk2")
     assert event_identity(orjson.dumps({"type": "x", "event_id": "e"})) == ("e", "x")
 
 
 async def test_kafka_out_of_reach_is_exit_2_naming_it() -> None:
-    errors = io.StringIO()
-
-    def run() -> int:
-        with contextlib.redirect_stderr(errors):
-            return main(["a.", "b.", "--bootstrap", "127.0.0.1:1"], environ={})
-
-    assert await asyncio.wait_for(asyncio.to_thread(run), 60) == 2
-    assert "cannot read from Kafka at 127.0.0.1:1" in errors.getvalue()
+    status, _, errors = await in_thread(
+        main, ["a.", "b.", "--bootstrap", "127.0.0.1:1"], {}, within=60
+    )
+    assert status == 2
+    assert "cannot read from Kafka at 127.0.0.1:1" in errors

@@ -5,9 +5,7 @@ duplicates, reordering and poison; restartable; never into the live topics."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import io
 import random
 
 import pytest
@@ -18,7 +16,7 @@ from processor.runtime import ProcessorService
 from processor.settings import ProcessorSettings
 from schemas.topics import RAW, SESSIONS
 from servicekit.partitioner import murmur2
-from tests.kafka_helpers import create_topic, unique_name, wait_until
+from tests.kafka_helpers import create_topic, in_thread, unique_name, wait_until
 from tests.processor.runtime.conftest import PARTITIONS, RawCallback, feed, read_all, running
 from tests.processor.runtime.scripted_meeting import recent_ms, scripted_meeting
 from tools.diff import main as diff_main
@@ -56,21 +54,6 @@ def traffic(sessions: int, seed: int, name: str = "replayed") -> list[RawCallbac
     )
     sent.insert(len(sent) // 2, poison)
     return sent
-
-
-async def in_thread(
-    main: object, args: list[str], environ: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    """A command's ``main`` in a thread (it runs its own event loop); status, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-
-    def run() -> int:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status: int = main(args, environ)  # type: ignore[operator]
-            return status
-
-    status = await asyncio.wait_for(asyncio.to_thread(run), 180)
-    return status, out.getvalue(), err.getvalue()
 
 
 def abandoned_session(t0: int) -> tuple[str, list[RawCallback], list[RawCallback]]:
