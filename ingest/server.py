@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from aiohttp import web
 
@@ -23,6 +22,7 @@ from ingest.metrics.tally import flushing
 from ingest.publication import Publisher
 from ingest.settings import IngestSettings
 from servicekit.logs import FIELDS_ATTRIBUTE
+from servicekit.signals import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -111,33 +111,29 @@ async def serve(
         settings, max_connections=max_connections, publisher=publisher, reuse_port=reuse_port
     )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     metric_flusher = asyncio.create_task(flushing())
-    try:
-        await server.start()
-        logger.info(
-            "ingest listening on http://%s:%d",
-            settings.host,
-            settings.port,
-            extra={
-                FIELDS_ATTRIBUTE: {
-                    "kafka": settings.kafka.bootstrap_servers,
-                    "max_connections": max_connections,
-                    "descriptor_limit": descriptor_limit,
-                }
-            },
-        )
-        await stop.wait()
-        logger.info("SIGTERM received: draining")
-        server.begin_shutdown()
-        if settings.drain_delay_s > 0:
-            await asyncio.sleep(settings.drain_delay_s)  # let load balancers see readiness drop
-    finally:
-        await server.stop()
-        metric_flusher.cancel()
-        await asyncio.gather(metric_flusher, return_exceptions=True)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+    with stop_on_signals(stop):
+        try:
+            await server.start()
+            logger.info(
+                "ingest listening on http://%s:%d",
+                settings.host,
+                settings.port,
+                extra={
+                    FIELDS_ATTRIBUTE: {
+                        "kafka": settings.kafka.bootstrap_servers,
+                        "max_connections": max_connections,
+                        "descriptor_limit": descriptor_limit,
+                    }
+                },
+            )
+            await stop.wait()
+            logger.info("SIGTERM received: draining")
+            server.begin_shutdown()
+            if settings.drain_delay_s > 0:
+                await asyncio.sleep(settings.drain_delay_s)  # let load balancers see readiness drop
+        finally:
+            await server.stop()
+            metric_flusher.cancel()
+            await asyncio.gather(metric_flusher, return_exceptions=True)
     logger.info("ingest stopped")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 
 import uvloop
@@ -26,6 +25,7 @@ from processor.runtime import PartitionFailedError, ProcessorService
 from processor.settings import ProcessorSettings, load_settings
 from servicekit.env import SettingsError
 from servicekit.logs import configure_logging
+from servicekit.signals import stop_on_signals
 
 logger = logging.getLogger("processor")
 
@@ -42,11 +42,9 @@ async def serve(settings: ProcessorSettings) -> int:
     await runner.setup()
     await web.TCPSite(runner, settings.http_host, settings.http_port).start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await service.run(stop)
+        with stop_on_signals(stop):
+            await service.run(stop)
     finally:
         await runner.cleanup()
     return 0

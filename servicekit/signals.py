@@ -1,5 +1,5 @@
-"""SIGINT and SIGTERM as an ``asyncio.Event``, for the one-shot commands (a replay, a tail, the
-simulator): how they are asked to stop cleanly."""
+"""SIGINT and SIGTERM as an ``asyncio.Event``: how the services and the one-shot commands (a
+replay, a tail, the simulator) are asked to stop cleanly."""
 
 from __future__ import annotations
 
